@@ -1,0 +1,129 @@
+//! `zoomd check`: validate the config and show what it schedules.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::config::{Config, ConfigError, MeetingEntry, When, format_duration};
+use crate::schedule;
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// How many occurrences to list per entry
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub next: usize,
+    /// List occurrences from this instant instead of now (RFC 3339, e.g. 2027-03-01T00:00:00Z)
+    #[arg(long, value_name = "INSTANT")]
+    pub from: Option<DateTime<Utc>>,
+}
+
+pub fn run(path: &Path, args: &CheckArgs) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(match e {
+                ConfigError::Read { .. } | ConfigError::Invalid(_) | ConfigError::Secret(_) => {
+                    super::EXIT_INVALID
+                }
+            });
+        }
+    };
+    let from = args.from.unwrap_or_else(Utc::now);
+    let mut out = std::io::stdout().lock();
+    // A closed stdout (`zoomd check | head`) is not worth a panic or an error exit.
+    let _ = write_report(&mut out, &config, from, args.next);
+    for w in &config.warnings {
+        eprintln!("{w}");
+    }
+    if let Err(e) = &config.zoom.credentials {
+        eprintln!(
+            "{}: warning: credentials: {e} (`zoomd run` would not start)",
+            config.path.display()
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn write_report(
+    out: &mut impl Write,
+    config: &Config,
+    from: DateTime<Utc>,
+    n: usize,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{}: ok: {} meeting entr{}, auth {}, api {}",
+        config.path.display(),
+        config.meetings.len(),
+        if config.meetings.len() == 1 {
+            "y"
+        } else {
+            "ies"
+        },
+        match config.zoom.auth {
+            crate::config::AuthMode::OAuth => "oauth",
+            crate::config::AuthMode::Jwt => "jwt",
+        },
+        config.zoom.api_url
+    )?;
+    writeln!(
+        out,
+        "database {}, archive {}",
+        config.daemon.database.display(),
+        config.daemon.archive.display()
+    )?;
+    for entry in &config.meetings {
+        writeln!(out)?;
+        write_entry(out, entry, from, n)?;
+    }
+    Ok(())
+}
+
+fn write_entry(
+    out: &mut impl Write,
+    entry: &MeetingEntry,
+    from: DateTime<Utc>,
+    n: usize,
+) -> std::io::Result<()> {
+    let when = match &entry.when {
+        When::Cron(c) => format!("cron \"{}\"", c.text),
+        When::At(t) => format!("at {}", t.format("%Y-%m-%dT%H:%M")),
+    };
+    writeln!(
+        out,
+        "{} \"{}\": {} {}, {}, host {}",
+        entry.key,
+        entry.topic,
+        when,
+        entry.timezone.name(),
+        format_duration(std::time::Duration::from_secs(
+            u64::from(entry.duration_min) * 60
+        )),
+        entry.host
+    )?;
+    let next = schedule::next(entry, from, n);
+    if next.is_empty() {
+        writeln!(
+            out,
+            "  (no occurrence after {})",
+            from.to_rfc3339_opts(SecondsFormat::Secs, true)
+        )?;
+    }
+    for o in next {
+        write!(
+            out,
+            "  {}  {}  {}",
+            o.local.to_rfc3339_opts(SecondsFormat::Secs, false),
+            o.local.format("%a %Z"),
+            o.start.to_rfc3339_opts(SecondsFormat::Secs, true)
+        )?;
+        match o.dst {
+            Some(note) => writeln!(out, "  ({note})")?,
+            None => writeln!(out)?,
+        }
+    }
+    Ok(())
+}

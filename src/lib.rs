@@ -1,0 +1,18 @@
+//! zoomd keeps a Zoom account in step with a schedule file and archives the cloud recordings.
+//!
+//! Module map (data flows top to bottom):
+//! - [`config`]: `daemon.toml` into validated structs; the only reader of the file and secrets.
+//! - [`schedule`]: entries + a window → occurrences (pure; `now` is always a parameter).
+//! - [`zoom`]: the only code that speaks HTTP to Zoom (auth, retries, typed calls, downloads).
+//! - [`store`]: the only code that holds SQL (SQLite via sqlx; one method per transition).
+//! - [`sim`]: a simulated Zoom on loopback for tests and `zoomd demo`.
+//! - [`cli`]: one function per command; `main.rs` only parses arguments.
+//! - [`secret`]: a wrapper that keeps credentials out of logs and errors.
+
+pub mod cli;
+pub mod config;
+pub mod schedule;
+pub mod secret;
+pub mod sim;
+pub mod store;
+pub mod zoom;

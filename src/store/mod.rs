@@ -1,0 +1,951 @@
+//! The state database: the only code that holds SQL.
+//!
+//! SQLite through sqlx with runtime-checked queries (a build never needs a database), WAL so
+//! `sqlite3` and `zoomd status` read while the daemon writes, a busy timeout, foreign keys on.
+//! Every method is one state transition or one read; none takes the clock — `now` is a
+//! parameter, so the pipeline's time logic is testable.
+
+mod rows;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use rows::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: cannot create its directory: {source}")]
+    CreateDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("database {path}: not found (has `zoomd run` or `zoomd sync` created it yet?)")]
+    Missing { path: String },
+    #[error("database {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("database {path}: migration failed: {source}")]
+    Migrate {
+        path: String,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("database: {op}: {source}")]
+    Query {
+        op: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("database: {op}: {message}")]
+    Invalid { op: &'static str, message: String },
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+fn q(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { op, source }
+}
+
+/// Formats an instant the way the database stores it.
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Parses a stored instant.
+pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating file and parent directories if missing) and migrates.
+    pub async fn open(path: &Path) -> Result<Store> {
+        let display = path.display().to_string();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: display.clone(),
+                source,
+            })?;
+        }
+        let opts = base_options(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode is durable at checkpoints and never corrupts; a power cut can
+            // lose the last transactions, which the reconcile steps redo.
+            .synchronous(SqliteSynchronous::Normal);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: display.clone(),
+                source,
+            })?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                path: display,
+                source,
+            })?;
+        Ok(Store {
+            pool,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens an existing database for reading only (the query commands), never migrating or
+    /// writing, so it cannot disturb a running daemon.
+    pub async fn open_read_only(path: &Path) -> Result<Store> {
+        let display = path.display().to_string();
+        if !path.exists() {
+            return Err(StoreError::Missing { path: display });
+        }
+        let opts = base_options(path).read_only(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(opts)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: display,
+                source,
+            })?;
+        Ok(Store {
+            pool,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// `PRAGMA integrity_check`: "ok" when the file is sound.
+    pub async fn integrity_check(&self) -> Result<String> {
+        sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q("integrity check"))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // occurrences
+
+    /// Records the intent to create a meeting (state `creating`) before the call to Zoom.
+    /// Returns the existing row instead when the occurrence is already known.
+    pub async fn record_create_intent(
+        &self,
+        o: &NewOccurrence,
+        now: DateTime<Utc>,
+    ) -> Result<OccurrenceRow> {
+        let now = ts(now);
+        sqlx::query(
+            "INSERT INTO occurrences (key, start_utc, start_local, timezone, duration_min, host,
+                 topic, agenda, settings_json, marker, state, attempts, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', 1, ?, ?)
+             ON CONFLICT (key, start_utc) DO NOTHING",
+        )
+        .bind(&o.key)
+        .bind(ts(o.start_utc))
+        .bind(&o.start_local)
+        .bind(&o.timezone)
+        .bind(i64::from(o.duration_min))
+        .bind(&o.host)
+        .bind(&o.topic)
+        .bind(&o.agenda)
+        .bind(&o.settings_json)
+        .bind(&o.marker)
+        .bind(&now)
+        .bind(&now)
+        .execute(&self.pool)
+        .await
+        .map_err(q("record create intent"))?;
+        self.occurrence_by_key(&o.key, o.start_utc)
+            .await?
+            .ok_or(StoreError::Invalid {
+                op: "record create intent",
+                message: format!("row for {} at {} vanished", o.key, ts(o.start_utc)),
+            })
+    }
+
+    /// Marks a deferred/failed/unknown occurrence as being created again (a new attempt),
+    /// refreshing what will be sent.
+    pub async fn retry_create_intent(
+        &self,
+        id: i64,
+        o: &NewOccurrence,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE occurrences SET state = 'creating', attempts = attempts + 1, not_before = NULL,
+                 start_local = ?, duration_min = ?, host = ?, topic = ?, agenda = ?,
+                 settings_json = ?, updated_at = ?
+             WHERE id = ? AND state IN ('creating', 'deferred', 'failed')",
+        )
+        .bind(&o.start_local)
+        .bind(i64::from(o.duration_min))
+        .bind(&o.host)
+        .bind(&o.topic)
+        .bind(&o.agenda)
+        .bind(&o.settings_json)
+        .bind(ts(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("retry create intent"))?;
+        Ok(())
+    }
+
+    pub async fn mark_created(
+        &self,
+        id: i64,
+        m: &CreatedMeeting,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE occurrences SET state = 'created', meeting_id = ?, meeting_uuid = ?,
+                 join_url = ?, password = ?, last_error = NULL, not_before = NULL,
+                 recording_state = 'waiting', next_poll_at = start_utc, updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(m.meeting_id)
+        .bind(&m.uuid)
+        .bind(&m.join_url)
+        .bind(&m.password)
+        .bind(ts(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("mark created"))?;
+        Ok(())
+    }
+
+    /// Waits for `until` (the daily cap) before another attempt.
+    pub async fn mark_deferred(
+        &self,
+        id: i64,
+        until: DateTime<Utc>,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.set_waiting(id, "deferred", until, reason, now).await
+    }
+
+    /// Zoom refused the create; try again at `retry_at`.
+    pub async fn mark_create_failed(
+        &self,
+        id: i64,
+        retry_at: DateTime<Utc>,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.set_waiting(id, "failed", retry_at, reason, now).await
+    }
+
+    async fn set_waiting(
+        &self,
+        id: i64,
+        state: &str,
+        until: DateTime<Utc>,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE occurrences SET state = ?, not_before = ?, last_error = ?, updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(state)
+        .bind(ts(until))
+        .bind(reason)
+        .bind(ts(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("defer occurrence"))?;
+        Ok(())
+    }
+
+    /// The create's outcome is unknown: stay `creating` (reconciled before any new create).
+    pub async fn note_create_unknown(
+        &self,
+        id: i64,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query("UPDATE occurrences SET last_error = ?, updated_at = ? WHERE id = ?")
+            .bind(reason)
+            .bind(ts(now))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(q("note unknown create"))?;
+        Ok(())
+    }
+
+    /// Records what a PATCH changed.
+    pub async fn mark_updated(&self, id: i64, o: &NewOccurrence, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE occurrences SET topic = ?, duration_min = ?, agenda = ?, settings_json = ?,
+                 start_local = ?, updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(&o.topic)
+        .bind(i64::from(o.duration_min))
+        .bind(&o.agenda)
+        .bind(&o.settings_json)
+        .bind(&o.start_local)
+        .bind(ts(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("mark updated"))?;
+        Ok(())
+    }
+
+    /// The occurrence left the schedule (and its meeting, if any, was deleted).
+    pub async fn mark_cancelled(&self, id: i64, reason: &str, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE occurrences SET state = 'cancelled', recording_state = 'none',
+                 next_poll_at = NULL, not_before = NULL, last_error = ?, updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(reason)
+        .bind(ts(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("mark cancelled"))?;
+        Ok(())
+    }
+
+    pub async fn occurrence(&self, id: i64) -> Result<Option<OccurrenceRow>> {
+        sqlx::query_as(&format!("SELECT {OCC_COLS} FROM occurrences WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("read occurrence"))
+    }
+
+    pub async fn occurrence_by_key(
+        &self,
+        key: &str,
+        start: DateTime<Utc>,
+    ) -> Result<Option<OccurrenceRow>> {
+        sqlx::query_as(&format!(
+            "SELECT {OCC_COLS} FROM occurrences WHERE key = ? AND start_utc = ?"
+        ))
+        .bind(key)
+        .bind(ts(start))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(q("read occurrence"))
+    }
+
+    /// Occurrences that are live (not cancelled) and start at or after `from`.
+    pub async fn live_occurrences_from(&self, from: DateTime<Utc>) -> Result<Vec<OccurrenceRow>> {
+        sqlx::query_as(&format!(
+            "SELECT {OCC_COLS} FROM occurrences
+             WHERE state IN ('creating', 'created', 'deferred', 'failed') AND start_utc >= ?
+             ORDER BY start_utc, key"
+        ))
+        .bind(ts(from))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("list occurrences"))
+    }
+
+    /// Every occurrence in `creating` (outcome unknown), whatever its start.
+    pub async fn unresolved_creates(&self) -> Result<Vec<OccurrenceRow>> {
+        sqlx::query_as(&format!(
+            "SELECT {OCC_COLS} FROM occurrences WHERE state = 'creating' ORDER BY start_utc"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("list unresolved creates"))
+    }
+
+    /// Occurrences, newest first, filtered for `zoomd meetings`.
+    pub async fn list_occurrences(
+        &self,
+        filter: &OccurrenceFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OccurrenceRow>> {
+        let mut sql = format!("SELECT {OCC_COLS} FROM occurrences WHERE 1 = 1");
+        match filter.when {
+            Some(Period::Upcoming) => sql.push_str(" AND start_utc >= ?1"),
+            Some(Period::Past) => sql.push_str(" AND start_utc < ?1"),
+            None => sql.push_str(" AND ?1 IS NOT NULL"),
+        }
+        if filter.key.is_some() {
+            sql.push_str(" AND key = ?2");
+        } else {
+            sql.push_str(" AND ?2 IS NULL");
+        }
+        sql.push_str(match filter.when {
+            Some(Period::Upcoming) => " ORDER BY start_utc, key",
+            _ => " ORDER BY start_utc DESC, key",
+        });
+        sqlx::query_as(&sql)
+            .bind(ts(now))
+            .bind(filter.key.as_deref())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("list meetings"))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // recording watch
+
+    /// Created meetings whose recording poll is due.
+    pub async fn due_polls(&self, now: DateTime<Utc>) -> Result<Vec<OccurrenceRow>> {
+        sqlx::query_as(&format!(
+            "SELECT {OCC_COLS} FROM occurrences
+             WHERE state = 'created' AND recording_state IN ('waiting', 'found', 'complete')
+               AND next_poll_at IS NOT NULL AND next_poll_at <= ?
+             ORDER BY next_poll_at"
+        ))
+        .bind(ts(now))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("list due polls"))
+    }
+
+    /// The earliest pending recording poll, if any.
+    pub async fn next_poll_at(&self) -> Result<Option<DateTime<Utc>>> {
+        let s: Option<String> = sqlx::query_scalar(
+            "SELECT min(next_poll_at) FROM occurrences
+             WHERE state = 'created' AND recording_state IN ('waiting', 'found', 'complete')",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(q("next poll"))?;
+        Ok(s.as_deref().and_then(parse_ts))
+    }
+
+    /// After a poll: the watch's state and when to look again (`None`: stop watching).
+    pub async fn set_poll(
+        &self,
+        id: i64,
+        recording_state: RecordingWatch,
+        next: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE occurrences SET recording_state = ?, next_poll_at = ?, polls = polls + 1,
+                 updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(recording_state.as_str())
+        .bind(next.map(ts))
+        .bind(ts(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("set poll"))?;
+        Ok(())
+    }
+
+    /// Asks for an early poll (a download found its URL expired).
+    pub async fn poll_soon(&self, occurrence_id: i64, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE occurrences SET next_poll_at = min(coalesce(next_poll_at, ?1), ?1)
+             WHERE id = ?2 AND state = 'created'",
+        )
+        .bind(ts(at))
+        .bind(occurrence_id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("poll soon"))?;
+        Ok(())
+    }
+
+    /// Records an instance's recording (idempotent by uuid); returns its row id.
+    pub async fn upsert_recording(&self, r: &SeenRecording, now: DateTime<Utc>) -> Result<i64> {
+        let now = ts(now);
+        sqlx::query(
+            "INSERT INTO recordings (occurrence_id, meeting_uuid, meeting_id, start_time,
+                 total_size, state, last_polled_at, first_seen_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, 'processing', ?, ?, ?)
+             ON CONFLICT (meeting_uuid) DO UPDATE SET
+                 total_size = excluded.total_size, last_polled_at = excluded.last_polled_at,
+                 start_time = coalesce(excluded.start_time, start_time),
+                 updated_at = excluded.updated_at",
+        )
+        .bind(r.occurrence_id)
+        .bind(&r.meeting_uuid)
+        .bind(r.meeting_id)
+        .bind(r.start_time.map(ts))
+        .bind(r.total_size)
+        .bind(&now)
+        .bind(&now)
+        .bind(&now)
+        .execute(&self.pool)
+        .await
+        .map_err(q("upsert recording"))?;
+        sqlx::query_scalar("SELECT id FROM recordings WHERE meeting_uuid = ?")
+            .bind(&r.meeting_uuid)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q("upsert recording"))
+    }
+
+    /// Records a file as Zoom lists it. A new `completed` file is queued; a known file gets a
+    /// fresh URL and size and, if it was still processing and is now complete, is queued.
+    /// Archived and failed files keep their state.
+    pub async fn upsert_file(&self, f: &SeenFile, now: DateTime<Utc>) -> Result<()> {
+        let now = ts(now);
+        let state = if f.completed { "queued" } else { "processing" };
+        sqlx::query(
+            "INSERT INTO recording_files (recording_id, file_id, file_type, file_extension,
+                 recording_type, recording_start, recording_end, file_size, download_url, state,
+                 next_attempt_at, first_seen_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?11)
+             ON CONFLICT (recording_id, file_id) DO UPDATE SET
+                 file_size = coalesce(excluded.file_size, file_size),
+                 download_url = coalesce(excluded.download_url, download_url),
+                 recording_end = coalesce(excluded.recording_end, recording_end),
+                 state = CASE WHEN state = 'processing' THEN excluded.state ELSE state END,
+                 next_attempt_at = CASE WHEN state = 'processing' THEN excluded.next_attempt_at
+                                        ELSE next_attempt_at END,
+                 updated_at = CASE WHEN state = 'processing' AND excluded.state = 'queued'
+                                   THEN excluded.updated_at ELSE updated_at END",
+        )
+        .bind(f.recording_id)
+        .bind(&f.file_id)
+        .bind(&f.file_type)
+        .bind(&f.file_extension)
+        .bind(&f.recording_type)
+        .bind(f.recording_start.map(ts))
+        .bind(f.recording_end.map(ts))
+        .bind(f.file_size)
+        .bind(&f.download_url)
+        .bind(state)
+        .bind(&now)
+        .execute(&self.pool)
+        .await
+        .map_err(q("upsert file"))?;
+        Ok(())
+    }
+
+    /// Sets a recording's state from its files: processing while any is, archived when all are.
+    pub async fn refresh_recording_state(
+        &self,
+        recording_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<RecordingRow> {
+        sqlx::query(
+            "UPDATE recordings SET state = CASE
+                 WHEN state IN ('cloud_trashed', 'cloud_deleted') THEN state
+                 WHEN EXISTS (SELECT 1 FROM recording_files f WHERE f.recording_id = recordings.id
+                              AND f.state = 'processing') THEN 'processing'
+                 WHEN NOT EXISTS (SELECT 1 FROM recording_files f
+                                  WHERE f.recording_id = recordings.id AND f.state != 'archived')
+                      AND EXISTS (SELECT 1 FROM recording_files f
+                                  WHERE f.recording_id = recordings.id) THEN 'archived'
+                 ELSE 'ready' END,
+                 updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(ts(now))
+        .bind(recording_id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("refresh recording"))?;
+        self.recording(recording_id).await
+    }
+
+    pub async fn recording(&self, id: i64) -> Result<RecordingRow> {
+        sqlx::query_as(&format!("SELECT {REC_COLS} FROM recordings WHERE id = ?"))
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q("read recording"))
+    }
+
+    pub async fn recordings_of(&self, occurrence_id: i64) -> Result<Vec<RecordingRow>> {
+        sqlx::query_as(&format!(
+            "SELECT {REC_COLS} FROM recordings WHERE occurrence_id = ? ORDER BY id"
+        ))
+        .bind(occurrence_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("list recordings"))
+    }
+
+    pub async fn mark_cloud_removed(
+        &self,
+        recording_id: i64,
+        deleted: bool,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE recordings SET state = ?, updated_at = ? WHERE id = ? AND state = 'archived'",
+        )
+        .bind(if deleted {
+            "cloud_deleted"
+        } else {
+            "cloud_trashed"
+        })
+        .bind(ts(now))
+        .bind(recording_id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("mark cloud removed"))?;
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // files and downloads
+
+    pub async fn file(&self, id: i64) -> Result<Option<FileRow>> {
+        sqlx::query_as(&format!("{FILE_SELECT} WHERE f.id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("read file"))
+    }
+
+    pub async fn files_of_recording(&self, recording_id: i64) -> Result<Vec<FileRow>> {
+        sqlx::query_as(&format!(
+            "{FILE_SELECT} WHERE f.recording_id = ? ORDER BY f.id"
+        ))
+        .bind(recording_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("list files"))
+    }
+
+    /// Queued files whose next attempt is due, oldest first, with what a download needs.
+    pub async fn due_downloads(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<FileRow>> {
+        sqlx::query_as(&format!(
+            "{FILE_SELECT} WHERE f.state = 'queued' AND f.download_url IS NOT NULL
+               AND f.next_attempt_at <= ? ORDER BY f.next_attempt_at, f.id LIMIT ?"
+        ))
+        .bind(ts(now))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("list due downloads"))
+    }
+
+    /// The earliest queued download, if any.
+    pub async fn next_download_at(&self) -> Result<Option<DateTime<Utc>>> {
+        let s: Option<String> = sqlx::query_scalar(
+            "SELECT min(next_attempt_at) FROM recording_files
+             WHERE state = 'queued' AND download_url IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(q("next download"))?;
+        Ok(s.as_deref().and_then(parse_ts))
+    }
+
+    /// Claims a queued file for download; false when someone else did or it changed state.
+    pub async fn start_download(&self, id: i64, path: &str, now: DateTime<Utc>) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE recording_files SET state = 'downloading', attempts = attempts + 1, path = ?,
+                 updated_at = ?
+             WHERE id = ? AND state = 'queued'",
+        )
+        .bind(path)
+        .bind(ts(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("start download"))?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// The file is in place and verified.
+    pub async fn mark_archived(
+        &self,
+        id: i64,
+        bytes: i64,
+        sha256: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE recording_files SET state = 'archived', bytes = ?, sha256 = ?, archived_at = ?,
+                 last_error = NULL, next_attempt_at = NULL, updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(bytes)
+        .bind(sha256)
+        .bind(ts(now))
+        .bind(ts(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("mark archived"))?;
+        Ok(())
+    }
+
+    /// A failed attempt: queued again at `retry_at`, or `failed` when `retry_at` is `None`.
+    /// `stale_url` drops the stored URL so the next poll fetches a fresh one.
+    pub async fn download_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        stale_url: bool,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE recording_files SET state = ?, last_error = ?, next_attempt_at = ?,
+                 download_url = CASE WHEN ? THEN NULL ELSE download_url END, updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(if retry_at.is_some() {
+            "queued"
+        } else {
+            "failed"
+        })
+        .bind(error)
+        .bind(retry_at.map(ts))
+        .bind(stale_url)
+        .bind(ts(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("record download failure"))?;
+        Ok(())
+    }
+
+    /// After a crash or a stop: downloads that were in progress go back to the queue (their
+    /// `.part` files resume). Returns how many.
+    pub async fn requeue_interrupted(&self, now: DateTime<Utc>) -> Result<u64> {
+        let r = sqlx::query(
+            "UPDATE recording_files SET state = 'queued', next_attempt_at = ?, updated_at = ?,
+                 attempts = max(attempts - 1, 0)
+             WHERE state = 'downloading'",
+        )
+        .bind(ts(now))
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await
+        .map_err(q("requeue interrupted"))?;
+        Ok(r.rows_affected())
+    }
+
+    /// `zoomd retry`: failed files back in the queue with fresh attempts. `None` = all failed.
+    pub async fn retry_failed(&self, id: Option<i64>, now: DateTime<Utc>) -> Result<u64> {
+        let r = sqlx::query(
+            "UPDATE recording_files SET state = 'queued', attempts = 0, next_attempt_at = ?,
+                 updated_at = ?
+             WHERE state = 'failed' AND (? IS NULL OR id = ?)",
+        )
+        .bind(ts(now))
+        .bind(ts(now))
+        .bind(id)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("retry failed"))?;
+        Ok(r.rows_affected())
+    }
+
+    /// Whether another file already uses this archive path.
+    pub async fn path_taken(&self, path: &str, except_id: i64) -> Result<bool> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM recording_files WHERE path = ? AND id != ?")
+                .bind(path)
+                .bind(except_id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(q("check path"))?;
+        Ok(n > 0)
+    }
+
+    /// Files, newest first, optionally in one state (`zoomd recordings`).
+    pub async fn list_files(&self, state: Option<FileState>) -> Result<Vec<FileRow>> {
+        sqlx::query_as(&format!(
+            "{FILE_SELECT} WHERE (?1 IS NULL OR f.state = ?1) ORDER BY o.start_utc DESC, f.id"
+        ))
+        .bind(state.map(FileState::as_str))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("list files"))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // daily create/update cap
+
+    /// Create/update calls made for `host` on `day` (UTC), and whether Zoom said the cap is hit.
+    pub async fn quota(&self, host: &str, day: NaiveDate) -> Result<(i64, bool)> {
+        let row: Option<(i64, bool)> =
+            sqlx::query_as("SELECT calls, exhausted FROM host_quota WHERE host = ? AND day = ?")
+                .bind(host)
+                .bind(day.to_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(q("read quota"))?;
+        Ok(row.unwrap_or((0, false)))
+    }
+
+    /// Counts one create/update call against the host's day.
+    pub async fn count_call(&self, host: &str, day: NaiveDate) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO host_quota (host, day, calls) VALUES (?, ?, 1)
+             ON CONFLICT (host, day) DO UPDATE SET calls = calls + 1",
+        )
+        .bind(host)
+        .bind(day.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(q("count call"))?;
+        Ok(())
+    }
+
+    /// Zoom says the host's cap is reached for `day`. Returns false if already known (so the
+    /// caller logs it once).
+    pub async fn mark_quota_exhausted(&self, host: &str, day: NaiveDate) -> Result<bool> {
+        let r = sqlx::query(
+            "INSERT INTO host_quota (host, day, calls, exhausted) VALUES (?, ?, 0, 1)
+             ON CONFLICT (host, day) DO UPDATE SET exhausted = 1 WHERE exhausted = 0",
+        )
+        .bind(host)
+        .bind(day.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(q("mark quota"))?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // events and views
+
+    pub async fn add_event(&self, e: &NewEvent<'_>, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO events (at, kind, key, occurrence_id, meeting_id, file_row, message)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(ts(now))
+        .bind(e.kind)
+        .bind(e.key)
+        .bind(e.occurrence_id)
+        .bind(e.meeting_id)
+        .bind(e.file_row)
+        .bind(&e.message)
+        .execute(&self.pool)
+        .await
+        .map_err(q("add event"))?;
+        Ok(())
+    }
+
+    /// The newest events first.
+    pub async fn events(&self, limit: i64) -> Result<Vec<EventRow>> {
+        sqlx::query_as(
+            "SELECT id, at, kind, key, occurrence_id, meeting_id, file_row, message
+             FROM events ORDER BY id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("list events"))
+    }
+
+    /// The newest event of one of the given kinds.
+    pub async fn last_event_of(&self, kinds: &[&str]) -> Result<Option<EventRow>> {
+        // Kinds are fixed strings from the code, never input; still bound, one by one.
+        let placeholders = vec!["?"; kinds.len()].join(", ");
+        let sql = format!(
+            "SELECT id, at, kind, key, occurrence_id, meeting_id, file_row, message
+             FROM events WHERE kind IN ({placeholders}) ORDER BY id DESC LIMIT 1"
+        );
+        let mut query = sqlx::query_as(&sql);
+        for k in kinds {
+            query = query.bind(*k);
+        }
+        query
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("last event"))
+    }
+
+    /// The `upcoming_meetings` view.
+    pub async fn upcoming_meetings(&self) -> Result<Vec<UpcomingRow>> {
+        sqlx::query_as(
+            "SELECT key, topic, start_utc, start_local, timezone, duration_min, host, state,
+                    meeting_id, join_url, not_before, last_error
+             FROM upcoming_meetings",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("read upcoming_meetings"))
+    }
+
+    /// The `archive` view.
+    pub async fn archive(&self) -> Result<Vec<ArchiveRow>> {
+        sqlx::query_as(
+            "SELECT key, topic, start_utc, start_local, meeting_id, meeting_uuid, file_row, file_id,
+                    file_type, file_extension, bytes, sha256, path, archived_at
+             FROM archive ORDER BY start_utc, file_row",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("read archive"))
+    }
+
+    /// The `failures` view.
+    pub async fn failures(&self) -> Result<Vec<FailureRow>> {
+        sqlx::query_as(
+            "SELECT kind, id, key, start_utc, meeting_id, what, attempts, last_error, at
+             FROM failures ORDER BY at DESC",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("read failures"))
+    }
+
+    /// Counts for `zoomd status`.
+    pub async fn counts(&self, since: DateTime<Utc>) -> Result<Counts> {
+        sqlx::query_as(
+            "SELECT
+               (SELECT count(*) FROM recording_files WHERE state IN ('queued', 'downloading'))
+                   AS files_pending,
+               (SELECT count(*) FROM recording_files WHERE state = 'processing')
+                   AS files_processing,
+               (SELECT count(*) FROM occurrences WHERE state = 'created'
+                   AND recording_state IN ('waiting', 'found')) AS recordings_pending,
+               (SELECT count(*) FROM recording_files WHERE state = 'archived'
+                   AND archived_at >= ?1) AS archived_since,
+               (SELECT coalesce(sum(bytes), 0) FROM recording_files WHERE state = 'archived'
+                   AND archived_at >= ?1) AS archived_bytes_since,
+               (SELECT count(*) FROM failures) AS failures,
+               (SELECT count(*) FROM occurrences WHERE state = 'deferred') AS deferred",
+        )
+        .bind(ts(since))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(q("count status"))
+    }
+}
+
+fn base_options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true)
+}

@@ -1,0 +1,260 @@
+//! daemon.toml parsing: every malformed fixture gives its exact message at its exact place,
+//! and the rules for defaults, secrets and warnings hold.
+
+use std::path::{Path, PathBuf};
+
+use zoomd::config::{AfterDownload, Config, ConfigError, Credentials, Env, When};
+
+const BASE: &str = "[zoom]\naccount_id = \"acc\"\nclient_id = \"cid\"\n";
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("daemon.toml"), &Env::default())
+}
+
+fn err(text: &str) -> String {
+    match parse(text) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Every `tests/fixtures/config/bad/*.toml` fails with the message in the `.expected` file
+/// beside it (first line), which starts `daemon.toml:LINE:COL: `.
+#[test]
+fn malformed_fixtures_give_their_exact_messages() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/bad");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("fixture dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 30, "only {} fixtures", cases.len());
+    let mut failures = Vec::new();
+    for case in &cases {
+        let text = std::fs::read_to_string(case).expect("fixture");
+        let expected_path = case.with_extension("expected");
+        let expected = std::fs::read_to_string(&expected_path)
+            .unwrap_or_else(|_| panic!("missing {}", expected_path.display()));
+        let got = match parse(&text) {
+            Ok(_) => "<accepted>".to_string(),
+            Err(e) => e.to_string(),
+        };
+        let first = got.lines().next().unwrap_or_default();
+        if first != expected.trim_end() {
+            failures.push(format!(
+                "{}:\n  expected: {}\n  got:      {}",
+                case.display(),
+                expected.trim_end(),
+                first
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn example_daemon_toml_is_valid() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("daemon.toml");
+    let text = std::fs::read_to_string(&path).expect("daemon.toml");
+    let config = Config::parse(&text, &path, &Env::default()).expect("example is valid");
+    assert!(config.meetings.len() >= 3);
+    assert!(
+        config
+            .meetings
+            .iter()
+            .any(|m| matches!(m.when, When::At(_)))
+    );
+}
+
+#[test]
+fn defaults_follow_the_design() {
+    let c = parse(BASE).expect("valid");
+    assert_eq!(c.daemon.database, PathBuf::from("./state.db"));
+    assert_eq!(c.daemon.archive, PathBuf::from("./recordings"));
+    assert_eq!(c.daemon.create_ahead.as_secs(), 7 * 86400);
+    assert_eq!(c.daemon.poll_every.as_secs(), 300);
+    assert_eq!(c.daemon.give_up_after.as_secs(), 72 * 3600);
+    assert_eq!(c.daemon.downloads, 2);
+    assert_eq!(c.daemon.after_download, AfterDownload::Keep);
+    assert_eq!(c.daemon.timezone, chrono_tz::UTC);
+    assert_eq!(c.zoom.api_url.as_str(), "https://api.zoom.us/v2");
+    assert_eq!(c.zoom.oauth_url.as_str(), "https://zoom.us/oauth/token");
+
+    let env = Env {
+        state_directory: Some(PathBuf::from("/var/lib/zoomd")),
+        ..Env::default()
+    };
+    let c = Config::parse(BASE, Path::new("/etc/zoomd/daemon.toml"), &env).expect("valid");
+    assert_eq!(c.daemon.database, PathBuf::from("/var/lib/zoomd/state.db"));
+    assert_eq!(c.daemon.archive, PathBuf::from("/var/lib/zoomd/recordings"));
+
+    // Relative paths in the file resolve against the file's directory.
+    let text = format!("{BASE}[daemon]\ndatabase = \"db/state.db\"\n");
+    let c =
+        Config::parse(&text, Path::new("/srv/zoomd/daemon.toml"), &Env::default()).expect("valid");
+    assert_eq!(c.daemon.database, PathBuf::from("/srv/zoomd/db/state.db"));
+}
+
+#[test]
+fn meeting_defaults_inherit_zone_and_record_to_cloud() {
+    let text = format!(
+        "{BASE}[daemon]\ntimezone = \"Europe/Berlin\"\n[[meeting]]\nkey = \"a\"\ntopic = \"A\"\nhost = \"me\"\ncron = \"0 9 * * Mon\"\nduration = \"1h30m\"\n[meeting.settings]\njoin_before_host = true\n"
+    );
+    let c = parse(&text).expect("valid");
+    let m = &c.meetings[0];
+    assert_eq!(m.timezone, chrono_tz::Europe::Berlin);
+    assert_eq!(m.duration_min, 90);
+    assert_eq!(m.settings["auto_recording"], "cloud");
+    assert_eq!(m.settings["join_before_host"], true);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn non_cloud_recording_is_allowed_with_a_warning() {
+    let text = format!(
+        "{BASE}[[meeting]]\nkey = \"a\"\ntopic = \"A\"\nhost = \"me\"\ncron = \"0 9 * * Mon\"\nduration = \"1h\"\n[meeting.settings]\nauto_recording = \"local\"\n"
+    );
+    let c = parse(&text).expect("valid");
+    assert_eq!(c.warnings.len(), 1);
+    assert_eq!(
+        c.warnings[0].to_string(),
+        "daemon.toml:11:18: warning: meeting 'a': auto_recording = \"local\": Zoom will not record to the cloud, so zoomd has nothing to archive"
+    );
+    // e2ee is fine when nothing goes to the cloud.
+    let text = text.replace(
+        "auto_recording = \"local\"",
+        "auto_recording = \"none\"\nencryption_type = \"e2ee\"",
+    );
+    assert!(parse(&text).is_ok());
+}
+
+#[test]
+fn every_error_is_reported_not_just_the_first() {
+    let text = format!(
+        "{BASE}[[meeting]]\nkey = \"a\"\ntopic = \"A\"\nhost = \"me\"\ncron = \"0 9 * * *\"\nduration = \"1h\"\n[[meeting]]\nkey = \"a\"\ntopic = \"B\"\nhost = \"\"\ncron = \"0 9 * * *\"\nduration = \"1h\"\n"
+    );
+    let e = err(&text);
+    let lines: Vec<&str> = e.lines().collect();
+    assert_eq!(lines.len(), 2, "{e}");
+    assert!(
+        lines[0].starts_with("daemon.toml:11:7: duplicate key 'a'"),
+        "{e}"
+    );
+    assert!(
+        lines[1].starts_with("daemon.toml:13:8: `host` must not be empty"),
+        "{e}"
+    );
+}
+
+#[test]
+fn secret_lookup_order_file_then_env_then_credential() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cred_dir = dir.path().join("creds");
+    std::fs::create_dir(&cred_dir).expect("mkdir");
+    std::fs::write(cred_dir.join("client_secret"), "from-credential\n").expect("write");
+    let file = dir.path().join("client_secret");
+    std::fs::write(&file, "from-file\n").expect("write");
+    set_mode(&file, 0o600);
+
+    let secret_of = |text: &str, env: &Env| -> String {
+        let c = Config::parse(text, &dir.path().join("daemon.toml"), env).expect("valid");
+        match c.zoom.credentials.expect("credentials") {
+            Credentials::OAuth { client_secret, .. } => client_secret.expose().to_string(),
+            Credentials::Jwt { .. } => panic!("oauth expected"),
+        }
+    };
+    let env = Env {
+        client_secret: Some("from-env".into()),
+        credentials_directory: Some(cred_dir.clone()),
+        ..Env::default()
+    };
+    let with_file = format!("{BASE}client_secret_file = \"client_secret\"\n");
+    assert_eq!(secret_of(&with_file, &env), "from-file");
+    assert_eq!(secret_of(BASE, &env), "from-env");
+    let env = Env {
+        credentials_directory: Some(cred_dir),
+        ..Env::default()
+    };
+    assert_eq!(secret_of(BASE, &env), "from-credential");
+
+    // Nothing anywhere: the config is valid, the credentials are not, and the reason names
+    // every place that was looked at.
+    let c = parse(BASE).expect("valid");
+    let why = c.zoom.credentials.expect_err("no secret");
+    assert!(
+        why.contains("client_secret_file")
+            && why.contains("ZOOMD_CLIENT_SECRET")
+            && why.contains("LoadCredential"),
+        "{why}"
+    );
+}
+
+#[test]
+fn readable_secret_file_warns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("secret");
+    std::fs::write(&file, "s3cr3t-value").expect("write");
+    set_mode(&file, 0o644);
+    let text = format!("{BASE}client_secret_file = \"secret\"\n");
+    let c = Config::parse(&text, &dir.path().join("daemon.toml"), &Env::default()).expect("valid");
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    let w = c.warnings[0].to_string();
+    assert!(
+        w.starts_with("daemon.toml:4:22: warning: secret file ")
+            || w.contains(":4:22: warning: secret file "),
+        "{w}"
+    );
+    assert!(w.contains("mode 644") && w.contains("chmod 600"), "{w}");
+    assert!(!w.contains("s3cr3t-value"));
+    // Debug output of the whole config never shows the secret.
+    assert!(!format!("{c:?}").contains("s3cr3t-value"));
+}
+
+#[test]
+fn jwt_secret_must_be_ascii() {
+    let env = Env {
+        api_secret: Some("geheimnis-ä".into()),
+        ..Env::default()
+    };
+    let e = Config::parse(
+        "[zoom]\nauth = \"jwt\"\napi_key = \"k\"\n",
+        Path::new("daemon.toml"),
+        &env,
+    )
+    .expect_err("non-ASCII secret");
+    let e = e.to_string();
+    assert!(e.contains("not ASCII") && !e.contains("geheimnis"), "{e}");
+
+    let env = Env {
+        api_secret: Some("ascii-secret".into()),
+        ..Env::default()
+    };
+    let c = Config::parse(
+        "[zoom]\nauth = \"jwt\"\napi_key = \"k\"\n",
+        Path::new("daemon.toml"),
+        &env,
+    )
+    .expect("valid");
+    match c.zoom.credentials.expect("credentials") {
+        Credentials::Jwt { api_key, ttl, .. } => {
+            assert_eq!(api_key, "k");
+            assert_eq!(ttl.as_secs(), 30);
+        }
+        Credentials::OAuth { .. } => panic!("jwt expected"),
+    }
+}
+
+#[test]
+fn parser_never_panics_on_truncated_input() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("daemon.toml");
+    let text = std::fs::read_to_string(path).expect("daemon.toml");
+    for cut in (0..text.len()).filter(|i| text.is_char_boundary(*i)) {
+        let _ = parse(&text[..cut]);
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}

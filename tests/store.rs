@@ -1,0 +1,352 @@
+//! The state database on a real temp file: migrate, every transition, each view, reopen.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use zoomd::store::{
+    CreatedMeeting, FileState, NewEvent, NewOccurrence, RecordingWatch, SeenFile, SeenRecording,
+    Store,
+};
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().expect("instant")
+}
+
+fn occurrence(key: &str, start: DateTime<Utc>) -> NewOccurrence {
+    NewOccurrence {
+        key: key.into(),
+        start_utc: start,
+        start_local: start.to_rfc3339(),
+        timezone: "UTC".into(),
+        duration_min: 45,
+        host: "me".into(),
+        topic: format!("Topic {key}"),
+        agenda: Some("zoomd:marker".into()),
+        settings_json: r#"{"auto_recording":"cloud"}"#.into(),
+        marker: format!("zoomd:{key}:{}", zoomd::store::ts(start)),
+    }
+}
+
+#[tokio::test]
+async fn opens_creates_parents_and_uses_wal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("deep/er/state.db");
+    let store = Store::open(&path).await.expect("open");
+    assert!(path.exists());
+    assert_eq!(store.integrity_check().await.expect("check"), "ok");
+    store.close().await;
+    // WAL leaves its mark in the header (bytes 18-19 = 2).
+    let header = std::fs::read(&path).expect("read");
+    assert_eq!((header[18], header[19]), (2, 2));
+    // Opening again runs no migration twice.
+    let store = Store::open(&path).await.expect("reopen");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn read_only_open_of_a_missing_database_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = Store::open_read_only(&dir.path().join("none.db"))
+        .await
+        .expect_err("missing");
+    assert!(e.to_string().contains("not found"), "{e}");
+}
+
+#[tokio::test]
+async fn full_round_trip_through_every_view() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    let store = Store::open(&path).await.expect("open");
+    let now = t("2026-11-28T10:00:00Z");
+
+    // An upcoming meeting: intent, then created. Ids beyond 32 bits survive.
+    let future = Utc::now() + Duration::days(2);
+    let future = future - Duration::nanoseconds(i64::from(future.timestamp_subsec_nanos()));
+    let row = store
+        .record_create_intent(&occurrence("weekly", future), now)
+        .await
+        .expect("intent");
+    assert_eq!(row.state, "creating");
+    let again = store
+        .record_create_intent(&occurrence("weekly", future), now)
+        .await
+        .expect("intent is idempotent");
+    assert_eq!(again.id, row.id);
+    assert_eq!(store.unresolved_creates().await.expect("list").len(), 1);
+    let meeting_id = 85_123_456_789_i64;
+    store
+        .mark_created(
+            row.id,
+            &CreatedMeeting {
+                meeting_id,
+                uuid: Some("abc==".into()),
+                join_url: Some("https://zoom.us/j/85123456789".into()),
+                password: Some("pw".into()),
+            },
+            now,
+        )
+        .await
+        .expect("created");
+    let up = store.upcoming_meetings().await.expect("view");
+    assert_eq!(up.len(), 1);
+    assert_eq!(up[0].meeting_id, Some(meeting_id));
+    assert_eq!(up[0].state, "created");
+    assert!(store.unresolved_creates().await.expect("list").is_empty());
+
+    // A past meeting with a recording of two files: one archived, one failed.
+    let past = t("2026-11-20T09:00:00Z");
+    let p = store
+        .record_create_intent(&occurrence("past", past), now)
+        .await
+        .expect("intent");
+    store
+        .mark_created(
+            p.id,
+            &CreatedMeeting {
+                meeting_id: meeting_id + 1,
+                uuid: None,
+                join_url: None,
+                password: None,
+            },
+            now,
+        )
+        .await
+        .expect("created");
+    let due = store.due_polls(now).await.expect("due");
+    assert_eq!(due.iter().map(|o| o.id).collect::<Vec<_>>(), [p.id]);
+    let rec = store
+        .upsert_recording(
+            &SeenRecording {
+                occurrence_id: p.id,
+                meeting_uuid: "/ab//c==".into(),
+                meeting_id: meeting_id + 1,
+                start_time: Some(past),
+                total_size: Some(300),
+            },
+            now,
+        )
+        .await
+        .expect("recording");
+    let file = |id: &str, completed: bool| SeenFile {
+        recording_id: rec,
+        file_id: id.into(),
+        file_type: "MP4".into(),
+        file_extension: "MP4".into(),
+        recording_type: Some("shared_screen_with_speaker_view".into()),
+        recording_start: Some(past),
+        recording_end: Some(past + Duration::minutes(45)),
+        file_size: Some(100),
+        download_url: Some(format!("https://zoom.us/rec/download/{id}")),
+        completed,
+    };
+    store
+        .upsert_file(&file("f1", true), now)
+        .await
+        .expect("file");
+    store
+        .upsert_file(&file("f2", false), now)
+        .await
+        .expect("file");
+    assert_eq!(
+        store
+            .refresh_recording_state(rec, now)
+            .await
+            .expect("state")
+            .state,
+        "processing"
+    );
+    // f2 completes later: the same upsert queues it, and does not duplicate it.
+    store
+        .upsert_file(&file("f2", true), now)
+        .await
+        .expect("file");
+    assert_eq!(store.files_of_recording(rec).await.expect("files").len(), 2);
+    assert_eq!(
+        store
+            .refresh_recording_state(rec, now)
+            .await
+            .expect("state")
+            .state,
+        "ready"
+    );
+    let queued = store.due_downloads(now, 10).await.expect("due");
+    assert_eq!(queued.len(), 2);
+    let (f1, f2) = (queued[0].id, queued[1].id);
+    assert!(
+        store
+            .start_download(f1, "2026-11/a/f1.mp4", now)
+            .await
+            .expect("claim")
+    );
+    assert!(
+        !store
+            .start_download(f1, "2026-11/a/f1.mp4", now)
+            .await
+            .expect("claimed once")
+    );
+    store
+        .mark_archived(f1, 100, "ab".repeat(32).as_str(), now)
+        .await
+        .expect("archived");
+    assert!(
+        store
+            .start_download(f2, "2026-11/a/f2.mp4", now)
+            .await
+            .expect("claim")
+    );
+    store
+        .download_failed(f2, "HTTP 500", None, false, now)
+        .await
+        .expect("failed");
+    // A later poll must not resurrect an archived or failed file.
+    store
+        .upsert_file(&file("f1", true), now)
+        .await
+        .expect("file");
+    assert_eq!(
+        store.file(f1).await.expect("read").expect("row").state,
+        "archived"
+    );
+
+    let archive = store.archive().await.expect("view");
+    assert_eq!(archive.len(), 1);
+    assert_eq!(archive[0].path.as_deref(), Some("2026-11/a/f1.mp4"));
+    assert_eq!(archive[0].meeting_uuid, "/ab//c==");
+    let failures = store.failures().await.expect("view");
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].kind, "file");
+    assert_eq!(failures[0].last_error.as_deref(), Some("HTTP 500"));
+
+    // retry puts it back; archiving it completes the recording.
+    assert_eq!(store.retry_failed(None, now).await.expect("retry"), 1);
+    assert!(
+        store
+            .start_download(f2, "2026-11/a/f2.mp4", now)
+            .await
+            .expect("claim")
+    );
+    store
+        .mark_archived(f2, 100, "cd".repeat(32).as_str(), now)
+        .await
+        .expect("archived");
+    assert_eq!(
+        store
+            .refresh_recording_state(rec, now)
+            .await
+            .expect("state")
+            .state,
+        "archived"
+    );
+    store
+        .mark_cloud_removed(rec, false, now)
+        .await
+        .expect("trash");
+    assert_eq!(
+        store.recording(rec).await.expect("read").state,
+        "cloud_trashed"
+    );
+
+    // A meeting that never recorded shows up in failures.
+    store
+        .set_poll(p.id, RecordingWatch::Missing, None, now)
+        .await
+        .expect("missing");
+    let failures = store.failures().await.expect("view");
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.kind == "recording" && f.key == "past")
+    );
+
+    // Quota and events.
+    let day = NaiveDate::from_ymd_opt(2026, 11, 28).expect("date");
+    store.count_call("me", day).await.expect("count");
+    store.count_call("me", day).await.expect("count");
+    assert_eq!(store.quota("me", day).await.expect("quota"), (2, false));
+    assert!(store.mark_quota_exhausted("me", day).await.expect("mark"));
+    assert!(
+        !store
+            .mark_quota_exhausted("me", day)
+            .await
+            .expect("mark once")
+    );
+    store
+        .add_event(
+            &NewEvent {
+                kind: "created",
+                key: Some("weekly"),
+                occurrence_id: Some(row.id),
+                meeting_id: Some(meeting_id),
+                message: "created for test".into(),
+                ..NewEvent::default()
+            },
+            now,
+        )
+        .await
+        .expect("event");
+    store.close().await;
+
+    // Everything is still there after reopening, also read-only.
+    let store = Store::open_read_only(&path).await.expect("reopen");
+    assert_eq!(store.archive().await.expect("view").len(), 2);
+    assert_eq!(store.events(10).await.expect("events")[0].kind, "created");
+    assert_eq!(store.upcoming_meetings().await.expect("view").len(), 1);
+    assert_eq!(
+        store
+            .list_files(Some(FileState::Archived))
+            .await
+            .expect("files")
+            .len(),
+        2
+    );
+    let counts = store.counts(now).await.expect("counts");
+    assert_eq!(counts.archived_since, 2);
+    assert_eq!(counts.archived_bytes_since, 200);
+    assert_eq!(store.integrity_check().await.expect("check"), "ok");
+}
+
+#[tokio::test]
+async fn interrupted_downloads_are_requeued_on_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("s.db")).await.expect("open");
+    let now = t("2026-11-28T10:00:00Z");
+    let o = store
+        .record_create_intent(&occurrence("k", t("2026-11-27T10:00:00Z")), now)
+        .await
+        .expect("intent");
+    let rec = store
+        .upsert_recording(
+            &SeenRecording {
+                occurrence_id: o.id,
+                meeting_uuid: "u".into(),
+                meeting_id: 1,
+                start_time: None,
+                total_size: None,
+            },
+            now,
+        )
+        .await
+        .expect("rec");
+    store
+        .upsert_file(
+            &SeenFile {
+                recording_id: rec,
+                file_id: "cc-synthetic".into(),
+                file_type: "CC".into(),
+                file_extension: "VTT".into(),
+                recording_type: None,
+                recording_start: None,
+                recording_end: None,
+                file_size: None,
+                download_url: Some("https://zoom.us/x".into()),
+                completed: true,
+            },
+            now,
+        )
+        .await
+        .expect("file");
+    let f = store.due_downloads(now, 1).await.expect("due")[0].id;
+    assert!(store.start_download(f, "p", now).await.expect("claim"));
+    assert!(store.due_downloads(now, 1).await.expect("due").is_empty());
+    assert_eq!(store.requeue_interrupted(now).await.expect("requeue"), 1);
+    let row = store.file(f).await.expect("read").expect("row");
+    assert_eq!((row.state.as_str(), row.attempts), ("queued", 0));
+}
