@@ -5,14 +5,20 @@
 //! - [`schedule`]: entries + a window → occurrences (pure; `now` is always a parameter).
 //! - [`zoom`]: the only code that speaks HTTP to Zoom (auth, retries, typed calls, downloads).
 //! - [`store`]: the only code that holds SQL (SQLite via sqlx; one method per transition).
+//! - [`sync`]: the three idempotent reconcile steps (meetings, recordings, downloads).
+//! - [`daemon`]: wires the steps to time, signals and reloads; holds no business rules.
 //! - [`sim`]: a simulated Zoom on loopback for tests and `zoomd demo`.
 //! - [`cli`]: one function per command; `main.rs` only parses arguments.
-//! - [`secret`]: a wrapper that keeps credentials out of logs and errors.
+//! - [`secret`], [`shutdown`], [`telemetry`]: small shared pieces.
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod schedule;
 pub mod secret;
+pub mod shutdown;
 pub mod sim;
 pub mod store;
+pub mod sync;
+pub mod telemetry;
 pub mod zoom;

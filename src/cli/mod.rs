@@ -1,11 +1,16 @@
 //! The command line: argument shapes (clap derive) and one function per command.
 
 mod check;
+mod demo;
+mod run;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigError};
+use crate::telemetry::LogFormat;
 
 /// Exit codes: 0 ok, 1 runtime failure, 2 bad usage or invalid config.
 pub const EXIT_RUNTIME: u8 = 1;
@@ -22,14 +27,26 @@ pub struct Cli {
     #[arg(long, global = true, env = "ZOOMD_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
 
+    /// Log line format on stderr (the filter comes from $ZOOMD_LOG, default "info")
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon in the foreground (systemd Type=notify)
+    Run,
+    /// One pass of every step (create/update meetings, poll recordings, download), then exit
+    Sync,
     /// Validate the config; list each entry's next occurrences in local and UTC time
     Check(check::CheckArgs),
+    /// The whole pipeline against a simulated Zoom on loopback, in a temp dir; ends with a summary
+    Demo(demo::DemoArgs),
+    /// Print a bearer token for the configured credentials (for curl and jwt.io checks)
+    Token,
 }
 
 /// Runs one command; returns the process exit code.
@@ -37,5 +54,48 @@ pub async fn run(cli: Cli) -> ExitCode {
     let config_path = crate::config::config_path(cli.config);
     match cli.command {
         Command::Check(args) => check::run(&config_path, &args),
+        Command::Run => {
+            crate::telemetry::init(cli.log_format, "info");
+            run::daemon(&config_path).await
+        }
+        Command::Sync => {
+            crate::telemetry::init(cli.log_format, "info");
+            run::sync(&config_path).await
+        }
+        Command::Demo(args) => {
+            // The demo prints its own story; the log shows only trouble unless asked.
+            crate::telemetry::init(cli.log_format, "warn");
+            demo::run(&args).await
+        }
+        Command::Token => {
+            crate::telemetry::init(cli.log_format, "info");
+            run::token(&config_path).await
+        }
+    }
+}
+
+/// Loads the config or says why not (exit 2).
+fn load(path: &Path) -> Result<Config, ExitCode> {
+    match Config::load(path) {
+        Ok(c) => {
+            for w in &c.warnings {
+                tracing::warn!("{w}");
+            }
+            Ok(c)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Err(ExitCode::from(EXIT_INVALID))
+        }
+    }
+}
+
+fn exit_for(e: &crate::daemon::DaemonError) -> ExitCode {
+    match e {
+        crate::daemon::DaemonError::Config(ConfigError::Secret(_) | ConfigError::Invalid(_))
+        | crate::daemon::DaemonError::Config(ConfigError::Read { .. }) => {
+            ExitCode::from(EXIT_INVALID)
+        }
+        _ => ExitCode::from(EXIT_RUNTIME),
     }
 }

@@ -1,1 +1,581 @@
-//! Placeholder until the module lands.
+//! A simulated Zoom API on loopback, for integration tests and `zoomd demo`.
+//!
+//! [`Sim::start`] binds two listeners on 127.0.0.1: the API host (`/oauth/token`, `/v2/...`,
+//! `/rec/download/...`) and a separate "download" host that serves the signed URLs the
+//! API's download links redirect to, like Zoom's CDN. The sim checks what it is sent as
+//! strictly as Zoom does (credentials, bearer tokens only in headers, body fields, the
+//! double encoding of uuids starting with `/`), produces recordings on a wall-clock
+//! timeline, and can inject faults (see [`Fault`]) per route.
+//!
+//! Timeline of a meeting with `auto_recording = "cloud"` (each instance on its own):
+//! at `start_time` the instance has happened; `recording_after` later its recording
+//! appears with MP4, M4A and CHAT files in `processing`; `processing_for` later they are
+//! `completed` and the CC file (no `id`, `status`, `file_size`, as Zoom sends it) appears;
+//! the TRANSCRIPT appears `transcript_after` after the others and completes
+//! `processing_for` after that. [`Sim::force_recording`] skips the wait.
+//!
+//! Everything the clients did is observable through [`Sim::counters`] and [`Sim::report`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), zoomd::sim::SimError> {
+//! use zoomd::sim::{Fault, RetryAfter, Route, Sim, SimConfig};
+//!
+//! let sim = Sim::start(SimConfig { daily_cap: 5, ..SimConfig::default() }).await?;
+//! // Point the client at sim.api_url() and sim.oauth_url(), with the config's credentials.
+//! sim.inject(Route::CreateMeeting, Fault::RateLimited(RetryAfter::Seconds(1)), 1);
+//! // ... run the client; then skip the wait for a meeting's recording:
+//! # let meeting_id = 0;
+//! sim.force_recording(meeting_id)?;
+//! // ... and check what it did.
+//! assert!(sim.report().download_auth_headers.is_empty());
+//! assert!(sim.report().tokens_in_urls.is_empty());
+//! # Ok(()) }
+//! ```
+
+mod api;
+mod auth;
+mod conn;
+mod content;
+mod download;
+mod faults;
+mod routes;
+mod state;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use rand::{RngCore, SeedableRng};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use faults::{Chaos, Fault, RetryAfter, Route};
+
+use conn::{ConnCtl, KillableListener};
+use state::{FileState, Shared, State};
+
+/// A user of the simulated account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimUser {
+    /// Zoom user id (22 characters, like `KDcuGIm1QgePTO8WbOqwIQ`).
+    pub id: String,
+    pub email: String,
+    /// The user's zone: used for a local `start_time` sent without `timezone`.
+    pub timezone: String,
+}
+
+/// How the simulated Zoom behaves. `Default` suits tests: short timings, small files.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Server-to-Server OAuth account id.
+    pub account_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// Legacy JWT app: the `iss` claim.
+    pub api_key: String,
+    /// Legacy JWT app: the HS256 key, used as its ASCII bytes.
+    pub api_secret: String,
+    /// `scope` of issued OAuth tokens.
+    pub scope: String,
+    /// `expires_in` of issued OAuth tokens, seconds.
+    pub token_expires_in: u64,
+    /// The account's users; the first one is `me`.
+    pub users: Vec<SimUser>,
+    /// Delay after an instance's start until its recording exists.
+    pub recording_after: Duration,
+    /// How long files stay `processing`.
+    pub processing_for: Duration,
+    /// How much later than the other files the TRANSCRIPT appears.
+    pub transcript_after: Duration,
+    /// Size of each MP4 file, bytes (generated on the fly: gigabytes are fine).
+    pub mp4_size: u64,
+    /// Size of each M4A file, bytes.
+    pub m4a_size: u64,
+    /// Every new meeting also gets a second instance whose uuid starts with `/`.
+    pub second_instance: bool,
+    /// Start of the second instance after the first.
+    pub second_instance_gap: Duration,
+    /// Creates + updates per host user per UTC day.
+    pub daily_cap: u32,
+    /// Answer the daily cap with HTTP 300 instead of 429 (as older accounts saw).
+    pub daily_cap_as_300: bool,
+    /// Send `Retry-After`/`X-RateLimit-*` headers with the daily cap answer and with
+    /// injected 429s.
+    pub rate_limit_headers: bool,
+    /// Validity of the signed download URLs the download links redirect to.
+    pub signed_url_ttl: Duration,
+    /// How long a [`Fault::StalledBody`] hangs at most.
+    pub stall_for: Duration,
+    /// Seed of every random choice (ids, uuids, tokens).
+    pub seed: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            account_id: "sim-account-Cx3wERazSgup7Z".into(),
+            client_id: "sim-client-id".into(),
+            client_secret: "sim-client-secret".into(),
+            api_key: "sim-api-key".into(),
+            api_secret: "sim-api-secret".into(),
+            scope: "meeting:read:admin meeting:write:admin recording:read:admin \
+                    recording:write:admin user:read:admin"
+                .into(),
+            token_expires_in: 3600,
+            users: vec![
+                SimUser {
+                    id: "KDcuGIm1QgePTO8WbOqwIQ".into(),
+                    email: "host@example.org".into(),
+                    timezone: "UTC".into(),
+                },
+                SimUser {
+                    id: "z8yAAAAA8bbbQ5Ccc-DDdQ".into(),
+                    email: "chair@example.org".into(),
+                    timezone: "America/New_York".into(),
+                },
+            ],
+            recording_after: Duration::from_secs(3),
+            processing_for: Duration::from_secs(2),
+            transcript_after: Duration::from_secs(4),
+            mp4_size: 64 * 1024,
+            m4a_size: 16 * 1024,
+            second_instance: false,
+            second_instance_gap: Duration::from_secs(1),
+            daily_cap: 100,
+            daily_cap_as_300: false,
+            rate_limit_headers: true,
+            signed_url_ttl: Duration::from_secs(300),
+            stall_for: Duration::from_secs(60),
+            seed: 0x5EED_200A,
+        }
+    }
+}
+
+/// Errors of the sim itself (not the HTTP answers it gives).
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("sim: cannot listen on loopback: {0}")]
+    Bind(#[source] std::io::Error),
+    #[error("sim: no meeting with id {0}")]
+    NoSuchMeeting(i64),
+    #[error("sim: invalid configuration: {0}")]
+    Config(String),
+}
+
+/// Requests and answers, by route and status.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Requests received, by route (token, create_meeting, ..., download, signed_download).
+    pub requests: BTreeMap<Route, u64>,
+    /// Answers sent, by HTTP status.
+    pub statuses: BTreeMap<u16, u64>,
+    pub responses_4xx: u64,
+    pub responses_5xx: u64,
+    /// Body bytes of recording files sent by the download host.
+    pub bytes_served: u64,
+    /// Connections closed without an answer (injected faults).
+    pub connections_killed: u64,
+    /// Injected faults that fired (queued or chaos).
+    pub faults_fired: u64,
+}
+
+impl Counters {
+    /// Requests received on `route`.
+    pub fn get(&self, route: Route) -> u64 {
+        self.requests.get(&route).copied().unwrap_or(0)
+    }
+}
+
+/// A meeting as the sim holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeetingRecord {
+    pub id: i64,
+    pub uuid: String,
+    pub host_id: String,
+    pub host_email: String,
+    pub topic: String,
+    pub agenda: String,
+    pub start_time: DateTime<Utc>,
+    pub duration: u32,
+    pub timezone: String,
+    pub settings: Value,
+    pub created_at: DateTime<Utc>,
+    pub deleted: bool,
+    /// uuids of its instances (first = the meeting's own uuid).
+    pub instances: Vec<String>,
+}
+
+/// A recording (or one file of it) that a client trashed or deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordingRemoval {
+    pub uuid: String,
+    pub file_id: Option<String>,
+    /// `trash` or `delete`.
+    pub action: String,
+}
+
+/// One request as received (path and query raw, as sent).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestLog {
+    pub route: Route,
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    /// The answer's status; 0 when the connection was closed without one.
+    pub status: u16,
+}
+
+/// What clients did, for assertions.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SimReport {
+    /// Meetings as created (later updates are in `meetings_updated`).
+    pub meetings_created: Vec<MeetingRecord>,
+    /// Meeting id and the PATCH body, per successful update.
+    pub meetings_updated: Vec<(i64, Value)>,
+    pub meetings_deleted: Vec<i64>,
+    pub recordings_removed: Vec<RecordingRemoval>,
+    /// Every `Authorization` header the download host received (must stay empty).
+    pub download_auth_headers: Vec<String>,
+    /// Requests that carried a token in the URL ("METHOD path?query"; must stay empty).
+    pub tokens_in_urls: Vec<String>,
+    /// Requests whose uuid arrived encoded once where Zoom needs it twice.
+    pub encoding_errors: Vec<String>,
+    /// Faults that fired, with their route.
+    pub faults_fired: Vec<(Route, String)>,
+    /// Every request (capped at 100 000).
+    pub requests: Vec<RequestLog>,
+}
+
+/// A recording file as a correct archive must hold it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectedFile {
+    pub meeting_id: i64,
+    /// The instance uuid (the recording's `uuid`).
+    pub uuid: String,
+    /// Zoom's file id; `None` for files Zoom sends without one (CC).
+    pub file_id: Option<String>,
+    /// The file id, or the file type for id-less files: the key for [`Sim::file_sha256`].
+    pub key: String,
+    pub file_type: String,
+    pub file_extension: String,
+    pub size: u64,
+    /// Hex SHA-256 of the content.
+    pub sha256: String,
+}
+
+/// A running simulated Zoom. Stops on [`Sim::shutdown`] or drop.
+pub struct Sim {
+    shared: Arc<Shared>,
+    api_addr: SocketAddr,
+    dl_addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Sim {
+    /// Binds both loopback listeners and starts serving (needs a tokio runtime).
+    pub async fn start(cfg: SimConfig) -> Result<Sim, SimError> {
+        if cfg.users.is_empty() {
+            return Err(SimError::Config("at least one user is needed".into()));
+        }
+        let api = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(SimError::Bind)?;
+        let dl = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(SimError::Bind)?;
+        let api_addr = api.local_addr().map_err(SimError::Bind)?;
+        let dl_addr = dl.local_addr().map_err(SimError::Bind)?;
+        let mut sign_key = [0u8; 32];
+        rand::rngs::StdRng::seed_from_u64(cfg.seed ^ 0x51_6E_ED).fill_bytes(&mut sign_key);
+        let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            st: Mutex::new(State::new(&cfg)),
+            cfg,
+            api_origin: format!("http://{api_addr}"),
+            dl_origin: format!("http://{dl_addr}"),
+            sign_key,
+            shutdown,
+        });
+        let api_app =
+            routes::api_router(shared.clone()).into_make_service_with_connect_info::<ConnCtl>();
+        let dl_app =
+            download::router(shared.clone()).into_make_service_with_connect_info::<ConnCtl>();
+        let t1 = tokio::spawn(async move {
+            if let Err(e) = axum::serve(KillableListener::new(api), api_app).await {
+                tracing::warn!("sim API server stopped: {e}");
+            }
+        });
+        let t2 = tokio::spawn(async move {
+            if let Err(e) = axum::serve(KillableListener::new(dl), dl_app).await {
+                tracing::warn!("sim download server stopped: {e}");
+            }
+        });
+        Ok(Sim {
+            shared,
+            api_addr,
+            dl_addr,
+            tasks: vec![t1, t2],
+        })
+    }
+
+    /// `http://127.0.0.1:P/v2`.
+    pub fn api_url(&self) -> String {
+        format!("{}/v2", self.shared.api_origin)
+    }
+
+    /// `http://127.0.0.1:P/oauth/token`.
+    pub fn oauth_url(&self) -> String {
+        format!("{}/oauth/token", self.shared.api_origin)
+    }
+
+    /// Address of the API listener.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    /// `http://127.0.0.1:Q`, the host of signed download URLs.
+    pub fn download_base(&self) -> String {
+        self.shared.dl_origin.clone()
+    }
+
+    /// Address of the download listener.
+    pub fn download_addr(&self) -> SocketAddr {
+        self.dl_addr
+    }
+
+    /// The configuration the sim runs with.
+    pub fn config(&self) -> &SimConfig {
+        &self.shared.cfg
+    }
+
+    /// Stops both listeners, drops idle connections and ends stalled bodies. Idempotent.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+
+    // ----- clock --------------------------------------------------------------------
+
+    /// The sim's "now" (wall clock plus offset).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.shared.now()
+    }
+
+    /// Moves the sim's clock forward (tokens expire, meetings happen, recordings appear).
+    pub fn advance(&self, by: Duration) {
+        let mut st = self.shared.lock();
+        st.clock_offset += state::to_delta(by);
+    }
+
+    /// Sets the offset of the sim's clock from the wall clock.
+    pub fn set_clock_offset(&self, offset: TimeDelta) {
+        self.shared.lock().clock_offset = offset;
+    }
+
+    // ----- meetings and recordings ----------------------------------------------------
+
+    /// A meeting as the sim holds it now (deleted ones included).
+    pub fn meeting(&self, id: i64) -> Option<MeetingRecord> {
+        self.shared.lock().meetings.get(&id).map(|m| m.record())
+    }
+
+    /// All meetings, by id.
+    pub fn meetings(&self) -> Vec<MeetingRecord> {
+        let st = self.shared.lock();
+        st.meetings.values().map(|m| m.record()).collect()
+    }
+
+    /// The meeting's instances happen now and end now: their recordings appear
+    /// `recording_after` from now.
+    pub fn end_meeting_now(&self, meeting_id: i64) -> Result<(), SimError> {
+        self.retime(meeting_id, false)
+    }
+
+    /// The meeting's instances have happened and all their files (transcript included)
+    /// are `completed` now.
+    pub fn force_recording(&self, meeting_id: i64) -> Result<(), SimError> {
+        self.retime(meeting_id, true)
+    }
+
+    fn retime(&self, meeting_id: i64, force: bool) -> Result<(), SimError> {
+        let cfg = &self.shared.cfg;
+        let mut st = self.shared.lock();
+        let now = st.now();
+        let m = st
+            .meetings
+            .get_mut(&meeting_id)
+            .ok_or(SimError::NoSuchMeeting(meeting_id))?;
+        let n = m.instances.len() as i64;
+        for (i, inst) in m.instances.iter_mut().enumerate() {
+            if inst.start > now {
+                // Keep the instances in order, all in the past.
+                inst.start = now - TimeDelta::seconds(n - i as i64);
+            }
+            inst.end = now;
+            inst.pinned = true;
+            if force {
+                inst.forced = true;
+                inst.rec_at = inst.rec_at.min(now);
+            } else {
+                inst.rec_at = now + state::to_delta(cfg.recording_after);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds an instance whose uuid starts with `/` to a meeting (starting
+    /// `second_instance_gap` after its last one); returns the uuid.
+    pub fn add_instance(&self, meeting_id: i64) -> Result<String, SimError> {
+        let mut st = self.shared.lock();
+        st.add_instance(&self.shared.cfg, meeting_id)
+            .ok_or(SimError::NoSuchMeeting(meeting_id))
+    }
+
+    /// Whether meetings created from now on get a second (`/`) instance.
+    pub fn set_second_instance(&self, on: bool) {
+        self.shared.lock().second_instance = on;
+    }
+
+    /// Changes the daily create/update cap per host user.
+    pub fn set_daily_cap(&self, cap: u32) {
+        self.shared.lock().daily_cap = cap;
+    }
+
+    /// Every completed file of every visible recording, with size and digest.
+    pub fn expected_files(&self) -> Vec<ExpectedFile> {
+        let list: Vec<(ExpectedFile, content::Content)> = {
+            let cfg = &self.shared.cfg;
+            let st = self.shared.lock();
+            let mut out = Vec::new();
+            for m in st.meetings.values() {
+                for inst in &m.instances {
+                    if !st.has_recording(cfg, m, inst) {
+                        continue;
+                    }
+                    for f in &inst.files {
+                        if st.file_state(cfg, inst, f) != FileState::Completed {
+                            continue;
+                        }
+                        let e = ExpectedFile {
+                            meeting_id: m.id,
+                            uuid: inst.uuid.clone(),
+                            file_id: f.id.clone(),
+                            key: f.key.clone(),
+                            file_type: f.file_type.to_string(),
+                            file_extension: f.ext.to_string(),
+                            size: f.content.len(),
+                            sha256: String::new(),
+                        };
+                        out.push((e, f.content.clone()));
+                    }
+                }
+            }
+            out
+        };
+        list.into_iter()
+            .map(|(mut e, c)| {
+                e.sha256 = self.digest(&e.uuid, &e.key, &c);
+                e
+            })
+            .collect()
+    }
+
+    /// Hex SHA-256 of a file (`key` = file id, or file type for id-less files like CC).
+    pub fn file_sha256(&self, uuid: &str, key: &str) -> Option<String> {
+        let c = self.content(uuid, key)?;
+        Some(self.digest(uuid, key, &c))
+    }
+
+    /// The whole content of a file (meant for small files).
+    pub fn file_bytes(&self, uuid: &str, key: &str) -> Option<Vec<u8>> {
+        let c = self.content(uuid, key)?;
+        Some(c.range(0, c.len()).to_vec())
+    }
+
+    fn content(&self, uuid: &str, key: &str) -> Option<content::Content> {
+        let st = self.shared.lock();
+        let (id, idx) = st.find_uuid(uuid)?;
+        let inst = st.meetings.get(&id)?.instances.get(idx)?;
+        inst.files
+            .iter()
+            .find(|f| f.key == key)
+            .map(|f| f.content.clone())
+    }
+
+    fn digest(&self, uuid: &str, key: &str, c: &content::Content) -> String {
+        let k = (uuid.to_string(), key.to_string());
+        if let Some(d) = self.shared.lock().sha_cache.get(&k) {
+            return d.clone();
+        }
+        // Outside the lock: a multi-GB file takes a while.
+        let d = c.sha256_hex();
+        self.shared.lock().sha_cache.insert(k, d.clone());
+        d
+    }
+
+    /// Every `download_url` handed out so far stops working (404 code 3301); the client
+    /// must get the recording again for fresh ones.
+    pub fn expire_download_urls(&self) {
+        self.shared.lock().dl_generation += 1;
+    }
+
+    // ----- auth ---------------------------------------------------------------------
+
+    /// A valid OAuth access token, without going through `/oauth/token`.
+    pub fn issue_token(&self) -> String {
+        let exp = self.shared.cfg.token_expires_in;
+        self.shared.lock().issue_token(exp)
+    }
+
+    /// Invalidates every token issued so far (as [`Fault::TokenExpired`] does).
+    pub fn revoke_tokens(&self) {
+        self.shared.lock().revoke_tokens();
+    }
+
+    // ----- faults -------------------------------------------------------------------
+
+    /// Queues `fault` for the next `times` requests on `route` (in injection order).
+    pub fn inject(&self, route: Route, fault: Fault, times: u32) {
+        self.shared.lock().faults.push(route, fault, times);
+    }
+
+    /// Drops every queued fault.
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
+    /// How many queued fault firings are left.
+    pub fn pending_faults(&self) -> u32 {
+        self.shared.lock().faults.pending()
+    }
+
+    /// Random faults on every request (after the queue); `None` turns them off.
+    pub fn set_chaos(&self, chaos: Option<Chaos>) {
+        self.shared.lock().faults.set_chaos(chaos);
+    }
+
+    // ----- observation --------------------------------------------------------------
+
+    /// A snapshot of the counters.
+    pub fn counters(&self) -> Counters {
+        self.shared.lock().counters.clone()
+    }
+
+    /// A snapshot of the report.
+    pub fn report(&self) -> SimReport {
+        self.shared.lock().report.clone()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

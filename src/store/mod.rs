@@ -190,6 +190,42 @@ impl Store {
             })
     }
 
+    /// Records an occurrence that must wait (daily cap) before its create is attempted.
+    pub async fn record_deferred(
+        &self,
+        o: &NewOccurrence,
+        until: DateTime<Utc>,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let now = ts(now);
+        sqlx::query(
+            "INSERT INTO occurrences (key, start_utc, start_local, timezone, duration_min, host,
+                 topic, agenda, settings_json, marker, state, not_before, last_error,
+                 created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'deferred', ?, ?, ?, ?)
+             ON CONFLICT (key, start_utc) DO NOTHING",
+        )
+        .bind(&o.key)
+        .bind(ts(o.start_utc))
+        .bind(&o.start_local)
+        .bind(&o.timezone)
+        .bind(i64::from(o.duration_min))
+        .bind(&o.host)
+        .bind(&o.topic)
+        .bind(&o.agenda)
+        .bind(&o.settings_json)
+        .bind(&o.marker)
+        .bind(ts(until))
+        .bind(reason)
+        .bind(&now)
+        .bind(&now)
+        .execute(&self.pool)
+        .await
+        .map_err(q("record deferred"))?;
+        Ok(())
+    }
+
     /// Marks a deferred/failed/unknown occurrence as being created again (a new attempt),
     /// refreshing what will be sent.
     pub async fn retry_create_intent(
@@ -202,7 +238,7 @@ impl Store {
             "UPDATE occurrences SET state = 'creating', attempts = attempts + 1, not_before = NULL,
                  start_local = ?, duration_min = ?, host = ?, topic = ?, agenda = ?,
                  settings_json = ?, updated_at = ?
-             WHERE id = ? AND state IN ('creating', 'deferred', 'failed')",
+             WHERE id = ? AND state IN ('creating', 'deferred', 'failed', 'cancelled')",
         )
         .bind(&o.start_local)
         .bind(i64::from(o.duration_min))
@@ -374,6 +410,19 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(q("list occurrences"))
+    }
+
+    /// The earliest instant a deferred or failed create of a future occurrence comes due.
+    pub async fn next_create_attempt(&self) -> Result<Option<DateTime<Utc>>> {
+        let s: Option<String> = sqlx::query_scalar(
+            "SELECT min(not_before) FROM occurrences
+             WHERE state IN ('deferred', 'failed') AND not_before IS NOT NULL
+               AND start_utc > not_before",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(q("next create attempt"))?;
+        Ok(s.as_deref().and_then(parse_ts))
     }
 
     /// Every occurrence in `creating` (outcome unknown), whatever its start.
@@ -730,6 +779,23 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(q("record download failure"))?;
+        Ok(())
+    }
+
+    /// A download stopped at a safe point (shutdown): back in the queue, the attempt not
+    /// counted.
+    pub async fn requeue(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE recording_files SET state = 'queued', next_attempt_at = ?, updated_at = ?,
+                 attempts = max(attempts - 1, 0)
+             WHERE id = ? AND state = 'downloading'",
+        )
+        .bind(ts(now))
+        .bind(ts(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("requeue"))?;
         Ok(())
     }
 

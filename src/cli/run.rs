@@ -1,0 +1,102 @@
+//! `zoomd run`, `zoomd sync`, `zoomd token`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::{exit_for, load};
+use crate::daemon;
+use crate::sync::system_clock;
+
+pub async fn daemon(path: &Path) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let ctx = match daemon::start(&config, system_clock()).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return exit_for(&e);
+        }
+    };
+    let control = match daemon::signals() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cannot install signal handlers: {e}");
+            return ExitCode::from(super::EXIT_RUNTIME);
+        }
+    };
+    match daemon::run(path.to_path_buf(), config, ctx, control, None).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            exit_for(&e)
+        }
+    }
+}
+
+pub async fn sync(path: &Path) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let ctx = match daemon::start(&config, system_clock()).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return exit_for(&e);
+        }
+    };
+    let result = daemon::sync_once(&ctx, &config, None).await;
+    ctx.store.close().await;
+    match result {
+        Ok(r) => {
+            let m = &r.meetings;
+            println!(
+                "meetings: {} created, {} found again, {} updated, {} cancelled, {} deferred, {} failed, {} unknown",
+                m.created, m.reconciled, m.updated, m.cancelled, m.deferred, m.failed, m.unknown
+            );
+            println!(
+                "recordings: {} polled, {} found, {} missing, {} cloud copies removed",
+                r.recordings.polled,
+                r.recordings.found,
+                r.recordings.missing,
+                r.recordings.cloud_removed
+            );
+            println!(
+                "downloads: {} archived, {} to retry, {} failed",
+                r.downloads.archived, r.downloads.retrying, r.downloads.failed
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sync failed: {e}");
+            ExitCode::from(super::EXIT_RUNTIME)
+        }
+    }
+}
+
+pub async fn token(path: &Path) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let client = match daemon::zoom_client(&config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return exit_for(&e);
+        }
+    };
+    match client.token().await {
+        Ok(t) => {
+            // The one place a token is printed: on request, to stdout only.
+            println!("{}", t.expose());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(super::EXIT_RUNTIME)
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! Wires the reconcile steps to time, signals and the schedule file. No business rules here.
+//!
+//! The loop computes the next instant any step is due — an occurrence entering the
+//! `create_ahead` window, a deferred create, a recording poll — and sleeps until then, woken
+//! early by shutdown or reload. Downloads run in their own task, woken when polls queue
+//! files. An idle daemon sleeps; nothing runs on a short fixed tick.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use tokio::sync::{Notify, watch};
+
+use crate::config::{Config, ConfigError, Credentials};
+use crate::schedule;
+use crate::shutdown::Shutdown;
+use crate::store::{NewEvent, Store, StoreError};
+use crate::sync::downloads::ProgressFn;
+use crate::sync::{self, Clock, Ctx, SyncError, downloads, meetings, recordings};
+use crate::zoom::{self, ClientConfig, ZoomClient, ZoomError};
+
+/// A step that failed is tried again this much later.
+const STEP_RETRY: Duration = Duration::seconds(60);
+/// Even with nothing scheduled, the meetings step runs this often (a safety net, e.g. for a
+/// meeting someone deleted by hand).
+const SAFETY_NET: Duration = Duration::hours(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("Zoom client: {0}")]
+    Zoom(#[from] ZoomError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+/// The Zoom client for a config.
+pub fn zoom_client(config: &Config) -> Result<ZoomClient, DaemonError> {
+    let credentials = match config.credentials()? {
+        Credentials::OAuth {
+            account_id,
+            client_id,
+            client_secret,
+        } => zoom::Credentials::OAuth {
+            account_id: account_id.clone(),
+            client_id: client_id.clone(),
+            client_secret: client_secret.clone(),
+        },
+        Credentials::Jwt {
+            api_key,
+            api_secret,
+            ttl,
+        } => zoom::Credentials::Jwt {
+            api_key: api_key.clone(),
+            api_secret: api_secret.clone(),
+            ttl: *ttl,
+        },
+    };
+    let mut cc = ClientConfig::new(credentials);
+    cc.api_url = config.zoom.api_url.clone();
+    cc.oauth_url = config.zoom.oauth_url.clone();
+    Ok(ZoomClient::new(cc)?)
+}
+
+/// Opens the database (migrating it) and builds the client: what every command that acts
+/// needs. Interrupted downloads from an earlier run go back to the queue.
+pub async fn start(config: &Config, clock: Clock) -> Result<Ctx, DaemonError> {
+    let zoom = zoom_client(config)?;
+    let store = Store::open(&config.daemon.database).await?;
+    let requeued = store.requeue_interrupted(clock()).await?;
+    if requeued > 0 {
+        tracing::info!(
+            requeued,
+            "interrupted downloads back in the queue; their .part files resume"
+        );
+    }
+    Ok(Ctx { store, zoom, clock })
+}
+
+/// What one `zoomd sync` did.
+#[derive(Debug, Default)]
+pub struct PassReport {
+    pub meetings: meetings::Report,
+    pub recordings: recordings::Report,
+    pub downloads: downloads::Report,
+}
+
+/// One pass of every step.
+pub async fn sync_once(
+    ctx: &Ctx,
+    config: &Config,
+    progress: Option<ProgressFn>,
+) -> Result<PassReport, SyncError> {
+    let meetings = meetings::reconcile(ctx, config).await?;
+    let recordings = recordings::poll(ctx, config).await?;
+    let downloads = downloads::run_due(ctx, config, &Shutdown::never(), progress).await?;
+    Ok(PassReport {
+        meetings,
+        recordings,
+        downloads,
+    })
+}
+
+/// How the daemon is told to stop and to reload.
+pub struct Control {
+    pub shutdown: Shutdown,
+    /// Each message asks for a reload of the config file.
+    pub reload: tokio::sync::mpsc::Receiver<()>,
+}
+
+/// Installs SIGTERM/SIGINT (stop) and SIGHUP (reload) handlers.
+pub fn signals() -> std::io::Result<Control> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (trigger, shutdown) = crate::shutdown::channel();
+    let (reload_tx, reload) = tokio::sync::mpsc::channel(4);
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: stopping"); trigger.fire(); }
+                _ = int.recv() => { tracing::info!("SIGINT: stopping"); trigger.fire(); }
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading the schedule");
+                    let _ = reload_tx.try_send(());
+                }
+            }
+        }
+    });
+    Ok(Control { shutdown, reload })
+}
+
+/// Runs until shutdown. `config` is the loaded, valid config from `config_path`.
+pub async fn run(
+    config_path: PathBuf,
+    config: Config,
+    ctx: Ctx,
+    mut control: Control,
+    progress: Option<ProgressFn>,
+) -> Result<(), DaemonError> {
+    let (config_tx, config_rx) = watch::channel(Arc::new(config));
+    let wake_downloads = Arc::new(Notify::new());
+    let worker = tokio::spawn(download_worker(
+        ctx.clone(),
+        config_rx.clone(),
+        control.shutdown.clone(),
+        wake_downloads.clone(),
+        progress,
+    ));
+
+    let mut next_meetings = ctx.now();
+    let mut next_polls_retry: Option<DateTime<Utc>> = None;
+    tracing::info!(config = %config_path.display(), "zoomd running");
+    loop {
+        if control.shutdown.is_triggered() {
+            break;
+        }
+        let config = config_rx.borrow().clone();
+        let now = ctx.now();
+        if next_meetings <= now {
+            next_meetings = match meetings::reconcile(&ctx, &config).await {
+                Ok(r) => {
+                    if r != meetings::Report::default() {
+                        tracing::debug!(?r, "meetings step");
+                    }
+                    next_meetings_at(&ctx, &config).await
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "meetings step failed; retrying in a minute");
+                    ctx.now() + STEP_RETRY
+                }
+            };
+        }
+        if next_polls_retry.is_none_or(|t| t <= ctx.now()) {
+            next_polls_retry = None;
+            match recordings::poll(&ctx, &config).await {
+                Ok(r) => {
+                    if r.found > 0 || r.polled > 0 {
+                        wake_downloads.notify_one();
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "recordings step failed; retrying in a minute");
+                    next_polls_retry = Some(ctx.now() + STEP_RETRY);
+                }
+            }
+        }
+        let next_poll = match next_polls_retry {
+            Some(t) => Some(t),
+            None => ctx.store.next_poll_at().await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot read the poll schedule");
+                Some(ctx.now() + STEP_RETRY)
+            }),
+        };
+        let wake = next_poll.map_or(next_meetings, |p| p.min(next_meetings));
+        let sleep = (wake - ctx.now()).to_std().unwrap_or_default();
+        tracing::trace!(wake = %crate::store::ts(wake), "sleeping");
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            _ = control.shutdown.wait() => break,
+            Some(()) = control.reload.recv() => {
+                reload(&ctx, &config_path, &config_tx).await;
+                next_meetings = ctx.now();
+            }
+        }
+    }
+    tracing::info!("stopping: letting downloads reach a safe point");
+    if let Err(e) = worker.await {
+        tracing::error!(error = %e, "download worker ended abnormally");
+    }
+    ctx.store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Reloads the config; an invalid file keeps the last good schedule in force.
+async fn reload(ctx: &Ctx, path: &Path, tx: &watch::Sender<Arc<Config>>) {
+    match Config::load(path) {
+        Ok(new) => {
+            for w in &new.warnings {
+                tracing::warn!("{w}");
+            }
+            tracing::info!(entries = new.meetings.len(), "schedule reloaded");
+            ctx.event(NewEvent {
+                kind: "reloaded",
+                message: format!("{}: {} entries", path.display(), new.meetings.len()),
+                ..NewEvent::default()
+            })
+            .await;
+            let _ = tx.send(Arc::new(new));
+        }
+        Err(e) => {
+            tracing::error!("reload failed, keeping the last good schedule: {e}");
+            ctx.event(NewEvent {
+                kind: "reload-failed",
+                message: e.to_string(),
+                ..NewEvent::default()
+            })
+            .await;
+        }
+    }
+}
+
+/// When the meetings step is next due: an occurrence entering the window, a deferred or
+/// failed create coming due, an unresolved create to look for, or the hourly safety net.
+async fn next_meetings_at(ctx: &Ctx, config: &Config) -> DateTime<Utc> {
+    let now = ctx.now();
+    let ahead = Duration::from_std(config.daemon.create_ahead).unwrap_or(Duration::days(7));
+    let window_end = now + ahead;
+    let mut next = now + SAFETY_NET;
+    for entry in &config.meetings {
+        if let Some(o) = schedule::next(entry, window_end, 1).first() {
+            next = next.min(o.start - ahead);
+        }
+    }
+    match ctx.store.next_create_attempt().await {
+        Ok(Some(t)) => next = next.min(t),
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "cannot read deferred creates"),
+    }
+    match ctx.store.unresolved_creates().await {
+        Ok(rows) if !rows.is_empty() => next = next.min(now + STEP_RETRY),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "cannot read unresolved creates"),
+    }
+    next.max(now)
+}
+
+async fn download_worker(
+    ctx: Ctx,
+    config: watch::Receiver<Arc<Config>>,
+    mut shutdown: Shutdown,
+    wake: Arc<Notify>,
+    progress: Option<ProgressFn>,
+) {
+    loop {
+        if shutdown.is_triggered() {
+            return;
+        }
+        let cfg = config.borrow().clone();
+        if let Err(e) = sync::downloads::run_due(&ctx, &cfg, &shutdown, progress.clone()).await {
+            tracing::error!(error = %e, "downloads step failed; retrying in a minute");
+        }
+        let next = match ctx.store.next_download_at().await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the download queue");
+                Some(ctx.now() + STEP_RETRY)
+            }
+        };
+        let now = ctx.now();
+        let sleep = next
+            .map(|t| (t - now).to_std().unwrap_or_default())
+            .unwrap_or(std::time::Duration::from_secs(3600));
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            _ = wake.notified() => {}
+            _ = shutdown.wait() => return,
+        }
+    }
+}

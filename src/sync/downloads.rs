@@ -1,0 +1,440 @@
+//! Streams queued files into the archive: `<final>.part` while hashing, resumed with
+//! `Range` after an interruption, size checked against Zoom's `file_size`, fsynced (file and
+//! directory), renamed into place, then recorded with its sha256. Only then is it archived.
+//!
+//! Failures are retried with back-off; after [`MAX_ATTEMPTS`] the file is `failed` until
+//! `zoomd retry`. When Zoom rejects a stored `download_url` (expired), the URL is dropped and
+//! the meeting polled again at once for a fresh one.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use chrono::Duration;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::archive::{self, FileName};
+use super::{Ctx, SyncError};
+use crate::config::Config;
+use crate::shutdown::Shutdown;
+use crate::store::{FileRow, NewEvent, parse_ts};
+use crate::zoom::{DownloadSink, ZoomError};
+
+/// Attempts before a file is marked failed.
+pub const MAX_ATTEMPTS: i64 = 8;
+/// The longest wait between two attempts.
+const MAX_RETRY_DELAY: i64 = 3600;
+
+/// Progress of one download: (file row, bytes in the file so far, expected total).
+pub type ProgressFn = Arc<dyn Fn(&FileRow, u64, Option<u64>) + Send + Sync>;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub archived: usize,
+    pub retrying: usize,
+    pub failed: usize,
+    pub interrupted: usize,
+}
+
+/// What became of one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Archived,
+    Retrying,
+    Failed,
+    Interrupted,
+    Skipped,
+}
+
+/// Downloads every file that is due now, `config.daemon.downloads` at a time, until none is
+/// due (each file gets one attempt per call) or shutdown fires.
+pub async fn run_due(
+    ctx: &Ctx,
+    config: &Config,
+    shutdown: &Shutdown,
+    progress: Option<ProgressFn>,
+) -> Result<Report, SyncError> {
+    let mut report = Report::default();
+    let limit = config.daemon.downloads.max(1);
+    let mut tried = std::collections::HashSet::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        while tasks.len() < limit && !shutdown.is_triggered() {
+            let due = ctx
+                .store
+                .due_downloads(ctx.now(), (limit * 4) as i64)
+                .await?;
+            let Some(file) = due.into_iter().find(|f| !tried.contains(&f.id)) else {
+                break;
+            };
+            tried.insert(file.id);
+            let (ctx, config, shutdown, progress) = (
+                ctx.clone(),
+                config.clone(),
+                shutdown.clone(),
+                progress.clone(),
+            );
+            tasks.spawn(async move { download_one(&ctx, &config, file, shutdown, progress).await });
+        }
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
+        match joined {
+            Ok(Ok(Outcome::Archived)) => report.archived += 1,
+            Ok(Ok(Outcome::Retrying)) => report.retrying += 1,
+            Ok(Ok(Outcome::Failed)) => report.failed += 1,
+            Ok(Ok(Outcome::Interrupted)) => report.interrupted += 1,
+            Ok(Ok(Outcome::Skipped)) => {}
+            Ok(Err(e)) => {
+                tasks.abort_all();
+                return Err(e);
+            }
+            Err(join) => tracing::error!(error = %join, "download task failed"),
+        }
+    }
+    Ok(report)
+}
+
+/// The retry delay after `attempts` failed attempts: the poll cadence (at most 30 s),
+/// doubling, capped at an hour.
+pub fn retry_delay(attempts: i64, poll_every: std::time::Duration) -> Duration {
+    let base = poll_every.as_secs().clamp(1, 30) as i64;
+    let exp = attempts.saturating_sub(1).clamp(0, 20) as u32;
+    Duration::seconds(base.saturating_mul(1_i64 << exp).min(MAX_RETRY_DELAY))
+}
+
+/// The archive path (relative) of a file.
+pub fn relative_path(file: &FileRow) -> PathBuf {
+    let tz = file.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let start = parse_ts(&file.start_utc).unwrap_or_default();
+    archive::relative_path(&FileName {
+        topic: &file.topic,
+        meeting_id: file.meeting_id.unwrap_or_default(),
+        scheduled_start: start,
+        recording_start: file.recording_start.as_deref().and_then(parse_ts),
+        timezone: tz,
+        file_type: &file.file_type,
+        recording_type: file.recording_type.as_deref(),
+        extension: &file.file_extension,
+    })
+}
+
+/// Downloads one file; every outcome is recorded in the store.
+pub async fn download_one(
+    ctx: &Ctx,
+    config: &Config,
+    file: FileRow,
+    mut shutdown: Shutdown,
+    progress: Option<ProgressFn>,
+) -> Result<Outcome, SyncError> {
+    let mut rel = relative_path(&file);
+    if ctx
+        .store
+        .path_taken(&rel.to_string_lossy(), file.id)
+        .await?
+    {
+        // Two files that name alike (same type and start): the row id keeps them apart.
+        let name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        rel.set_file_name(format!("{}-{name}", file.id));
+    }
+    let archive_dir = &config.daemon.archive;
+    let Some(final_path) = archive::under(archive_dir, &rel) else {
+        // Cannot happen with sanitised parts; refuse rather than write outside.
+        let msg = format!("archive path {} would leave the archive", rel.display());
+        ctx.store
+            .download_failed(file.id, &msg, None, false, ctx.now())
+            .await?;
+        return Ok(Outcome::Failed);
+    };
+    let rel_str = rel.to_string_lossy().into_owned();
+    if !ctx
+        .store
+        .start_download(file.id, &rel_str, ctx.now())
+        .await?
+    {
+        return Ok(Outcome::Skipped);
+    }
+    let attempts = file.attempts + 1;
+    let work = fetch(ctx, &file, &final_path, progress);
+    let result = tokio::select! {
+        r = work => r,
+        _ = shutdown.wait() => {
+            // The .part keeps what was written: the next start resumes from its length.
+            ctx.store.requeue(file.id, ctx.now()).await?;
+            tracing::info!(file_row = file.id, "download interrupted by shutdown; will resume");
+            return Ok(Outcome::Interrupted);
+        }
+    };
+    let now = ctx.now();
+    match result {
+        Ok((bytes, sha256)) => {
+            ctx.store
+                .mark_archived(file.id, bytes as i64, &sha256, now)
+                .await?;
+            ctx.store
+                .refresh_recording_state(file.recording_id, now)
+                .await?;
+            tracing::info!(key = %file.key, meeting_id = file.meeting_id, file_id = %file.file_id, path = %rel_str, bytes, "file archived");
+            ctx.event(NewEvent {
+                kind: "archived",
+                key: Some(&file.key),
+                occurrence_id: Some(file.occurrence_id),
+                meeting_id: file.meeting_id,
+                file_row: Some(file.id),
+                message: format!(
+                    "{} {bytes} bytes sha256 {sha256} -> {rel_str}",
+                    file.file_type
+                ),
+            })
+            .await;
+            Ok(Outcome::Archived)
+        }
+        Err(Failure::Local(e)) => Err(e),
+        Err(Failure::Attempt { message, stale_url }) => {
+            let give_up = attempts >= MAX_ATTEMPTS;
+            let retry_at =
+                (!give_up).then(|| now + retry_delay(attempts, config.daemon.poll_every));
+            ctx.store
+                .download_failed(file.id, &message, retry_at, stale_url, now)
+                .await?;
+            if stale_url {
+                ctx.store.poll_soon(file.occurrence_id, now).await?;
+            }
+            if give_up {
+                tracing::error!(key = %file.key, file_id = %file.file_id, attempts, error = %message, "download failed for good; `zoomd retry {}` requeues it", file.id);
+                ctx.event(NewEvent {
+                    kind: "failed",
+                    key: Some(&file.key),
+                    occurrence_id: Some(file.occurrence_id),
+                    meeting_id: file.meeting_id,
+                    file_row: Some(file.id),
+                    message: format!("after {attempts} attempts: {message}"),
+                })
+                .await;
+                Ok(Outcome::Failed)
+            } else {
+                tracing::warn!(key = %file.key, file_id = %file.file_id, attempts, error = %message, "download failed; will retry");
+                Ok(Outcome::Retrying)
+            }
+        }
+    }
+}
+
+enum Failure {
+    /// This attempt failed (network, Zoom, size mismatch, disk); retried with back-off.
+    Attempt { message: String, stale_url: bool },
+    /// The database failed: not the file's fault.
+    Local(SyncError),
+}
+
+impl From<SyncError> for Failure {
+    fn from(e: SyncError) -> Self {
+        Failure::Local(e)
+    }
+}
+
+fn io_failure(path: &Path, e: io::Error) -> Failure {
+    Failure::Attempt {
+        message: format!("{}: {e}", path.display()),
+        stale_url: false,
+    }
+}
+
+/// The download itself: returns the byte count and sha256 of the file now in place.
+async fn fetch(
+    ctx: &Ctx,
+    file: &FileRow,
+    final_path: &Path,
+    progress: Option<ProgressFn>,
+) -> Result<(u64, String), Failure> {
+    let expected = file.file_size.and_then(|s| u64::try_from(s).ok());
+    // A crash between the rename and the database write leaves a finished file: verify it.
+    if tokio::fs::try_exists(final_path).await.unwrap_or(false) {
+        let (len, sha) = hash_file(final_path)
+            .await
+            .map_err(|e| io_failure(final_path, e))?;
+        if expected.is_none_or(|s| s == len) {
+            return Ok((len, sha));
+        }
+        tokio::fs::remove_file(final_path)
+            .await
+            .map_err(|e| io_failure(final_path, e))?;
+    }
+    let dir = final_path.parent().unwrap_or(Path::new("."));
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|e| io_failure(dir, e))?;
+    let part = part_path(final_path);
+    let mut sink = HashingFile::open(&part, expected)
+        .await
+        .map_err(|e| io_failure(&part, e))?;
+    let offset = sink.written;
+    let Some(url) = file.download_url.as_deref() else {
+        return Err(Failure::Attempt {
+            message: "no download URL yet".into(),
+            stale_url: true,
+        });
+    };
+    let report = |pos: u64| {
+        if let Some(p) = &progress {
+            p(file, pos, expected);
+        }
+    };
+    let outcome = ctx.zoom.download(url, offset, &mut sink, report).await;
+    let flushed = sink.file.flush().await;
+    let outcome = outcome.map_err(|e| Failure::Attempt {
+        stale_url: is_stale_url(&e),
+        message: e.to_string(),
+    })?;
+    flushed.map_err(|e| io_failure(&part, e))?;
+    let total = sink.written;
+    let want = expected.or(outcome.total_len);
+    if let Some(want) = want
+        && total != want
+    {
+        if total > want {
+            // More than Zoom announced: the part is wrong, start over next time.
+            sink.restart().await.map_err(|e| io_failure(&part, e))?;
+        }
+        return Err(Failure::Attempt {
+            message: format!("size mismatch: got {total} bytes, Zoom says {want}"),
+            stale_url: false,
+        });
+    }
+    sink.file
+        .sync_all()
+        .await
+        .map_err(|e| io_failure(&part, e))?;
+    let sha = hex::encode(sink.hasher.finalize_reset());
+    drop(sink);
+    tokio::fs::rename(&part, final_path)
+        .await
+        .map_err(|e| io_failure(final_path, e))?;
+    sync_dir(dir).await.map_err(|e| io_failure(dir, e))?;
+    Ok((total, sha))
+}
+
+/// Zoom refused the stored URL itself (expired or revoked): fetch the recording again.
+fn is_stale_url(e: &ZoomError) -> bool {
+    match e {
+        ZoomError::NotFound { .. } | ZoomError::HtmlErrorPage { .. } => true,
+        ZoomError::Api { status, .. } => matches!(status, 401 | 403 | 410),
+        ZoomError::Auth { status, .. } => matches!(status, Some(401 | 403)),
+        _ => false,
+    }
+}
+
+pub fn part_path(final_path: &Path) -> PathBuf {
+    let mut name = final_path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".part");
+    final_path.with_file_name(name)
+}
+
+async fn sync_dir(dir: &Path) -> io::Result<()> {
+    let d = tokio::fs::File::open(dir).await?;
+    d.sync_all().await
+}
+
+async fn hash_file(path: &Path) -> io::Result<(u64, String)> {
+    let mut f = tokio::fs::File::open(path).await?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut len = 0u64;
+    loop {
+        let n = f.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+    Ok((len, hex::encode(hasher.finalize())))
+}
+
+/// A `.part` file that hashes what is written to it (including what an earlier attempt left).
+struct HashingFile {
+    file: tokio::fs::File,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl HashingFile {
+    /// Opens (or creates) the part file, hashing what is already in it. A part longer than
+    /// the expected size cannot be right and is started over.
+    async fn open(path: &Path, expected: Option<u64>) -> io::Result<HashingFile> {
+        let mut file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .await?;
+        let mut hasher = Sha256::new();
+        let mut written = 0u64;
+        let len = file.metadata().await?.len();
+        if expected.is_some_and(|e| len > e) {
+            file.set_len(0).await?;
+        } else {
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = file.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                written += n as u64;
+            }
+        }
+        use tokio::io::AsyncSeekExt;
+        file.seek(io::SeekFrom::Start(written)).await?;
+        Ok(HashingFile {
+            file,
+            hasher,
+            written,
+        })
+    }
+}
+
+impl AsyncWrite for HashingFile {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.file).poll_write(cx, buf) {
+            Poll::Ready(Ok(n)) => {
+                this.hasher.update(&buf[..n]);
+                this.written += n as u64;
+                Poll::Ready(Ok(n))
+            }
+            other => other,
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.file).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.file).poll_shutdown(cx)
+    }
+}
+
+impl DownloadSink for HashingFile {
+    async fn restart(&mut self) -> io::Result<()> {
+        self.file.restart().await?;
+        self.hasher = Sha256::new();
+        self.written = 0;
+        Ok(())
+    }
+}

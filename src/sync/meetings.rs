@@ -1,0 +1,495 @@
+//! Makes Zoom's upcoming meetings match the schedule within `create_ahead`.
+//!
+//! - Missing → create, with the intent recorded first. An intent whose outcome is unknown
+//!   (crash, timeout, lost answer) is resolved by listing the host's upcoming meetings and
+//!   matching the marker zoomd writes into the agenda (or topic + start) before any new
+//!   create: one occurrence, at most one Zoom meeting.
+//! - Changed topic, duration, agenda or settings → PATCH.
+//! - Left the schedule and not started → DELETE, recorded as cancelled. Only meetings zoomd
+//!   created are ever touched; past occurrences are history and stay.
+//! - Zoom's cap of 100 creates+updates per host and UTC day is counted here; at the cap the
+//!   remaining occurrences (soonest first) wait for 00:00 UTC.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Map, Value};
+
+use super::{Ctx, SyncError};
+use crate::config::{Config, MeetingEntry};
+use crate::schedule::{self, Occurrence};
+use crate::store::{CreatedMeeting, NewEvent, NewOccurrence, OccurrenceRow, ts};
+use crate::zoom::{
+    CreateMeeting, Meeting, MeetingPatch, MeetingStart, ZoomError, next_utc_midnight,
+};
+
+/// Zoom's per-host daily cap of meeting create/update calls.
+pub const DAILY_CAP: i64 = 100;
+/// After Zoom refuses a create outright (bad user, bad settings), try again this much later.
+const REFUSED_RETRY: i64 = 3600;
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub created: usize,
+    pub reconciled: usize,
+    pub updated: usize,
+    pub cancelled: usize,
+    pub deferred: usize,
+    pub failed: usize,
+    pub unknown: usize,
+}
+
+/// The marker zoomd writes into a meeting's agenda to find it again.
+pub fn marker(key: &str, start: DateTime<Utc>) -> String {
+    format!("zoomd:{key}:{}", ts(start))
+}
+
+/// What zoomd sends Zoom for an occurrence.
+pub fn desired(entry: &MeetingEntry, occ: &Occurrence) -> NewOccurrence {
+    let marker = marker(&entry.key, occ.start);
+    let agenda = match &entry.agenda {
+        Some(a) if !a.is_empty() => format!("{a}\n\n{marker}"),
+        _ => marker.clone(),
+    };
+    NewOccurrence {
+        key: entry.key.clone(),
+        start_utc: occ.start,
+        start_local: occ.local.to_rfc3339(),
+        timezone: entry.timezone.name().to_string(),
+        duration_min: entry.duration_min,
+        host: entry.host.clone(),
+        topic: entry.topic.clone(),
+        agenda: Some(agenda),
+        settings_json: Value::Object(entry.settings.clone()).to_string(),
+        marker,
+    }
+}
+
+/// One reconcile pass.
+pub async fn reconcile(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> {
+    let now = ctx.now();
+    let mut report = Report::default();
+    let mut upcoming: HashMap<String, Vec<Meeting>> = HashMap::new();
+
+    // 1. Intents whose outcome is unknown are resolved before anything new is created.
+    let mut unresolved = HashSet::new();
+    for row in ctx.store.unresolved_creates().await? {
+        match resolve_intent(ctx, &row, &mut upcoming).await {
+            Ok(Some(m)) => {
+                record_created(ctx, &row, &m, "found after an unknown outcome").await?;
+                report.reconciled += 1;
+            }
+            Ok(None) => {
+                if row.start().is_some_and(|s| s <= now) {
+                    ctx.store
+                        .mark_create_failed(
+                            row.id,
+                            now,
+                            "never created: the start passed while the outcome was unknown",
+                            now,
+                        )
+                        .await?;
+                } else {
+                    unresolved.insert(row.id);
+                }
+            }
+            Err(e) => {
+                // Cannot tell yet: leave it; nothing new is created for this occurrence.
+                tracing::warn!(key = %row.key, start = %row.start_utc, error = %e, "cannot resolve an earlier create yet");
+            }
+        }
+    }
+
+    // 2. The desired state, soonest first (so the daily cap defers the latest ones).
+    let horizon = now + to_chrono(config.daemon.create_ahead);
+    let entries: HashMap<&str, &MeetingEntry> = config
+        .meetings
+        .iter()
+        .map(|e| (e.key.as_str(), e))
+        .collect();
+    for occ in schedule::occurrences(&config.meetings, now, horizon) {
+        let Some(entry) = entries.get(occ.key.as_str()) else {
+            continue;
+        };
+        let want = desired(entry, &occ);
+        let row = ctx
+            .store
+            .occurrence_by_key(&want.key, want.start_utc)
+            .await?;
+        let outcome = match &row {
+            None => Some(create(ctx, None, &want, &mut report).await?),
+            Some(r) => match r.state.as_str() {
+                "creating" if unresolved.contains(&r.id) => {
+                    Some(create(ctx, Some(r), &want, &mut report).await?)
+                }
+                "creating" => None,
+                "deferred" | "failed" | "cancelled" => {
+                    let due = r
+                        .not_before
+                        .as_deref()
+                        .and_then(crate::store::parse_ts)
+                        .is_none_or(|t| t <= now);
+                    if due || r.state == "cancelled" {
+                        Some(create(ctx, Some(r), &want, &mut report).await?)
+                    } else {
+                        None
+                    }
+                }
+                "created" => {
+                    update_if_changed(ctx, r, &want, &mut report).await?;
+                    None
+                }
+                _ => None,
+            },
+        };
+        if outcome == Some(Flow::StopCreating) {
+            log_cap_once(ctx, &want.host, now).await?;
+        }
+    }
+
+    // 3. Stored occurrences that left the schedule.
+    for row in ctx.store.live_occurrences_from(now).await? {
+        if still_scheduled(config, &row) {
+            continue;
+        }
+        cancel(ctx, &row, now, &mut report).await?;
+    }
+    Ok(report)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    StopCreating,
+}
+
+fn to_chrono(d: std::time::Duration) -> Duration {
+    Duration::from_std(d).unwrap_or(Duration::MAX)
+}
+
+/// Whether the schedule still produces this occurrence.
+fn still_scheduled(config: &Config, row: &OccurrenceRow) -> bool {
+    let Some(start) = row.start() else {
+        return false;
+    };
+    config
+        .meetings
+        .iter()
+        .filter(|e| e.key == row.key)
+        .any(|e| {
+            schedule::occurrences(std::slice::from_ref(e), start, start + Duration::seconds(1))
+                .iter()
+                .any(|o| o.start == start)
+        })
+}
+
+/// Looks for the meeting an earlier, unanswered create may have made.
+async fn resolve_intent(
+    ctx: &Ctx,
+    row: &OccurrenceRow,
+    cache: &mut HashMap<String, Vec<Meeting>>,
+) -> Result<Option<Meeting>, ZoomError> {
+    if !cache.contains_key(&row.host) {
+        let list = ctx.zoom.list_upcoming_meetings(&row.host).await?;
+        cache.insert(row.host.clone(), list);
+    }
+    let start = row.start();
+    Ok(cache.get(&row.host).and_then(|list| {
+        list.iter()
+            .find(|m| m.agenda.as_deref().is_some_and(|a| a.contains(&row.marker)))
+            .or_else(|| {
+                list.iter().find(|m| {
+                    m.topic.as_deref() == Some(row.topic.as_str()) && m.start_time == start
+                })
+            })
+            .cloned()
+    }))
+}
+
+async fn record_created(
+    ctx: &Ctx,
+    row: &OccurrenceRow,
+    m: &Meeting,
+    how: &str,
+) -> Result<(), SyncError> {
+    let now = ctx.now();
+    ctx.store
+        .mark_created(
+            row.id,
+            &CreatedMeeting {
+                meeting_id: m.id,
+                uuid: m.uuid.clone(),
+                join_url: m.join_url.clone(),
+                password: m.password.clone(),
+            },
+            now,
+        )
+        .await?;
+    tracing::info!(key = %row.key, start = %row.start_utc, meeting_id = m.id, "meeting created ({how})");
+    ctx.event(NewEvent {
+        kind: "created",
+        key: Some(&row.key),
+        occurrence_id: Some(row.id),
+        meeting_id: Some(m.id),
+        message: format!("meeting {} for {} ({how})", m.id, row.start_utc),
+        ..NewEvent::default()
+    })
+    .await;
+    Ok(())
+}
+
+/// Creates the meeting for `want`, intent first. `existing` is the stored row, if any.
+async fn create(
+    ctx: &Ctx,
+    existing: Option<&OccurrenceRow>,
+    want: &NewOccurrence,
+    report: &mut Report,
+) -> Result<Flow, SyncError> {
+    let now = ctx.now();
+    let day = now.date_naive();
+    let (calls, exhausted) = ctx.store.quota(&want.host, day).await?;
+    if exhausted || calls >= DAILY_CAP {
+        let until = next_utc_midnight(now);
+        let reason = format!(
+            "daily create/update cap of {DAILY_CAP} for host {} reached",
+            want.host
+        );
+        match existing {
+            Some(r)
+                if r.state == "deferred" && r.not_before.as_deref() == Some(ts(until).as_str()) => {
+            }
+            Some(r) => ctx.store.mark_deferred(r.id, until, &reason, now).await?,
+            None => {
+                ctx.store.record_deferred(want, until, &reason, now).await?;
+            }
+        }
+        report.deferred += 1;
+        return Ok(Flow::StopCreating);
+    }
+    let row = match existing {
+        Some(r) => {
+            ctx.store.retry_create_intent(r.id, want, now).await?;
+            r.clone()
+        }
+        None => ctx.store.record_create_intent(want, now).await?,
+    };
+    // Counted before the call: a call whose answer is lost still counts at Zoom.
+    ctx.store.count_call(&want.host, day).await?;
+    let settings: Map<String, Value> =
+        serde_json::from_str(&want.settings_json).unwrap_or_default();
+    let request = CreateMeeting {
+        topic: want.topic.clone(),
+        start: MeetingStart::Utc {
+            at: want.start_utc,
+            timezone: Some(want.timezone.clone()),
+        },
+        duration_minutes: want.duration_min,
+        agenda: want.agenda.clone(),
+        settings,
+    };
+    match ctx.zoom.create_meeting(&want.host, &request).await {
+        Ok(m) => {
+            record_created(ctx, &row, &m, "new").await?;
+            report.created += 1;
+            Ok(Flow::Continue)
+        }
+        Err(e @ ZoomError::DailyLimit { .. }) => {
+            let until = e.retry_at().unwrap_or_else(|| next_utc_midnight(now));
+            ctx.store.mark_quota_exhausted(&want.host, day).await?;
+            ctx.store
+                .mark_deferred(row.id, until, &e.to_string(), ctx.now())
+                .await?;
+            report.deferred += 1;
+            Ok(Flow::StopCreating)
+        }
+        Err(e @ ZoomError::OutcomeUnknown { .. }) => {
+            tracing::warn!(key = %want.key, start = %ts(want.start_utc), error = %e, "create outcome unknown; will look for it before creating again");
+            ctx.store
+                .note_create_unknown(row.id, &e.to_string(), ctx.now())
+                .await?;
+            ctx.event(NewEvent {
+                kind: "create-unknown",
+                key: Some(&want.key),
+                occurrence_id: Some(row.id),
+                message: e.to_string(),
+                ..NewEvent::default()
+            })
+            .await;
+            report.unknown += 1;
+            Ok(Flow::Continue)
+        }
+        Err(e) => {
+            // Transient: soon again. Refused (4xx): an hour later, and visible in `failures`.
+            let (state_failed, retry_at) = if e.is_transient() {
+                (false, e.retry_at().unwrap_or(now + Duration::seconds(60)))
+            } else {
+                (true, now + Duration::seconds(REFUSED_RETRY))
+            };
+            let msg = e.to_string();
+            if state_failed {
+                tracing::error!(key = %want.key, start = %ts(want.start_utc), error = %msg, "Zoom refused to create the meeting");
+                ctx.store
+                    .mark_create_failed(row.id, retry_at, &msg, ctx.now())
+                    .await?;
+                report.failed += 1;
+            } else {
+                tracing::warn!(key = %want.key, start = %ts(want.start_utc), error = %msg, "create failed; retrying later");
+                ctx.store
+                    .mark_deferred(row.id, retry_at, &msg, ctx.now())
+                    .await?;
+                report.deferred += 1;
+            }
+            ctx.event(NewEvent {
+                kind: if state_failed {
+                    "create-failed"
+                } else {
+                    "create-retry"
+                },
+                key: Some(&want.key),
+                occurrence_id: Some(row.id),
+                message: msg,
+                ..NewEvent::default()
+            })
+            .await;
+            Ok(Flow::Continue)
+        }
+    }
+}
+
+/// The host hit its cap: the remaining occurrences wait for 00:00 UTC. Said once per host
+/// and day (in the log and the events table).
+async fn log_cap_once(ctx: &Ctx, host: &str, now: DateTime<Utc>) -> Result<(), SyncError> {
+    let day = now.date_naive();
+    if ctx.store.mark_quota_exhausted(host, day).await? {
+        let until = next_utc_midnight(now);
+        tracing::warn!(host, until = %ts(until), "daily create/update cap of {DAILY_CAP} reached; deferring creates");
+        ctx.event(NewEvent {
+            kind: "deferred",
+            message: format!(
+                "host {host}: daily create/update cap reached; creates wait until {}",
+                ts(until)
+            ),
+            ..NewEvent::default()
+        })
+        .await;
+    }
+    Ok(())
+}
+
+async fn update_if_changed(
+    ctx: &Ctx,
+    row: &OccurrenceRow,
+    want: &NewOccurrence,
+    report: &mut Report,
+) -> Result<(), SyncError> {
+    let now = ctx.now();
+    let Some(meeting_id) = row.meeting_id else {
+        return Ok(());
+    };
+    if row.start().is_some_and(|s| s <= now) {
+        return Ok(()); // started: never touched
+    }
+    let mut patch = MeetingPatch::default();
+    let mut changed = Vec::new();
+    if row.topic != want.topic {
+        patch.topic = Some(want.topic.clone());
+        changed.push("topic");
+    }
+    if row.duration_min != i64::from(want.duration_min) {
+        patch.duration_minutes = Some(want.duration_min);
+        changed.push("duration");
+    }
+    if row.agenda != want.agenda {
+        patch.agenda = want.agenda.clone();
+        changed.push("agenda");
+    }
+    let old: Value = serde_json::from_str(&row.settings_json).unwrap_or(Value::Null);
+    let new: Value = serde_json::from_str(&want.settings_json).unwrap_or(Value::Null);
+    if old != new {
+        patch.settings = new.as_object().cloned();
+        changed.push("settings");
+    }
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let day = now.date_naive();
+    let (calls, exhausted) = ctx.store.quota(&row.host, day).await?;
+    if exhausted || calls >= DAILY_CAP {
+        return Ok(()); // the next pass after 00:00 UTC updates it
+    }
+    ctx.store.count_call(&row.host, day).await?;
+    match ctx.zoom.update_meeting(meeting_id, &patch).await {
+        Ok(()) => {
+            ctx.store.mark_updated(row.id, want, ctx.now()).await?;
+            let what = changed.join(", ");
+            tracing::info!(key = %row.key, start = %row.start_utc, meeting_id, "meeting updated: {what}");
+            ctx.event(NewEvent {
+                kind: "updated",
+                key: Some(&row.key),
+                occurrence_id: Some(row.id),
+                meeting_id: Some(meeting_id),
+                message: format!("changed {what}"),
+                ..NewEvent::default()
+            })
+            .await;
+            report.updated += 1;
+        }
+        Err(ZoomError::DailyLimit { .. }) => {
+            ctx.store.mark_quota_exhausted(&row.host, day).await?;
+        }
+        Err(e) => {
+            tracing::warn!(key = %row.key, meeting_id, error = %e, "update failed; retrying next pass");
+        }
+    }
+    Ok(())
+}
+
+async fn cancel(
+    ctx: &Ctx,
+    row: &OccurrenceRow,
+    now: DateTime<Utc>,
+    report: &mut Report,
+) -> Result<(), SyncError> {
+    let reason = "left the schedule";
+    match (row.state.as_str(), row.meeting_id) {
+        ("created", Some(id)) => {
+            if row.start().is_none_or(|s| s <= now) {
+                return Ok(());
+            }
+            // The host may have started it early: a started meeting is never touched.
+            match ctx.zoom.get_meeting(id).await {
+                Ok(m) if m.status.as_deref() == Some("started") => return Ok(()),
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => {
+                    tracing::warn!(key = %row.key, meeting_id = id, error = %e, "cannot check the meeting before deleting; next pass");
+                    return Ok(());
+                }
+            }
+            match ctx.zoom.delete_meeting(id).await {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => {
+                    tracing::warn!(key = %row.key, meeting_id = id, error = %e, "delete failed; next pass");
+                    return Ok(());
+                }
+            }
+        }
+        ("creating", _) => return Ok(()), // resolved first, next pass
+        _ => {}
+    }
+    ctx.store.mark_cancelled(row.id, reason, ctx.now()).await?;
+    tracing::info!(key = %row.key, start = %row.start_utc, meeting_id = row.meeting_id, "occurrence cancelled: {reason}");
+    ctx.event(NewEvent {
+        kind: "cancelled",
+        key: Some(&row.key),
+        occurrence_id: Some(row.id),
+        meeting_id: row.meeting_id,
+        message: format!("{} at {}: {reason}", row.key, row.start_utc),
+        ..NewEvent::default()
+    })
+    .await;
+    report.cancelled += 1;
+    Ok(())
+}

@@ -1,0 +1,368 @@
+//! Watches created meetings for their cloud recordings and tracks every file.
+//!
+//! From a meeting's scheduled start until `give_up_after` past its scheduled end, each due
+//! meeting is polled: every past instance (fetched by uuid), or the latest by id when Zoom
+//! lists none. 404/3301 means "not yet". Files are tracked by id (a stable synthetic id for
+//! those without), so files that appear later (transcripts) are picked up; only completed
+//! files are queued. Every `poll_every` at first; from an hour after the scheduled end the
+//! delay grows with the time since then (doubling, capped at an hour). Once everything
+//! known is archived the watch keeps going at that slow pace for late files until the
+//! give-up time; with `after_download = trash|delete` the cloud copy of an instance is
+//! removed when a fresh listing shows every one of its files archived.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{Ctx, SyncError};
+use crate::config::{AfterDownload, Config};
+use crate::store::{NewEvent, OccurrenceRow, RecordingWatch, SeenFile, SeenRecording};
+use crate::zoom::{DeleteAction, MeetingRecordings, MeetingRef, RecordingFile, ZoomError};
+
+/// The longest wait between two polls of one meeting.
+pub const MAX_POLL_DELAY: Duration = Duration::hours(1);
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub polled: usize,
+    pub found: usize,
+    pub missing: usize,
+    pub cloud_removed: usize,
+}
+
+/// The delay before the next poll of a meeting that ended (scheduled) at `end`.
+pub fn next_delay(now: DateTime<Utc>, end: DateTime<Utc>, poll_every: Duration) -> Duration {
+    let slow_from = end + Duration::hours(1);
+    if now < slow_from {
+        return poll_every;
+    }
+    // Waiting as long as it has been since `slow_from` doubles the gap each time.
+    (now - slow_from).clamp(poll_every, MAX_POLL_DELAY.max(poll_every))
+}
+
+/// The id zoomd tracks a file by: Zoom's, or one made from what identifies the file.
+pub fn file_key(f: &RecordingFile) -> String {
+    match f.id.as_deref().filter(|s| !s.is_empty()) {
+        Some(id) => id.to_string(),
+        None => format!(
+            "{}-{}-{}-{}",
+            f.file_type.as_deref().unwrap_or("FILE"),
+            f.recording_type.as_deref().unwrap_or(""),
+            f.recording_start.map(crate::store::ts).unwrap_or_default(),
+            f.file_extension.as_deref().unwrap_or("")
+        ),
+    }
+}
+
+/// Polls every meeting that is due.
+pub async fn poll(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> {
+    let mut report = Report::default();
+    for row in ctx.store.due_polls(ctx.now()).await? {
+        if let Err(e) = poll_one(ctx, config, &row, &mut report).await {
+            match e {
+                SyncError::Zoom(z) => {
+                    // Zoom trouble for one meeting: try it again at the next poll time.
+                    tracing::warn!(key = %row.key, meeting_id = row.meeting_id, error = %z, "recording poll failed");
+                    let now = ctx.now();
+                    let next = now + delay_for(config, &row, now);
+                    let watch = watch_of(&row);
+                    ctx.store.set_poll(row.id, watch, Some(next), now).await?;
+                }
+                other => return Err(other),
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn watch_of(row: &OccurrenceRow) -> RecordingWatch {
+    match row.recording_state.as_str() {
+        "found" => RecordingWatch::Found,
+        "complete" => RecordingWatch::Complete,
+        _ => RecordingWatch::Waiting,
+    }
+}
+
+fn scheduled_end(row: &OccurrenceRow) -> Option<DateTime<Utc>> {
+    row.start().map(|s| s + Duration::minutes(row.duration_min))
+}
+
+fn delay_for(config: &Config, row: &OccurrenceRow, now: DateTime<Utc>) -> Duration {
+    let poll_every = Duration::from_std(config.daemon.poll_every).unwrap_or(Duration::minutes(5));
+    let end = scheduled_end(row).unwrap_or(now);
+    next_delay(now, end, poll_every)
+}
+
+async fn poll_one(
+    ctx: &Ctx,
+    config: &Config,
+    row: &OccurrenceRow,
+    report: &mut Report,
+) -> Result<(), SyncError> {
+    let Some(meeting_id) = row.meeting_id else {
+        return Ok(());
+    };
+    let now = ctx.now();
+    let end = scheduled_end(row).unwrap_or(now);
+    let give_up =
+        end + Duration::from_std(config.daemon.give_up_after).unwrap_or(Duration::hours(72));
+    if now >= give_up {
+        let watch = if row.recording_state == "waiting" {
+            tracing::warn!(alert = "recording-missing", key = %row.key, start = %row.start_utc, meeting_id, "no cloud recording by the give-up time");
+            ctx.event(NewEvent {
+                kind: "missing",
+                key: Some(&row.key),
+                occurrence_id: Some(row.id),
+                meeting_id: Some(meeting_id),
+                message: format!(
+                    "no cloud recording for {} by {}",
+                    row.start_utc,
+                    crate::store::ts(give_up)
+                ),
+                ..NewEvent::default()
+            })
+            .await;
+            report.missing += 1;
+            RecordingWatch::Missing
+        } else {
+            RecordingWatch::Done
+        };
+        ctx.store.set_poll(row.id, watch, None, now).await?;
+        return Ok(());
+    }
+
+    report.polled += 1;
+    let recordings = fetch_all(ctx, meeting_id).await?;
+    let mut all_archived = !recordings.is_empty();
+    for rec in &recordings {
+        let archived = record(ctx, row, meeting_id, rec).await?;
+        all_archived &= archived;
+        if archived && config.daemon.after_download != AfterDownload::Keep {
+            remove_cloud_copy(ctx, config, row, rec, report).await?;
+        }
+    }
+    let watch = if recordings.is_empty() {
+        RecordingWatch::Waiting
+    } else if all_archived {
+        RecordingWatch::Complete
+    } else {
+        RecordingWatch::Found
+    };
+    if row.recording_state == "waiting" && watch != RecordingWatch::Waiting {
+        report.found += 1;
+        let files: usize = recordings.iter().map(|r| r.recording_files.len()).sum();
+        tracing::info!(key = %row.key, start = %row.start_utc, meeting_id, instances = recordings.len(), files, "cloud recording found");
+        ctx.event(NewEvent {
+            kind: "recording-found",
+            key: Some(&row.key),
+            occurrence_id: Some(row.id),
+            meeting_id: Some(meeting_id),
+            message: format!("{} instance(s), {files} file(s)", recordings.len()),
+            ..NewEvent::default()
+        })
+        .await;
+    }
+    let now = ctx.now();
+    let next = (now + delay_for(config, row, now)).min(give_up);
+    ctx.store.set_poll(row.id, watch, Some(next), now).await?;
+    Ok(())
+}
+
+/// Every instance's recording: by uuid for each past instance, else the latest by id.
+async fn fetch_all(ctx: &Ctx, meeting_id: i64) -> Result<Vec<MeetingRecordings>, ZoomError> {
+    let instances = match ctx.zoom.list_past_instances(meeting_id).await {
+        Ok(list) => list,
+        Err(e) if e.is_not_found() => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    if instances.is_empty() {
+        if let Some(r) = ctx.zoom.get_recordings(&MeetingRef::Id(meeting_id)).await? {
+            out.push(r);
+        }
+        return Ok(out);
+    }
+    for inst in instances {
+        if let Some(r) = ctx
+            .zoom
+            .get_recordings(&MeetingRef::Uuid(inst.uuid))
+            .await?
+        {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// Stores one instance's recording and files; true when every file of it is archived.
+async fn record(
+    ctx: &Ctx,
+    row: &OccurrenceRow,
+    meeting_id: i64,
+    rec: &MeetingRecordings,
+) -> Result<bool, SyncError> {
+    let now = ctx.now();
+    let recording_id = ctx
+        .store
+        .upsert_recording(
+            &SeenRecording {
+                occurrence_id: row.id,
+                meeting_uuid: rec.uuid.clone(),
+                meeting_id: rec.id.unwrap_or(meeting_id),
+                start_time: rec.start_time,
+                total_size: rec.total_size.and_then(|s| i64::try_from(s).ok()),
+            },
+            now,
+        )
+        .await?;
+    for f in &rec.recording_files {
+        ctx.store
+            .upsert_file(
+                &SeenFile {
+                    recording_id,
+                    file_id: file_key(f),
+                    file_type: f.file_type.clone().unwrap_or_else(|| "FILE".into()),
+                    file_extension: f.file_extension.clone().unwrap_or_default(),
+                    recording_type: f.recording_type.clone(),
+                    recording_start: f.recording_start,
+                    recording_end: f.recording_end,
+                    file_size: f.file_size.and_then(|s| i64::try_from(s).ok()),
+                    download_url: f.download_url.clone(),
+                    completed: f.is_ready(),
+                },
+                now,
+            )
+            .await?;
+    }
+    let state = ctx.store.refresh_recording_state(recording_id, now).await?;
+    Ok(matches!(
+        state.state.as_str(),
+        "archived" | "cloud_trashed" | "cloud_deleted"
+    ))
+}
+
+async fn remove_cloud_copy(
+    ctx: &Ctx,
+    config: &Config,
+    row: &OccurrenceRow,
+    rec: &MeetingRecordings,
+    report: &mut Report,
+) -> Result<(), SyncError> {
+    let Some(stored) = ctx
+        .store
+        .recordings_of(row.id)
+        .await?
+        .into_iter()
+        .find(|r| r.meeting_uuid == rec.uuid)
+    else {
+        return Ok(());
+    };
+    if stored.state != "archived" {
+        return Ok(()); // already removed, or not everything verified
+    }
+    let (action, deleted) = match config.daemon.after_download {
+        AfterDownload::Keep => return Ok(()),
+        AfterDownload::Trash => (DeleteAction::Trash, false),
+        AfterDownload::Delete => (DeleteAction::Delete, true),
+    };
+    match ctx
+        .zoom
+        .delete_recordings(&MeetingRef::Uuid(rec.uuid.clone()), action)
+        .await
+    {
+        Ok(()) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.into()),
+    }
+    ctx.store
+        .mark_cloud_removed(stored.id, deleted, ctx.now())
+        .await?;
+    let verb = if deleted { "deleted" } else { "trashed" };
+    tracing::info!(key = %row.key, meeting_uuid = %rec.uuid, "cloud recording {verb} after archiving");
+    ctx.event(NewEvent {
+        kind: if deleted {
+            "cloud-deleted"
+        } else {
+            "cloud-trashed"
+        },
+        key: Some(&row.key),
+        occurrence_id: Some(row.id),
+        meeting_id: row.meeting_id,
+        message: format!(
+            "cloud recording {} {verb}: every file archived and verified",
+            rec.uuid
+        ),
+        ..NewEvent::default()
+    })
+    .await;
+    report.cloud_removed += 1;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().expect("instant")
+    }
+
+    #[test]
+    fn polls_at_the_cadence_until_an_hour_after_the_end_then_backs_off_to_an_hour() {
+        let end = t("2026-11-30T10:00:00Z");
+        let every = Duration::minutes(5);
+        assert_eq!(next_delay(t("2026-11-30T09:00:00Z"), end, every), every);
+        assert_eq!(next_delay(t("2026-11-30T10:59:00Z"), end, every), every);
+        // Just past the hour: never below the cadence.
+        assert_eq!(next_delay(t("2026-11-30T11:01:00Z"), end, every), every);
+        // Then the gap grows with the time since: 10, 20, 40 minutes, capped at 60.
+        assert_eq!(
+            next_delay(t("2026-11-30T11:10:00Z"), end, every),
+            Duration::minutes(10)
+        );
+        assert_eq!(
+            next_delay(t("2026-11-30T11:20:00Z"), end, every),
+            Duration::minutes(20)
+        );
+        assert_eq!(
+            next_delay(t("2026-11-30T11:40:00Z"), end, every),
+            Duration::minutes(40)
+        );
+        assert_eq!(
+            next_delay(t("2026-11-30T14:00:00Z"), end, every),
+            MAX_POLL_DELAY
+        );
+    }
+
+    #[test]
+    fn polls_over_three_days_are_bounded() {
+        // From start to 72 h after the end of a 1 h meeting, polls every 5 min at first.
+        let start = t("2026-11-30T09:00:00Z");
+        let end = start + Duration::hours(1);
+        let give_up = end + Duration::hours(72);
+        let mut now = start;
+        let mut polls = 0;
+        while now < give_up {
+            polls += 1;
+            now += next_delay(now, end, Duration::minutes(5));
+        }
+        // 24 polls in the first two hours, ~5 while backing off, then one an hour.
+        assert!(polls <= 24 + 8 + 72, "{polls}");
+    }
+
+    #[test]
+    fn synthetic_ids_are_stable() {
+        let f = RecordingFile {
+            id: None,
+            meeting_id: None,
+            file_type: Some("CC".into()),
+            file_extension: Some("VTT".into()),
+            file_size: None,
+            status: None,
+            download_url: Some("https://zoom.us/rec/x".into()),
+            recording_type: Some("closed_caption".into()),
+            recording_start: Some(t("2026-11-30T09:00:05Z")),
+            recording_end: None,
+        };
+        assert_eq!(file_key(&f), "CC-closed_caption-2026-11-30T09:00:05Z-VTT");
+        assert_eq!(file_key(&f), file_key(&f.clone()));
+    }
+}

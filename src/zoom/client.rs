@@ -1,0 +1,756 @@
+//! [`ZoomClient`]: the request executor (auth, retries, error mapping) and the typed
+//! operations on top of it.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{NaiveDate, Utc};
+use percent_encoding::utf8_percent_encode;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use super::auth::TokenSource;
+use super::download::TrustedHosts;
+use super::error::{ApiErrorBody, ZoomError, describe_reqwest, scrub};
+use super::retry::{RetryPolicy, is_daily_limit, next_utc_midnight, parse_retry_after};
+use super::types::{
+    CreateMeeting, DeleteAction, Instances, Meeting, MeetingPatch, MeetingRecordings, MeetingRef,
+    Page, PastInstance, month_windows,
+};
+use super::{ClientConfig, Timeouts};
+use crate::secret::Secret;
+
+/// Zoom's maximum page size for listings.
+const PAGE_SIZE: &str = "300";
+/// A listing longer than this many pages is taken for a server loop.
+const MAX_PAGES: usize = 10_000;
+
+/// A Zoom API client. Cheap to clone (shares its pool and token cache).
+#[derive(Clone)]
+pub struct ZoomClient {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) http: reqwest::Client,
+    pub(crate) api_url: Url,
+    pub(crate) auth: Arc<TokenSource>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) trusted: TrustedHosts,
+}
+
+/// Whether repeating a request is harmless.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// GET, PATCH (sets fields to given values), DELETE (404 afterwards means done).
+    Idempotent,
+    /// POST create: Zoom has no idempotency key, so a repeat may create a duplicate.
+    Create,
+}
+
+struct Call<'a> {
+    op: &'static str,
+    method: Method,
+    url: Url,
+    body: Option<Bytes>,
+    kind: Kind,
+    /// The Zoom user the call is about, for daily-limit errors.
+    host: Option<&'a str>,
+}
+
+/// Decision after a failed attempt.
+enum Next {
+    Retry(Duration),
+    Fail(ZoomError),
+}
+
+impl std::fmt::Debug for ZoomClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZoomClient")
+            .field("api_url", &self.inner.api_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Percent-encode a path segment (user id, email, file id): everything but unreserved
+/// characters, so `@`, `+`, `/` cannot change the path's meaning.
+fn segment(s: &str) -> String {
+    utf8_percent_encode(s, super::types::UUID_ENCODE).to_string()
+}
+
+fn is_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"))
+}
+
+impl ZoomClient {
+    /// Build a client. Fails on credentials that can never work (see
+    /// [`super::Credentials::validate`]) or when the HTTP stack cannot be set up.
+    pub fn new(config: ClientConfig) -> Result<Self, ZoomError> {
+        config.credentials.validate()?;
+        for (name, u) in [
+            ("api_url", &config.api_url),
+            ("oauth_url", &config.oauth_url),
+        ] {
+            if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+                return Err(ZoomError::InvalidInput {
+                    op: "client",
+                    detail: format!("{name} must be an http(s) URL with a host"),
+                });
+            }
+        }
+        let http = reqwest::Client::builder()
+            // Redirects are followed by hand (downloads only) so the Authorization header
+            // never leaves Zoom's hosts.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(config.timeouts.connect)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .user_agent(concat!("zoomd/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ZoomError::Transport {
+                op: "client",
+                attempts: 0,
+                detail: describe_reqwest(e),
+            })?;
+        let trusted = TrustedHosts::new(
+            &config.api_url,
+            &config.oauth_url,
+            &config.extra_trusted_hosts,
+        )?;
+        let auth = Arc::new(TokenSource::new(
+            config.credentials,
+            http.clone(),
+            config.oauth_url,
+            config.retry.clone(),
+            config.timeouts.request,
+        ));
+        Ok(ZoomClient {
+            inner: Arc::new(Inner {
+                http,
+                api_url: config.api_url,
+                auth,
+                retry: config.retry,
+                timeouts: config.timeouts,
+                trusted,
+            }),
+        })
+    }
+
+    /// A bearer token for the configured credentials (cached, renewed as needed). For
+    /// `zoomd token`; the value is only reachable through [`Secret::expose`].
+    pub async fn token(&self) -> Result<Secret, ZoomError> {
+        self.inner.auth.bearer().await
+    }
+
+    /// The shared token source.
+    pub fn token_source(&self) -> Arc<TokenSource> {
+        Arc::clone(&self.inner.auth)
+    }
+
+    // ---- operations -------------------------------------------------------------------
+
+    /// `POST /users/{user_id}/meetings`: create a scheduled meeting (type 2).
+    ///
+    /// Never retried blindly: on [`ZoomError::OutcomeUnknown`] the meeting may exist; look
+    /// for it with [`ZoomClient::list_upcoming_meetings`] before creating again.
+    pub async fn create_meeting(
+        &self,
+        user_id: &str,
+        meeting: &CreateMeeting,
+    ) -> Result<Meeting, ZoomError> {
+        const OP: &str = "create_meeting";
+        let body = meeting
+            .to_body()
+            .map_err(|detail| ZoomError::InvalidInput { op: OP, detail })?;
+        let url = self.api(&["users", &segment(user_id), "meetings"]);
+        let bytes = self
+            .execute(Call {
+                op: OP,
+                method: Method::POST,
+                url,
+                body: Some(json_bytes(OP, &body)?),
+                kind: Kind::Create,
+                host: Some(user_id),
+            })
+            .await?;
+        // Zoom answered 201, so the meeting exists; an unreadable answer hides its id.
+        parse::<Meeting>(OP, &bytes).map_err(|e| ZoomError::OutcomeUnknown {
+            op: OP,
+            detail: format!("created, but the answer did not parse: {e}"),
+        })
+    }
+
+    /// `GET /meetings/{id}`.
+    pub async fn get_meeting(&self, meeting_id: i64) -> Result<Meeting, ZoomError> {
+        const OP: &str = "get_meeting";
+        let url = self.api(&["meetings", &meeting_id.to_string()]);
+        let bytes = self.get(OP, url).await?;
+        parse(OP, &bytes)
+    }
+
+    /// `PATCH /meetings/{id}` (204). Counts against the host's daily create/update cap.
+    pub async fn update_meeting(
+        &self,
+        meeting_id: i64,
+        patch: &MeetingPatch,
+    ) -> Result<(), ZoomError> {
+        const OP: &str = "update_meeting";
+        let body = patch
+            .to_body()
+            .map_err(|detail| ZoomError::InvalidInput { op: OP, detail })?;
+        let url = self.api(&["meetings", &meeting_id.to_string()]);
+        self.execute(Call {
+            op: OP,
+            method: Method::PATCH,
+            url,
+            body: Some(json_bytes(OP, &body)?),
+            kind: Kind::Idempotent,
+            host: None,
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// `DELETE /meetings/{id}` (204). A meeting that is already gone gives
+    /// [`ZoomError::NotFound`] (code 3001), which callers may treat as done.
+    pub async fn delete_meeting(&self, meeting_id: i64) -> Result<(), ZoomError> {
+        const OP: &str = "delete_meeting";
+        let url = self.api(&["meetings", &meeting_id.to_string()]);
+        self.execute(Call {
+            op: OP,
+            method: Method::DELETE,
+            url,
+            body: None,
+            kind: Kind::Idempotent,
+            host: None,
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// `GET /users/{user_id}/meetings?type=upcoming`, every page.
+    pub async fn list_upcoming_meetings(&self, user_id: &str) -> Result<Vec<Meeting>, ZoomError> {
+        const OP: &str = "list_upcoming_meetings";
+        let url = self.api(&["users", &segment(user_id), "meetings"]);
+        self.all_pages(OP, url, &[("type", "upcoming")]).await
+    }
+
+    /// `GET /past_meetings/{id}/instances`: the uuids of every time the meeting ran.
+    pub async fn list_past_instances(
+        &self,
+        meeting_id: i64,
+    ) -> Result<Vec<PastInstance>, ZoomError> {
+        const OP: &str = "list_past_instances";
+        let url = self.api(&["past_meetings", &meeting_id.to_string(), "instances"]);
+        let bytes = self.get(OP, url).await?;
+        Ok(parse::<Instances>(OP, &bytes)?.meetings)
+    }
+
+    /// `GET /meetings/{id or uuid}/recordings`. `Ok(None)` when there is no recording (yet):
+    /// 404 with code 3301.
+    pub async fn get_recordings(
+        &self,
+        meeting: &MeetingRef,
+    ) -> Result<Option<MeetingRecordings>, ZoomError> {
+        const OP: &str = "get_recordings";
+        let url = self.api(&["meetings", &meeting.path_segment(), "recordings"]);
+        match self.get(OP, url).await {
+            Ok(bytes) => {
+                let rec: MeetingRecordings = parse(OP, &bytes)?;
+                rec.check()
+                    .map_err(|detail| ZoomError::Parse { op: OP, detail })?;
+                Ok(Some(rec))
+            }
+            Err(ZoomError::NotFound {
+                code: Some(3301), ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /users/{user_id}/recordings` for the UTC dates `from..=to`, split into windows of
+    /// at most a month, every page of each. Meetings are returned once each (by uuid).
+    pub async fn list_user_recordings(
+        &self,
+        user_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<MeetingRecordings>, ZoomError> {
+        const OP: &str = "list_user_recordings";
+        if from > to {
+            return Err(ZoomError::InvalidInput {
+                op: OP,
+                detail: format!("from ({from}) is after to ({to})"),
+            });
+        }
+        let url = self.api(&["users", &segment(user_id), "recordings"]);
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (a, b) in month_windows(from, to) {
+            let (a, b) = (a.to_string(), b.to_string());
+            let page: Vec<MeetingRecordings> = self
+                .all_pages(OP, url.clone(), &[("from", &a), ("to", &b)])
+                .await?;
+            for rec in page {
+                rec.check()
+                    .map_err(|detail| ZoomError::Parse { op: OP, detail })?;
+                if seen.insert(rec.uuid.clone()) {
+                    out.push(rec);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `DELETE /meetings/{uuid}/recordings?action=trash|delete` (204). Already gone:
+    /// [`ZoomError::NotFound`].
+    pub async fn delete_recordings(
+        &self,
+        meeting: &MeetingRef,
+        action: DeleteAction,
+    ) -> Result<(), ZoomError> {
+        const OP: &str = "delete_recordings";
+        let mut url = self.api(&["meetings", &meeting.path_segment(), "recordings"]);
+        url.query_pairs_mut().append_pair("action", action.as_str());
+        self.delete(OP, url).await
+    }
+
+    /// `DELETE /meetings/{uuid}/recordings/{file_id}?action=trash|delete` (204). Already
+    /// gone: [`ZoomError::NotFound`].
+    pub async fn delete_recording_file(
+        &self,
+        meeting: &MeetingRef,
+        file_id: &str,
+        action: DeleteAction,
+    ) -> Result<(), ZoomError> {
+        const OP: &str = "delete_recording_file";
+        let mut url = self.api(&[
+            "meetings",
+            &meeting.path_segment(),
+            "recordings",
+            &segment(file_id),
+        ]);
+        url.query_pairs_mut().append_pair("action", action.as_str());
+        self.delete(OP, url).await
+    }
+
+    // ---- plumbing ---------------------------------------------------------------------
+
+    /// `api_url` + already-encoded path segments.
+    fn api(&self, segments: &[&str]) -> Url {
+        let mut url = self.inner.api_url.clone();
+        let path = format!(
+            "{}/{}",
+            url.path().trim_end_matches('/'),
+            segments.join("/")
+        );
+        // The segments are percent-encoded already; set_path keeps `%XX` as given, which
+        // is what makes the double encoding of some uuids survive.
+        url.set_path(&path);
+        url.set_query(None);
+        url.set_fragment(None);
+        url
+    }
+
+    async fn get(&self, op: &'static str, url: Url) -> Result<Bytes, ZoomError> {
+        self.execute(Call {
+            op,
+            method: Method::GET,
+            url,
+            body: None,
+            kind: Kind::Idempotent,
+            host: None,
+        })
+        .await
+    }
+
+    async fn delete(&self, op: &'static str, url: Url) -> Result<(), ZoomError> {
+        self.execute(Call {
+            op,
+            method: Method::DELETE,
+            url,
+            body: None,
+            kind: Kind::Idempotent,
+            host: None,
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Follow `next_page_token` to the end. The token lives only in this loop: Zoom's
+    /// tokens expire after 15 minutes, so none is ever stored.
+    async fn all_pages<T: DeserializeOwned>(
+        &self,
+        op: &'static str,
+        base: Url,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<T>, ZoomError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        let mut seen_tokens = HashSet::new();
+        for _ in 0..MAX_PAGES {
+            let mut url = base.clone();
+            {
+                let mut q = url.query_pairs_mut();
+                for (k, v) in query {
+                    q.append_pair(k, v);
+                }
+                q.append_pair("page_size", PAGE_SIZE);
+                if let Some(t) = &token {
+                    q.append_pair("next_page_token", t);
+                }
+            }
+            let bytes = self.get(op, url).await?;
+            let page: Page<T> = parse(op, &bytes)?;
+            out.extend(page.meetings);
+            match page.next_page_token.filter(|t| !t.is_empty()) {
+                None => return Ok(out),
+                Some(t) => {
+                    if !seen_tokens.insert(t.clone()) {
+                        return Err(ZoomError::Parse {
+                            op,
+                            detail: "next_page_token repeated: the listing loops".to_owned(),
+                        });
+                    }
+                    token = Some(t);
+                }
+            }
+        }
+        Err(ZoomError::Parse {
+            op,
+            detail: format!("more than {MAX_PAGES} pages"),
+        })
+    }
+
+    /// Send `call` with auth and retries; the body of a 2xx answer, or the error.
+    async fn execute(&self, call: Call<'_>) -> Result<Bytes, ZoomError> {
+        let op = call.op;
+        let mut attempt = 0u32;
+        let mut renewed = false;
+        loop {
+            attempt += 1;
+            let token = self.inner.auth.bearer().await?;
+            let mut rb = self
+                .inner
+                .http
+                .request(call.method.clone(), call.url.clone())
+                .bearer_auth(token.expose())
+                .header(ACCEPT, "application/json")
+                .timeout(self.inner.timeouts.request);
+            if let Some(body) = &call.body {
+                rb = rb
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+            }
+            tracing::debug!(op, method = %call.method, path = call.url.path(), attempt, "zoom request");
+            let sent = rb.send().await;
+            let resp = match sent {
+                Ok(r) => r,
+                Err(e) => match self.transport_failure(&call, attempt, e) {
+                    Next::Retry(d) => {
+                        sleep(op, attempt, d, "transport").await;
+                        continue;
+                    }
+                    Next::Fail(err) => return Err(err),
+                },
+            };
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let body = match resp.bytes().await {
+                Ok(b) => b,
+                // An error status is a definite answer even if its body broke off.
+                Err(_) if !status.is_success() => Bytes::new(),
+                Err(e) => match self.transport_failure(&call, attempt, e) {
+                    Next::Retry(d) => {
+                        sleep(op, attempt, d, "truncated answer").await;
+                        continue;
+                    }
+                    Next::Fail(err) => return Err(err),
+                },
+            };
+            tracing::debug!(op, status = status.as_u16(), attempt, "zoom answer");
+            if status.is_success() {
+                if is_html(&headers) {
+                    // Not Zoom's API answering (a portal or proxy page). For a create the
+                    // request may still have gone through.
+                    return Err(match call.kind {
+                        Kind::Create => ZoomError::OutcomeUnknown {
+                            op,
+                            detail: format!("HTTP {} with an HTML page", status.as_u16()),
+                        },
+                        Kind::Idempotent => ZoomError::HtmlErrorPage {
+                            op,
+                            status: status.as_u16(),
+                        },
+                    });
+                }
+                return Ok(body);
+            }
+            let api = ApiError::from_answer(status, &headers, &body, &token, &self.inner.auth);
+            if status == StatusCode::UNAUTHORIZED && api.code == Some(124) && !renewed {
+                // Expired or revoked token: renew once and repeat. A 401 is a definite
+                // refusal, so this is safe for a create too.
+                tracing::info!(op, "token refused (124); renewing once");
+                self.inner.auth.invalidate(&token).await;
+                renewed = true;
+                attempt -= 1;
+                continue;
+            }
+            match self.error_answer(&call, attempt, status, &headers, api) {
+                Next::Retry(d) => sleep(op, attempt, d, "error answer").await,
+                Next::Fail(err) => return Err(err),
+            }
+        }
+    }
+
+    /// A request that got no HTTP answer.
+    fn transport_failure(&self, call: &Call<'_>, attempt: u32, e: reqwest::Error) -> Next {
+        // A connect failure means nothing was sent: safe to repeat even a create.
+        let not_sent = e.is_connect();
+        let detail = describe_reqwest(e);
+        if call.kind == Kind::Create && !not_sent {
+            return Next::Fail(ZoomError::OutcomeUnknown {
+                op: call.op,
+                detail,
+            });
+        }
+        if attempt >= self.inner.retry.max_attempts {
+            return Next::Fail(ZoomError::Transport {
+                op: call.op,
+                attempts: attempt,
+                detail,
+            });
+        }
+        Next::Retry(self.inner.retry.backoff(attempt - 1))
+    }
+
+    /// A request Zoom answered with an error status.
+    ///
+    /// Create (POST) policy, since Zoom has no idempotency key:
+    /// - 429 (not the daily cap): the rate limiter refused before any work: retried.
+    /// - 503 with `Retry-After`: the service shed the load before processing: retried.
+    /// - 500, 502, 504 and 503 without `Retry-After`: the request may have reached the
+    ///   meeting service (500: it failed midway; 502/504: a gateway lost its answer):
+    ///   [`ZoomError::OutcomeUnknown`].
+    /// - Any other status is a definite refusal, surfaced as is.
+    fn error_answer(
+        &self,
+        call: &Call<'_>,
+        attempt: u32,
+        status: StatusCode,
+        headers: &HeaderMap,
+        api: ApiError,
+    ) -> Next {
+        let op = call.op;
+        let code = status.as_u16();
+        let policy = &self.inner.retry;
+        let now = Utc::now();
+        let retry_after = headers
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, now));
+        let ratelimit_type = headers
+            .get("x-ratelimit-type")
+            .and_then(|v| v.to_str().ok());
+
+        if is_daily_limit(code, &api.message, ratelimit_type) {
+            return Next::Fail(ZoomError::DailyLimit {
+                op,
+                host: call.host.map(str::to_owned),
+                reset_at: next_utc_midnight(now),
+                message: api.message,
+            });
+        }
+
+        let retryable = match (code, call.kind) {
+            (429, _) => true,
+            (500..=599, Kind::Idempotent) => true,
+            (503, Kind::Create) if retry_after.is_some() => true,
+            (500..=599, Kind::Create) => {
+                return Next::Fail(ZoomError::OutcomeUnknown {
+                    op,
+                    detail: format!("HTTP {code}: {}", api.message),
+                });
+            }
+            _ => false,
+        };
+
+        if retryable {
+            let exhausted = attempt >= policy.max_attempts;
+            let too_long = retry_after.is_some_and(|d| d > policy.max_retry_after);
+            if exhausted || too_long {
+                return Next::Fail(if code == 429 {
+                    ZoomError::RateLimited {
+                        op,
+                        attempts: attempt,
+                        retry_at: retry_after
+                            .and_then(|d| chrono::Duration::from_std(d).ok())
+                            .map(|d| now + d),
+                    }
+                } else {
+                    api.into_error(op, code)
+                });
+            }
+            let delay = retry_after.unwrap_or_else(|| policy.backoff(attempt - 1));
+            return Next::Retry(delay);
+        }
+
+        Next::Fail(match code {
+            404 => ZoomError::NotFound {
+                op,
+                code: api.code,
+                message: api.message,
+            },
+            401 => ZoomError::Auth {
+                op,
+                status: Some(code),
+                detail: api.message,
+            },
+            301 | 302 | 303 | 307 | 308 => ZoomError::Redirect {
+                op,
+                detail: format!("API answered HTTP {code}; API redirects are not followed"),
+            },
+            _ if api.html => ZoomError::HtmlErrorPage { op, status: code },
+            _ => api.into_error(op, code),
+        })
+    }
+}
+
+/// An error answer, reduced to what the error types carry (already scrubbed).
+struct ApiError {
+    code: Option<i64>,
+    message: String,
+    html: bool,
+}
+
+impl ApiError {
+    fn from_answer(
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+        token: &Secret,
+        auth: &TokenSource,
+    ) -> ApiError {
+        let html = is_html(headers);
+        let parsed: Option<ApiErrorBody> = serde_json::from_slice(body).ok();
+        let (code, message) = match parsed {
+            Some(b) if b.code.is_some() || b.message.is_some() => {
+                (b.code, b.message.unwrap_or_default())
+            }
+            _ if html => (None, "HTML page".to_owned()),
+            _ => {
+                // Not Zoom's JSON: keep a short, printable excerpt (500 chars) for the operator.
+                let text = String::from_utf8_lossy(body);
+                let excerpt: String = text.chars().filter(|c| !c.is_control()).take(500).collect();
+                let reason = status.canonical_reason().unwrap_or("");
+                (
+                    None,
+                    if excerpt.is_empty() {
+                        reason.to_owned()
+                    } else {
+                        excerpt
+                    },
+                )
+            }
+        };
+        let message = scrub(
+            &message,
+            &[token.expose(), auth.credential_secret().expose()],
+        );
+        ApiError {
+            code,
+            message,
+            html,
+        }
+    }
+
+    fn into_error(self, op: &'static str, status: u16) -> ZoomError {
+        ZoomError::Api {
+            op,
+            status,
+            code: self.code,
+            message: self.message,
+        }
+    }
+}
+
+async fn sleep(op: &'static str, attempt: u32, delay: Duration, why: &'static str) {
+    tracing::warn!(
+        op,
+        attempt,
+        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+        why,
+        "retrying Zoom request"
+    );
+    tokio::time::sleep(delay).await;
+}
+
+fn json_bytes(op: &'static str, v: &serde_json::Value) -> Result<Bytes, ZoomError> {
+    serde_json::to_vec(v)
+        .map(Bytes::from)
+        .map_err(|e| ZoomError::InvalidInput {
+            op,
+            detail: format!("cannot serialize request: {e}"),
+        })
+}
+
+pub(crate) fn parse<T: DeserializeOwned>(op: &'static str, bytes: &[u8]) -> Result<T, ZoomError> {
+    serde_json::from_slice(bytes).map_err(|e| ZoomError::Parse {
+        op,
+        detail: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zoom::{Credentials, encode_uuid};
+
+    fn client(api: &str) -> ZoomClient {
+        let mut cfg = ClientConfig::new(Credentials::Jwt {
+            api_key: "k".into(),
+            api_secret: Secret::new("s3cret-value"),
+            ttl: Duration::from_secs(30),
+        });
+        cfg.api_url = Url::parse(api).unwrap();
+        ZoomClient::new(cfg).unwrap()
+    }
+
+    #[test]
+    fn urls_keep_encoded_segments() {
+        let c = client("https://api.zoom.us/v2/");
+        let u = c.api(&["meetings", &encode_uuid("/ab//c+d=="), "recordings"]);
+        assert_eq!(
+            u.as_str(),
+            "https://api.zoom.us/v2/meetings/%252Fab%252F%252Fc%252Bd%253D%253D/recordings"
+        );
+        let u = c.api(&["users", &segment("a+b@example.org"), "meetings"]);
+        assert_eq!(
+            u.as_str(),
+            "https://api.zoom.us/v2/users/a%2Bb%40example.org/meetings"
+        );
+        let c = client("http://127.0.0.1:1234");
+        assert_eq!(
+            c.api(&["meetings", "1"]).as_str(),
+            "http://127.0.0.1:1234/meetings/1"
+        );
+    }
+
+    #[test]
+    fn bad_config_is_refused() {
+        let cfg = ClientConfig::new(Credentials::Jwt {
+            api_key: "k".into(),
+            api_secret: Secret::new("sécret"),
+            ttl: Duration::from_secs(30),
+        });
+        let e = ZoomClient::new(cfg).unwrap_err();
+        assert!(matches!(e, ZoomError::InvalidInput { .. }));
+    }
+}

@@ -1,0 +1,639 @@
+//! Streaming, resumable downloads of recording files.
+//!
+//! - The body is streamed chunk by chunk into the caller's writer: constant memory for
+//!   files of many GB.
+//! - Redirects are followed by hand (at most [`MAX_REDIRECTS`] hops). The bearer token is
+//!   sent only to trusted origins ([`TrustedHosts`]); a redirect to any other host (a signed
+//!   storage URL) is followed without `Authorization`.
+//! - Resume: with `offset > 0` the request carries `Range: bytes=offset-`. A 206 must start
+//!   exactly at `offset`. A 200 means the server ignored the range and sends the whole
+//!   file: the sink is told to [`DownloadSink::restart`] before the first byte is written,
+//!   and the outcome says `restarted_from_zero`.
+//! - An HTML answer (Zoom's error page for a bad token) is an error and writes nothing; a
+//!   body shorter than its `Content-Length` is [`ZoomError::Truncated`]; no data for
+//!   `read_idle` is [`ZoomError::Stalled`]. Either way the bytes written so far stay in
+//!   the sink, so the caller can resume from its length.
+//! - Before the body starts, 429, 5xx and transport failures are retried per the policy,
+//!   and a 401 with code 124 renews the token once.
+
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE, RETRY_AFTER};
+use tokio::io::{AsyncSeekExt, AsyncWrite, AsyncWriteExt};
+use url::Url;
+
+use super::client::ZoomClient;
+use super::error::{ApiErrorBody, ZoomError, describe_reqwest, scrub};
+use super::retry::parse_retry_after;
+use crate::secret::Secret;
+
+const OP: &str = "download";
+/// Redirect hops followed before giving up.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// Where downloaded bytes go.
+///
+/// An `AsyncWrite` that can also start over: when a resumed download is answered with the
+/// whole file (HTTP 200 instead of 206), [`DownloadSink::restart`] is called before any
+/// byte is written, and must discard what was written before (truncate a file, reset a
+/// running digest). Implemented for `tokio::fs::File`, `Vec<u8>`, `Cursor<Vec<u8>>` and
+/// `tokio::io::Sink`; wrap your own writer (e.g. file + SHA-256) to add a digest.
+pub trait DownloadSink: AsyncWrite + Unpin + Send {
+    /// Discard everything written so far; the next byte written is the file's byte 0.
+    fn restart(&mut self) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+impl DownloadSink for tokio::fs::File {
+    async fn restart(&mut self) -> io::Result<()> {
+        self.flush().await?;
+        self.set_len(0).await?;
+        self.seek(io::SeekFrom::Start(0)).await?;
+        Ok(())
+    }
+}
+
+impl DownloadSink for Vec<u8> {
+    async fn restart(&mut self) -> io::Result<()> {
+        self.clear();
+        Ok(())
+    }
+}
+
+impl DownloadSink for io::Cursor<Vec<u8>> {
+    async fn restart(&mut self) -> io::Result<()> {
+        self.get_mut().clear();
+        self.set_position(0);
+        Ok(())
+    }
+}
+
+impl DownloadSink for tokio::io::Sink {
+    async fn restart(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What a finished download did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadOutcome {
+    /// Bytes written to the sink by this call (after a restart: from byte 0).
+    pub bytes_written: u64,
+    /// The server ignored the range and sent the whole file; the sink was restarted.
+    pub restarted_from_zero: bool,
+    /// The whole file's length, when the server said (`Content-Range` total or, for a 200,
+    /// `Content-Length`).
+    pub total_len: Option<u64>,
+    pub content_type: Option<String>,
+}
+
+/// Origins that may receive the bearer token.
+#[derive(Debug, Clone)]
+pub(crate) struct TrustedHosts {
+    /// (scheme, host, port) matched exactly.
+    origins: Vec<(String, String, u16)>,
+    /// HTTPS hosts matched exactly (port 443).
+    https_hosts: Vec<String>,
+    /// HTTPS host suffixes, each starting with `.` (port 443).
+    https_suffixes: Vec<String>,
+}
+
+fn origin_of(u: &Url) -> Option<(String, String, u16)> {
+    Some((
+        u.scheme().to_owned(),
+        u.host_str()?.to_ascii_lowercase(),
+        u.port_or_known_default()?,
+    ))
+}
+
+impl TrustedHosts {
+    pub(crate) fn new(api: &Url, oauth: &Url, extra: &[String]) -> Result<Self, ZoomError> {
+        let mut t = TrustedHosts {
+            origins: [api, oauth].into_iter().filter_map(origin_of).collect(),
+            https_hosts: vec!["zoom.us".to_owned()],
+            https_suffixes: vec![".zoom.us".to_owned()],
+        };
+        for entry in extra {
+            let e = entry.trim().to_ascii_lowercase();
+            let bad = || ZoomError::InvalidInput {
+                op: "client",
+                detail: format!(
+                    "extra trusted host {entry:?}: expected an origin (https://host:port), a host name or *.domain"
+                ),
+            };
+            if e.contains("://") {
+                let u = Url::parse(&e).map_err(|_| bad())?;
+                t.origins.push(origin_of(&u).ok_or_else(bad)?);
+            } else if let Some(suffix) = e.strip_prefix("*.") {
+                if suffix.is_empty() || suffix.contains(['/', ':', '*']) {
+                    return Err(bad());
+                }
+                t.https_suffixes.push(format!(".{suffix}"));
+            } else {
+                if e.is_empty() || e.contains(['/', ':', '*']) {
+                    return Err(bad());
+                }
+                t.https_hosts.push(e);
+            }
+        }
+        Ok(t)
+    }
+
+    /// Whether `url` may receive the Authorization header.
+    pub(crate) fn allows(&self, url: &Url) -> bool {
+        let Some(origin) = origin_of(url) else {
+            return false;
+        };
+        if self.origins.contains(&origin) {
+            return true;
+        }
+        let (scheme, host, port) = origin;
+        if scheme != "https" || port != 443 {
+            return false;
+        }
+        self.https_hosts.contains(&host)
+            || self
+                .https_suffixes
+                .iter()
+                .any(|s| host.ends_with(s.as_str()))
+    }
+}
+
+/// Parse `Content-Range: bytes a-b/total` (total may be `*`).
+fn parse_content_range(v: &str) -> Option<(u64, u64, Option<u64>)> {
+    let rest = v.trim().strip_prefix("bytes")?.trim_start();
+    let (range, total) = rest.split_once('/')?;
+    let (a, b) = range.trim().split_once('-')?;
+    let a: u64 = a.trim().parse().ok()?;
+    let b: u64 = b.trim().parse().ok()?;
+    let total = match total.trim() {
+        "*" => None,
+        t => Some(t.parse().ok()?),
+    };
+    (a <= b).then_some((a, b, total))
+}
+
+/// `Content-Range: bytes */total` of a 416 answer.
+fn parse_unsatisfied_range(v: &str) -> Option<u64> {
+    v.trim()
+        .strip_prefix("bytes")?
+        .trim_start()
+        .strip_prefix("*/")?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn header_str(resp: &reqwest::Response, name: reqwest::header::HeaderName) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+enum Attempt {
+    Retry(Duration),
+    RenewAndRetry(Secret),
+}
+
+impl ZoomClient {
+    /// Download `url` into `out`, starting at byte `offset` of the file.
+    ///
+    /// `progress` is called after each chunk with the position in the file (bytes from the
+    /// start of the file now in the sink, i.e. `offset` + written, or written after a
+    /// restart). See the module docs for redirects, resume and failure handling.
+    pub async fn download<W, P>(
+        &self,
+        url: &str,
+        offset: u64,
+        out: &mut W,
+        mut progress: P,
+    ) -> Result<DownloadOutcome, ZoomError>
+    where
+        W: DownloadSink,
+        P: FnMut(u64) + Send,
+    {
+        let start = Url::parse(url).map_err(|e| ZoomError::InvalidInput {
+            op: OP,
+            detail: format!("download URL does not parse: {e}"),
+        })?;
+        if !matches!(start.scheme(), "http" | "https") {
+            return Err(ZoomError::InvalidInput {
+                op: OP,
+                detail: format!("download URL scheme {:?} is not http(s)", start.scheme()),
+            });
+        }
+        let policy = &self.inner.retry;
+        let mut attempt = 0u32;
+        let mut renewed = false;
+        loop {
+            attempt += 1;
+            let step = match self
+                .try_download(&start, offset, out, &mut progress, attempt)
+                .await
+            {
+                Ok(Ok(outcome)) => return Ok(outcome),
+                Ok(Err(step)) => step,
+                Err(e) => return Err(e),
+            };
+            match step {
+                Attempt::RenewAndRetry(stale) if !renewed => {
+                    tracing::info!(op = OP, "token refused (124); renewing once");
+                    self.inner.auth.invalidate(&stale).await;
+                    renewed = true;
+                    attempt -= 1;
+                }
+                Attempt::RenewAndRetry(_) => {
+                    return Err(ZoomError::Auth {
+                        op: OP,
+                        status: Some(401),
+                        detail: "token refused again after renewal".to_owned(),
+                    });
+                }
+                Attempt::Retry(delay) => {
+                    debug_assert!(attempt < policy.max_attempts);
+                    tracing::warn!(
+                        op = OP,
+                        attempt,
+                        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                        "retrying download"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    /// One pass: follow redirects, check the answer, stream the body.
+    /// `Ok(Err(_))` asks the caller loop to retry.
+    async fn try_download<W, P>(
+        &self,
+        start: &Url,
+        offset: u64,
+        out: &mut W,
+        progress: &mut P,
+        attempt: u32,
+    ) -> Result<Result<DownloadOutcome, Attempt>, ZoomError>
+    where
+        W: DownloadSink,
+        P: FnMut(u64) + Send,
+    {
+        let inner = &self.inner;
+        let policy = &inner.retry;
+        let can_retry = attempt < policy.max_attempts;
+        let mut current = start.clone();
+        let mut hops = 0usize;
+        let (resp, token) = loop {
+            let token = if inner.trusted.allows(&current) {
+                Some(inner.auth.bearer().await?)
+            } else {
+                None
+            };
+            let mut rb = inner.http.get(current.clone());
+            if let Some(t) = &token {
+                rb = rb.bearer_auth(t.expose());
+            }
+            if offset > 0 {
+                rb = rb.header(RANGE, format!("bytes={offset}-"));
+            }
+            tracing::debug!(
+                op = OP,
+                host = current.host_str().unwrap_or(""),
+                with_auth = token.is_some(),
+                offset,
+                "download request"
+            );
+            let detail = match tokio::time::timeout(inner.timeouts.request, rb.send()).await {
+                Ok(Ok(resp)) => {
+                    if resp.status().is_redirection() && resp.status() != StatusCode::NOT_MODIFIED {
+                        hops += 1;
+                        if hops > MAX_REDIRECTS {
+                            return Err(ZoomError::Redirect {
+                                op: OP,
+                                detail: format!("more than {MAX_REDIRECTS} redirects"),
+                            });
+                        }
+                        let next = header_str(&resp, LOCATION)
+                            .and_then(|loc| current.join(&loc).ok())
+                            .ok_or_else(|| ZoomError::Redirect {
+                                op: OP,
+                                detail: format!(
+                                    "HTTP {} without a usable Location",
+                                    resp.status().as_u16()
+                                ),
+                            })?;
+                        if !matches!(next.scheme(), "http" | "https") {
+                            return Err(ZoomError::Redirect {
+                                op: OP,
+                                detail: format!("redirect to scheme {:?}", next.scheme()),
+                            });
+                        }
+                        current = next;
+                        continue;
+                    }
+                    break (resp, token);
+                }
+                Ok(Err(e)) => describe_reqwest(e),
+                Err(_) => format!("no answer within {:?}", inner.timeouts.request),
+            };
+            // No answer at all: a GET is safe to repeat.
+            if can_retry {
+                return Ok(Err(Attempt::Retry(policy.backoff(attempt - 1))));
+            }
+            return Err(ZoomError::Transport {
+                op: OP,
+                attempts: attempt,
+                detail,
+            });
+        };
+
+        let status = resp.status();
+        let content_type = header_str(&resp, CONTENT_TYPE);
+        let html = content_type
+            .as_deref()
+            .is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("text/html"));
+
+        if !(status == StatusCode::OK || status == StatusCode::PARTIAL_CONTENT) {
+            return self
+                .download_error(resp, token, offset, html, can_retry, attempt)
+                .await;
+        }
+        if html {
+            // Zoom's error page comes as 200 text/html: never write it as a recording.
+            return Err(ZoomError::HtmlErrorPage {
+                op: OP,
+                status: status.as_u16(),
+            });
+        }
+
+        let body_len = resp.content_length();
+        let (restarted, total_len) = if status == StatusCode::PARTIAL_CONTENT {
+            let cr = header_str(&resp, CONTENT_RANGE).unwrap_or_default();
+            match parse_content_range(&cr) {
+                Some((a, _, total)) if a == offset => (false, total),
+                _ => {
+                    return Err(ZoomError::RangeMismatch {
+                        op: OP,
+                        expected_start: offset,
+                        detail: if cr.is_empty() {
+                            "206 without Content-Range".to_owned()
+                        } else {
+                            format!("Content-Range {cr:?}")
+                        },
+                    });
+                }
+            }
+        } else if offset > 0 {
+            out.restart()
+                .await
+                .map_err(|source| ZoomError::Io { op: OP, source })?;
+            tracing::info!(op = OP, offset, "range ignored; restarting from byte 0");
+            (true, body_len)
+        } else {
+            (false, body_len)
+        };
+        let base = if restarted { 0 } else { offset };
+
+        let mut written = 0u64;
+        let mut stream = resp.bytes_stream();
+        let idle = inner.timeouts.read_idle;
+        loop {
+            match tokio::time::timeout(idle, stream.next()).await {
+                Err(_) => {
+                    return Err(ZoomError::Stalled {
+                        op: OP,
+                        idle,
+                        received: written,
+                    });
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    return Err(match body_len {
+                        Some(expected) if written < expected => ZoomError::Truncated {
+                            op: OP,
+                            received: written,
+                            expected,
+                        },
+                        _ => ZoomError::Transport {
+                            op: OP,
+                            attempts: attempt,
+                            detail: describe_reqwest(e),
+                        },
+                    });
+                }
+                Ok(Some(Ok(chunk))) => {
+                    out.write_all(&chunk)
+                        .await
+                        .map_err(|source| ZoomError::Io { op: OP, source })?;
+                    written += chunk.len() as u64;
+                    progress(base + written);
+                }
+            }
+        }
+        out.flush()
+            .await
+            .map_err(|source| ZoomError::Io { op: OP, source })?;
+        if let Some(expected) = body_len
+            && written < expected
+        {
+            return Err(ZoomError::Truncated {
+                op: OP,
+                received: written,
+                expected,
+            });
+        }
+        Ok(Ok(DownloadOutcome {
+            bytes_written: written,
+            restarted_from_zero: restarted,
+            total_len,
+            content_type,
+        }))
+    }
+
+    /// A download answered with neither 200 nor 206.
+    async fn download_error(
+        &self,
+        resp: reqwest::Response,
+        token: Option<Secret>,
+        offset: u64,
+        html: bool,
+        can_retry: bool,
+        attempt: u32,
+    ) -> Result<Result<DownloadOutcome, Attempt>, ZoomError> {
+        let inner = &self.inner;
+        let status = resp.status();
+        let code = status.as_u16();
+        let now = Utc::now();
+        let retry_after = header_str(&resp, RETRY_AFTER).and_then(|v| parse_retry_after(&v, now));
+        let content_range = header_str(&resp, CONTENT_RANGE);
+        // Error bodies are small; bound the wait anyway.
+        let body = tokio::time::timeout(inner.timeouts.request, resp.bytes())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let api: ApiErrorBody = serde_json::from_slice(&body).unwrap_or_default();
+        let secrets: Vec<&str> = token
+            .iter()
+            .map(Secret::expose)
+            .chain([inner.auth.credential_secret().expose()])
+            .collect();
+        let message = scrub(api.message.as_deref().unwrap_or(""), &secrets);
+
+        if status == StatusCode::RANGE_NOT_SATISFIABLE && offset > 0 {
+            // Asked for bytes past the end: complete already if the file is exactly
+            // `offset` long.
+            return match content_range.as_deref().and_then(parse_unsatisfied_range) {
+                Some(total) if total == offset => Ok(Ok(DownloadOutcome {
+                    bytes_written: 0,
+                    restarted_from_zero: false,
+                    total_len: Some(total),
+                    content_type: None,
+                })),
+                _ => Err(ZoomError::RangeMismatch {
+                    op: OP,
+                    expected_start: offset,
+                    detail: format!(
+                        "HTTP 416, Content-Range {:?}",
+                        content_range.unwrap_or_default()
+                    ),
+                }),
+            };
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            if let (Some(t), Some(124)) = (token, api.code) {
+                return Ok(Err(Attempt::RenewAndRetry(t)));
+            }
+            return Err(ZoomError::Auth {
+                op: OP,
+                status: Some(code),
+                detail: message,
+            });
+        }
+        if code == 429 || status.is_server_error() {
+            let too_long = retry_after.is_some_and(|d| d > inner.retry.max_retry_after);
+            if can_retry && !too_long {
+                let delay = retry_after.unwrap_or_else(|| inner.retry.backoff(attempt - 1));
+                return Ok(Err(Attempt::Retry(delay)));
+            }
+            if code == 429 {
+                return Err(ZoomError::RateLimited {
+                    op: OP,
+                    attempts: attempt,
+                    retry_at: retry_after
+                        .and_then(|d| chrono::Duration::from_std(d).ok())
+                        .map(|d| now + d),
+                });
+            }
+        }
+        Err(match code {
+            404 => ZoomError::NotFound {
+                op: OP,
+                code: api.code,
+                message,
+            },
+            _ if html => ZoomError::HtmlErrorPage {
+                op: OP,
+                status: code,
+            },
+            _ => ZoomError::Api {
+                op: OP,
+                status: code,
+                code: api.code,
+                message,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trusted(extra: &[&str]) -> TrustedHosts {
+        TrustedHosts::new(
+            &Url::parse("http://127.0.0.1:8080/v2").unwrap(),
+            &Url::parse("http://127.0.0.1:8081/oauth/token").unwrap(),
+            &extra.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn trusted_origins() {
+        let t = trusted(&[
+            "http://127.0.0.1:9000",
+            "files.example.org",
+            "*.zoomgov.com",
+        ]);
+        let ok = |s: &str| t.allows(&Url::parse(s).unwrap());
+        assert!(ok("http://127.0.0.1:8080/rec/download/x"));
+        assert!(ok("http://127.0.0.1:8081/x"));
+        assert!(ok("http://127.0.0.1:9000/x"));
+        assert!(
+            !ok("http://127.0.0.1:9001/x"),
+            "another port is another origin"
+        );
+        assert!(!ok("http://localhost:8080/x"));
+        assert!(ok("https://zoom.us/rec/download/abc"));
+        assert!(ok("https://us02web.zoom.us/rec/download/abc"));
+        assert!(ok("https://ZOOM.US/x"));
+        assert!(!ok("http://zoom.us/x"), "no token over plain HTTP");
+        assert!(!ok("https://zoom.us:8443/x"));
+        assert!(!ok("https://evilzoom.us/x"));
+        assert!(!ok("https://zoom.us.evil.com/x"));
+        assert!(!ok("https://ssrweb.s3.amazonaws.com/x"));
+        assert!(ok("https://files.example.org/x"));
+        assert!(!ok("https://sub.files.example.org/x"));
+        assert!(ok("https://a.zoomgov.com/x"));
+        assert!(!ok("https://zoomgov.com/x"));
+    }
+
+    #[test]
+    fn bad_extra_entries_are_refused() {
+        for bad in ["", "*.", "a/b", "*.a:1", "http://"] {
+            assert!(
+                TrustedHosts::new(
+                    &Url::parse("https://api.zoom.us/v2").unwrap(),
+                    &Url::parse("https://zoom.us/oauth/token").unwrap(),
+                    &[bad.to_string()],
+                )
+                .is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn content_range_parsing() {
+        assert_eq!(
+            parse_content_range("bytes 100-199/1000"),
+            Some((100, 199, Some(1000)))
+        );
+        assert_eq!(parse_content_range("bytes 0-0/*"), Some((0, 0, None)));
+        assert_eq!(parse_content_range("bytes 5-4/10"), None);
+        assert_eq!(parse_content_range("items 1-2/3"), None);
+        assert_eq!(parse_unsatisfied_range("bytes */1000"), Some(1000));
+        assert_eq!(parse_unsatisfied_range("bytes 1-2/3"), None);
+    }
+
+    #[tokio::test]
+    async fn sinks_restart() {
+        let mut v = b"abc".to_vec();
+        v.restart().await.unwrap();
+        assert!(v.is_empty());
+        let dir = std::env::temp_dir().join(format!("zoomd-sink-{}", std::process::id()));
+        let mut f = tokio::fs::File::create(&dir).await.unwrap();
+        f.write_all(b"old data").await.unwrap();
+        f.restart().await.unwrap();
+        f.write_all(b"new").await.unwrap();
+        f.flush().await.unwrap();
+        drop(f);
+        assert_eq!(tokio::fs::read(&dir).await.unwrap(), b"new");
+        let _ = tokio::fs::remove_file(&dir).await;
+    }
+}

@@ -1,0 +1,1322 @@
+//! The Zoom client against `zoomd::sim`: both auth modes, token renewal, every fault the
+//! sim can inject and how the client handles it, pagination, uuid encoding, downloads
+//! (redirect without the token, resume, truncation, stalls, HTML pages), and that no
+//! token or secret reaches an error or a log line.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, TimeDelta, Utc};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use url::Url;
+use zoomd::secret::Secret;
+use zoomd::sim::{Fault, RetryAfter, Route, Sim, SimConfig};
+use zoomd::zoom::{
+    ClientConfig, CreateMeeting, Credentials, DeleteAction, MeetingPatch, MeetingRecordings,
+    MeetingRef, MeetingStart, RecordingFile, RetryPolicy, Timeouts, ZoomClient, ZoomError,
+    next_utc_midnight,
+};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 4,
+        base_delay: ms(5),
+        max_delay: ms(40),
+        max_retry_after: Duration::from_secs(3),
+    }
+}
+
+fn base_cfg(sim: &Sim, credentials: Credentials) -> ClientConfig {
+    let mut cfg = ClientConfig::new(credentials);
+    cfg.api_url = Url::parse(&sim.api_url()).unwrap();
+    cfg.oauth_url = Url::parse(&sim.oauth_url()).unwrap();
+    cfg.retry = fast_retry();
+    cfg.timeouts = Timeouts {
+        connect: Duration::from_secs(2),
+        request: Duration::from_secs(5),
+        read_idle: ms(700),
+    };
+    cfg
+}
+
+fn oauth_creds(sim: &Sim) -> Credentials {
+    let c = sim.config();
+    Credentials::OAuth {
+        account_id: c.account_id.clone(),
+        client_id: c.client_id.clone(),
+        client_secret: Secret::new(c.client_secret.clone()),
+    }
+}
+
+fn jwt_creds(sim: &Sim) -> Credentials {
+    let c = sim.config();
+    Credentials::Jwt {
+        api_key: c.api_key.clone(),
+        api_secret: Secret::new(c.api_secret.clone()),
+        ttl: Duration::from_secs(30),
+    }
+}
+
+fn oauth_client(sim: &Sim) -> ZoomClient {
+    ZoomClient::new(base_cfg(sim, oauth_creds(sim))).unwrap()
+}
+
+async fn start(cfg: SimConfig) -> Sim {
+    Sim::start(cfg).await.unwrap()
+}
+
+async fn sim() -> Sim {
+    start(SimConfig::default()).await
+}
+
+fn sample(topic: &str) -> CreateMeeting {
+    let mut settings = Map::new();
+    settings.insert("join_before_host".into(), Value::Bool(true));
+    CreateMeeting {
+        topic: topic.into(),
+        start: MeetingStart::Utc {
+            at: Utc::now() + TimeDelta::days(1),
+            timezone: Some("Europe/Berlin".into()),
+        },
+        duration_minutes: 45,
+        agenda: Some("Status round".into()),
+        settings,
+    }
+}
+
+/// A meeting with a completed recording; returns the recording (latest instance).
+async fn recorded(sim: &Sim, c: &ZoomClient) -> MeetingRecordings {
+    let m = c.create_meeting("me", &sample("Recorded")).await.unwrap();
+    sim.force_recording(m.id).unwrap();
+    c.get_recordings(&MeetingRef::Id(m.id))
+        .await
+        .unwrap()
+        .expect("a recording after force_recording")
+}
+
+fn mp4(rec: &MeetingRecordings) -> &RecordingFile {
+    rec.recording_files
+        .iter()
+        .find(|f| f.file_type.as_deref() == Some("MP4"))
+        .expect("an MP4 file")
+}
+
+fn sim_bytes(sim: &Sim, rec: &MeetingRecordings, f: &RecordingFile) -> Vec<u8> {
+    let key =
+        f.id.clone()
+            .or_else(|| f.file_type.clone())
+            .unwrap_or_default();
+    sim.file_bytes(&rec.uuid, &key)
+        .expect("file known to the sim")
+}
+
+fn assert_clean(sim: &Sim) {
+    let r = sim.report();
+    assert!(r.tokens_in_urls.is_empty(), "{:?}", r.tokens_in_urls);
+    assert!(
+        r.download_auth_headers.is_empty(),
+        "Authorization leaked to the download host"
+    );
+    assert!(r.encoding_errors.is_empty(), "{:?}", r.encoding_errors);
+}
+
+// ---- auth ------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn oauth_meeting_lifecycle() {
+    let sim = sim().await;
+    let c = oauth_client(&sim);
+    let m = c
+        .create_meeting("me", &sample("Weekly standup"))
+        .await
+        .unwrap();
+    assert!(m.id > i64::from(i32::MAX));
+    assert!(m.join_url.is_some());
+    let held = sim.meeting(m.id).unwrap();
+    assert_eq!(held.topic, "Weekly standup");
+    assert_eq!(held.settings["auto_recording"], "cloud");
+    assert_eq!(held.settings["join_before_host"], true);
+
+    let got = c.get_meeting(m.id).await.unwrap();
+    assert_eq!(got.id, m.id);
+    assert_eq!(got.duration, Some(45));
+
+    let patch = MeetingPatch {
+        topic: Some("Renamed".into()),
+        duration_minutes: Some(30),
+        ..Default::default()
+    };
+    c.update_meeting(m.id, &patch).await.unwrap();
+    assert_eq!(
+        c.get_meeting(m.id).await.unwrap().topic.as_deref(),
+        Some("Renamed")
+    );
+
+    c.delete_meeting(m.id).await.unwrap();
+    let again = c.delete_meeting(m.id).await.unwrap_err();
+    assert!(again.is_not_found(), "{again}");
+    assert_eq!(again.zoom_code(), Some(3001));
+    assert!(matches!(
+        c.get_meeting(m.id).await.unwrap_err(),
+        ZoomError::NotFound { .. }
+    ));
+
+    // One token for the whole conversation.
+    assert_eq!(sim.counters().get(Route::Token), 1);
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn local_start_time_with_timezone() {
+    let sim = sim().await;
+    let c = oauth_client(&sim);
+    let mut body = sample("Local");
+    body.start = MeetingStart::Local {
+        at: NaiveDate::from_ymd_opt(2030, 3, 2)
+            .unwrap()
+            .and_hms_opt(9, 0, 0)
+            .unwrap(),
+        timezone: "Europe/Berlin".into(),
+    };
+    let m = c.create_meeting("me", &body).await.unwrap();
+    // 09:00 in Berlin (CET, UTC+1) is 08:00 UTC.
+    assert_eq!(
+        m.start_time.unwrap().to_rfc3339(),
+        "2030-03-02T08:00:00+00:00"
+    );
+}
+
+#[tokio::test]
+async fn jwt_mode() {
+    let sim = sim().await;
+    let c = ZoomClient::new(base_cfg(&sim, jwt_creds(&sim))).unwrap();
+    let m = c.create_meeting("me", &sample("JWT")).await.unwrap();
+    c.get_meeting(m.id).await.unwrap();
+    assert_eq!(
+        sim.counters().get(Route::Token),
+        0,
+        "JWT needs no token endpoint"
+    );
+    // The token is a JWT (three parts).
+    assert_eq!(c.token().await.unwrap().expose().matches('.').count(), 2);
+
+    // A wrong secret: Zoom refuses (401/124), one regeneration, then an auth error.
+    let mut wrong = jwt_creds(&sim);
+    if let Credentials::Jwt { api_secret, .. } = &mut wrong {
+        *api_secret = Secret::new("not-the-secret");
+    }
+    let bad = ZoomClient::new(base_cfg(&sim, wrong)).unwrap();
+    let e = bad.get_meeting(m.id).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ZoomError::Auth {
+                status: Some(401),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(!format!("{e} {e:?}").contains("not-the-secret"));
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn oauth_wrong_secret_is_an_auth_error() {
+    let sim = sim().await;
+    let mut creds = oauth_creds(&sim);
+    if let Credentials::OAuth { client_secret, .. } = &mut creds {
+        *client_secret = Secret::new("wrong-client-secret");
+    }
+    let c = ZoomClient::new(base_cfg(&sim, creds)).unwrap();
+    let e = c.get_meeting(1).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ZoomError::Auth {
+                status: Some(401),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let text = format!("{e} {e:?}");
+    assert!(!text.contains("wrong-client-secret"), "{text}");
+    assert!(text.contains("invalid_client"), "{text}");
+    // Not retried: the refusal is definite.
+    assert_eq!(sim.counters().get(Route::Token), 1);
+}
+
+#[tokio::test]
+async fn no_stampede_under_concurrency() {
+    let sim = sim().await;
+    let c = oauth_client(&sim);
+    let m = c.create_meeting("me", &sample("Concurrent")).await.unwrap();
+    // A fresh client: its cache is empty when 50 calls arrive at once.
+    let c = oauth_client(&sim);
+    let before = sim.counters().get(Route::Token);
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move { c.get_meeting(m.id).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(sim.counters().get(Route::Token) - before, 1);
+}
+
+#[tokio::test]
+async fn renews_before_expiry() {
+    // A 2 s token is renewed at half its life, before Zoom would refuse it.
+    let sim = start(SimConfig {
+        token_expires_in: 2,
+        ..SimConfig::default()
+    })
+    .await;
+    let c = oauth_client(&sim);
+    let m = c.create_meeting("me", &sample("Renew")).await.unwrap();
+    let first = c.token().await.unwrap();
+    tokio::time::sleep(ms(1100)).await;
+    c.get_meeting(m.id).await.unwrap();
+    let second = c.token().await.unwrap();
+    assert_ne!(first, second);
+    let counters = sim.counters();
+    assert_eq!(counters.get(Route::Token), 2);
+    assert_eq!(
+        counters.statuses.get(&401).copied().unwrap_or(0),
+        0,
+        "no refused call"
+    );
+}
+
+#[tokio::test]
+async fn renews_once_on_401_124() {
+    let sim = sim().await;
+    let c = oauth_client(&sim);
+    let m = c.create_meeting("me", &sample("Revoked")).await.unwrap();
+    sim.revoke_tokens();
+    c.get_meeting(m.id).await.unwrap();
+    assert_eq!(sim.counters().get(Route::Token), 2);
+
+    // Token expiry mid-way, injected on a create: safe to repeat (a 401 is definite).
+    sim.inject(Route::CreateMeeting, Fault::TokenExpired, 1);
+    c.create_meeting("me", &sample("After expiry"))
+        .await
+        .unwrap();
+    assert_eq!(sim.counters().get(Route::Token), 3);
+    assert_eq!(sim.report().meetings_created.len(), 2);
+
+    // Refused again right after renewing: an auth error, not a loop.
+    sim.inject(Route::GetMeeting, Fault::TokenExpired, 2);
+    let e = c.get_meeting(m.id).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ZoomError::Auth {
+                status: Some(401),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(sim.counters().get(Route::Token), 4);
+}
+
+#[tokio::test]
+async fn clock_jump_expires_token_mid_run() {
+    let sim = sim().await;
+    let c = oauth_client(&sim);
+    let m = c.create_meeting("me", &sample("Clock")).await.unwrap();
+    // Zoom's clock runs past the token's life; the client still thinks it fresh.
+    sim.advance(Duration::from_secs(2 * 3600));
+    c.get_meeting(m.id).await.unwrap();
+    assert_eq!(sim.counters().get(Route::Token), 2);
+}
+
+// ---- rate limits and server errors --------------------------------------------------------
+
+#[tokio::test]
+async fn rate_limit_retry_after_forms() {
+    let sim = sim().await;
+    let c = oauth_client(&sim);
+    let m = c.create_meeting("me", &sample("429")).await.unwrap();
+    c.get_meeting(m.id).await.unwrap();
+
+    for (ra, min_wait) in [
+        (RetryAfter::Seconds(1), ms(900)),
+        // HTTP dates have whole seconds: "1 s from now" may be 0.x s.
+        (RetryAfter::HttpDate(2), ms(900)),
+        (RetryAfter::Iso8601(2), ms(900)),
+        (RetryAfter::Absent, Duration::ZERO),
+    ] {
+        sim.inject(Route::GetMeeting, Fault::RateLimited(ra), 1);
+        let t = Instant::now();
+        c.get_meeting(m.id).await.unwrap();
+        let waited = t.elapsed();
+        assert!(waited >= min_wait, "{ra:?}: waited only {waited:?}");
+        assert!(waited < Duration::from_secs(4), "{ra:?}: waited {waited:?}");
+    }
+    assert_eq!(sim.counters().statuses.get(&429).copied(), Some(4));
+}
+
+#[tokio::test]
+async fn rate_limit_surfaces_long_waits_and_exhaustion() {
+    let sim = sim().await;
+    let c = oauth_client(&sim);
+    let m = c.create_meeting("me", &sample("429")).await.unwrap();
+
+    // Longer than max_retry_after (3 s): surfaced at once with the instant.
+    sim.inject(
+        Route::GetMeeting,
+        Fault::RateLimited(RetryAfter::Seconds(600)),
+        1,
+    );
+    let e = c.get_meeting(m.id).await.unwrap_err();
+    match &e {
+        ZoomError::RateLimited {
+            retry_at: Some(at),
+            attempts: 1,
+            ..
+        } => {
+            let d = *at - Utc::now();
+            assert!(
+                d > TimeDelta::seconds(590) && d <= TimeDelta::seconds(601),
+                "{d}"
+            );
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+
+    // Every attempt refused: RateLimited after max_attempts requests.
+    let before = sim.counters().get(Route::GetMeeting);
+    sim.inject(
+        Route::GetMeeting,
+        Fault::RateLimited(RetryAfter::Absent),
+        10,
+    );
+    let e = c.get_meeting(m.id).await.unwrap_err();
+    assert!(
+        matches!(e, ZoomError::RateLimited { attempts: 4, .. }),
+        "{e:?}"
+    );
+    assert_eq!(sim.counters().get(Route::GetMeeting) - before, 4);
+    sim.clear_faults();
+}
+
+#[tokio::test]
+async fn daily_cap_is_surfaced_not_retried() {
+    for as_300 in [false, true] {
+        let sim = start(SimConfig {
+            daily_cap_as_300: as_300,
+            ..SimConfig::default()
+        })
+        .await;
+        sim.set_daily_cap(1);
+        let c = oauth_client(&sim);
+        let m = c.create_meeting("me", &sample("One")).await.unwrap();
+        let before = sim.counters().get(Route::CreateMeeting);
+        let e = c.create_meeting("me", &sample("Two")).await.unwrap_err();
+        match &e {
+            ZoomError::DailyLimit { host, reset_at, .. } => {
+                assert_eq!(host.as_deref(), Some("me"));
+                assert_eq!(*reset_at, next_utc_midnight(Utc::now()));
+            }
+            other => panic!("as_300={as_300}: expected DailyLimit, got {other:?}"),
+        }
+        assert_eq!(
+            sim.counters().get(Route::CreateMeeting) - before,
+            1,
+            "not retried"
+        );
+        // Updates share the cap.
+        let e = c
+            .update_meeting(
+                m.id,
+                &MeetingPatch {
+                    topic: Some("x".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, ZoomError::DailyLimit { host: None, .. }),
+            "{e:?}"
+        );
+        assert!(e.retry_at().is_some());
+    }
+}
+
+#[tokio::test]
+async fn server_errors_on_idempotent_requests_are_retried() {
+    let sim = sim().await;
+    let c = oauth_client(&sim);
+    let m = c.create_meeting("me", &sample("5xx")).await.unwrap();
+    for status in [500, 502, 503, 504] {
+        sim.inject(Route::GetMeeting, Fault::Status(status), 2);
+        c.get_meeting(m.id).await.unwrap();
+    }
+    sim.inject(Route::UpdateMeeting, Fault::Status(502), 1);
+    c.update_meeting(
+        m.id,
+        &MeetingPatch {
+            agenda: Some("new".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    sim.inject(Route::ListMeetings, Fault::Status(500), 1);
+    assert_eq!(c.list_upcoming_meetings("me").await.unwrap().len(), 1);
+
+    // Exhausted: the last answer, with its status.
+    sim.inject(Route::GetMeeting, Fault::Status(500), 10);
+    let e = c.get_meeting(m.id).await.unwrap_err();
+    assert!(matches!(e, ZoomError::Api { status: 500, .. }), "{e:?}");
+    assert!(e.is_transient());
+    sim.clear_faults();
+}
+
+#[tokio::test]
+async fn create_is_never_retried_blindly() {
+    let sim = sim().await;
+    let c = oauth_client(&sim);
+    c.get_meeting(1).await.unwrap_err(); // warm the token
+
+    // A lost answer: the meeting exists, the client cannot know.
+    sim.inject(Route::CreateMeeting, Fault::CreateSucceedsAnswerLost, 1);
+    let e = c.create_meeting("me", &sample("Lost")).await.unwrap_err();
+    assert!(matches!(e, ZoomError::OutcomeUnknown { .. }), "{e:?}");
+    assert_eq!(sim.report().meetings_created.len(), 1);
+    // What the caller then does: look before creating again.
+    let found = c.list_upcoming_meetings("me").await.unwrap();
+    assert!(found.iter().any(|m| m.topic.as_deref() == Some("Lost")));
+
+    // A reset after sending looks the same from here: not repeated.
+    let before = sim.counters().get(Route::CreateMeeting);
+    sim.inject(Route::CreateMeeting, Fault::ConnectionReset, 1);
+    let e = c.create_meeting("me", &sample("Reset")).await.unwrap_err();
+    assert!(matches!(e, ZoomError::OutcomeUnknown { .. }), "{e:?}");
+    assert_eq!(sim.counters().get(Route::CreateMeeting) - before, 1);
+
+    // Ambiguous server errors: 500, 502, 504, and 503 without Retry-After.
+    for status in [500, 502, 503, 504] {
+        let before = sim.counters().get(Route::CreateMeeting);
+        sim.inject(Route::CreateMeeting, Fault::Status(status), 1);
+        let e = c.create_meeting("me", &sample("5xx")).await.unwrap_err();
+        assert!(
+            matches!(e, ZoomError::OutcomeUnknown { .. }),
+            "{status}: {e:?}"
+        );
+        assert_eq!(sim.counters().get(Route::CreateMeeting) - before, 1);
+    }
+
+    // A 429 is a definite "not processed": retried, and exactly one meeting results.
+    let created = sim.report().meetings_created.len();
+    sim.inject(
+        Route::CreateMeeting,
+        Fault::RateLimited(RetryAfter::Absent),
+        2,
+    );
+    c.create_meeting("me", &sample("After 429")).await.unwrap();
+    assert_eq!(sim.report().meetings_created.len(), created + 1);
+
+    // A definite refusal (validation) is surfaced as is.
+    let mut bad = sample("Bad");
+    bad.settings
+        .insert("auto_recording".into(), Value::from("sometimes"));
+    let e = c.create_meeting("me", &bad).await.unwrap_err();
+    assert!(matches!(e, ZoomError::Api { status: 400, .. }), "{e:?}");
+}
+
+#[tokio::test]
+async fn transport_failures() {
+    let sim = sim().await;
+    let c = oauth_client(&sim);
+    let m = c.create_meeting("me", &sample("Reset")).await.unwrap();
+    // Reset on an idempotent request: retried.
+    sim.inject(Route::GetMeeting, Fault::ConnectionReset, 2);
+    c.get_meeting(m.id).await.unwrap();
+    sim.inject(Route::DeleteMeeting, Fault::CreateSucceedsAnswerLost, 1);
+    // The delete went through, the answer was lost; the repeat finds it gone.
+    let e = c.delete_meeting(m.id).await.unwrap_err();
+    assert!(e.is_not_found(), "{e:?}");
+
+    // Nothing listening: connect errors, retried, then Transport; a create too, since a
+    // refused connection proves nothing was sent.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut cfg = base_cfg(&sim, jwt_creds(&sim));
+    cfg.api_url = Url::parse(&format!("http://{dead}/v2")).unwrap();
+    let c = ZoomClient::new(cfg).unwrap();
+    let e = c.get_meeting(1).await.unwrap_err();
+    assert!(
+        matches!(e, ZoomError::Transport { attempts: 4, .. }),
+        "{e:?}"
+    );
+    let e = c.create_meeting("me", &sample("x")).await.unwrap_err();
+    assert!(
+        matches!(e, ZoomError::Transport { attempts: 4, .. }),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn html_answer_to_an_api_call() {
+    let sim = sim().await;
+    let c = oauth_client(&sim);
+    let m = c.create_meeting("me", &sample("Html")).await.unwrap();
+    sim.inject(Route::GetMeeting, Fault::HtmlPage, 1);
+    let e = c.get_meeting(m.id).await.unwrap_err();
+    assert!(
+        matches!(e, ZoomError::HtmlErrorPage { status: 200, .. }),
+        "{e:?}"
+    );
+    sim.inject(Route::CreateMeeting, Fault::HtmlPage, 1);
+    let e = c.create_meeting("me", &sample("Html2")).await.unwrap_err();
+    assert!(matches!(e, ZoomError::OutcomeUnknown { .. }), "{e:?}");
+}
+
+// ---- listings and recordings -----------------------------------------------------------
+
+#[tokio::test]
+async fn every_page_is_followed() {
+    let sim = sim().await;
+    sim.set_daily_cap(10_000);
+    let c = oauth_client(&sim);
+    let n = 650;
+    for i in 0..n {
+        c.create_meeting("me", &sample(&format!("M{i}")))
+            .await
+            .unwrap();
+    }
+    let before = sim.counters().get(Route::ListMeetings);
+    let all = c.list_upcoming_meetings("me").await.unwrap();
+    assert_eq!(all.len(), n);
+    let mut ids: Vec<_> = all.iter().map(|m| m.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n);
+    assert_eq!(sim.counters().get(Route::ListMeetings) - before, 3);
+    // The page token never went into a log or store: it lived in the loop only, and the
+    // sim saw it in the query string where Zoom expects it.
+    let r = sim.report();
+    let pages: Vec<_> = r
+        .requests
+        .iter()
+        .filter(|q| q.route == Route::ListMeetings)
+        .collect();
+    assert!(
+        pages
+            .iter()
+            .all(|q| q.query.as_deref().unwrap_or("").contains("page_size=300"))
+    );
+    assert_eq!(
+        pages
+            .iter()
+            .filter(|q| q
+                .query
+                .as_deref()
+                .unwrap_or("")
+                .contains("next_page_token="))
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn recordings_not_yet_then_ready() {
+    let sim = sim().await;
+    let c = oauth_client(&sim);
+    let m = c.create_meeting("me", &sample("Rec")).await.unwrap();
+    assert_eq!(c.get_recordings(&MeetingRef::Id(m.id)).await.unwrap(), None);
+    sim.force_recording(m.id).unwrap();
+    let rec = c
+        .get_recordings(&MeetingRef::Id(m.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(rec.recording_files.iter().all(RecordingFile::is_ready));
+    let types: Vec<_> = rec
+        .recording_files
+        .iter()
+        .filter_map(|f| f.file_type.as_deref())
+        .collect();
+    for t in ["MP4", "M4A", "CC", "TRANSCRIPT"] {
+        assert!(types.contains(&t), "{t} missing from {types:?}");
+    }
+    // The CC file comes without id, status and size, as Zoom sends it.
+    let cc = rec
+        .recording_files
+        .iter()
+        .find(|f| f.file_type.as_deref() == Some("CC"))
+        .unwrap();
+    assert!(cc.id.is_none() && cc.file_size.is_none());
+    // By uuid too.
+    let by_uuid = c
+        .get_recordings(&MeetingRef::Uuid(rec.uuid.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_uuid.uuid, rec.uuid);
+}
+
+#[tokio::test]
+async fn instances_and_double_encoded_uuids() {
+    let sim = sim().await;
+    sim.set_second_instance(true);
+    let c = oauth_client(&sim);
+    let m = c.create_meeting("me", &sample("Twice")).await.unwrap();
+    sim.force_recording(m.id).unwrap();
+    let instances = c.list_past_instances(m.id).await.unwrap();
+    assert_eq!(instances.len(), 2, "{instances:?}");
+    assert!(instances.iter().any(|i| i.uuid.starts_with('/')));
+    for inst in &instances {
+        let rec = c
+            .get_recordings(&MeetingRef::Uuid(inst.uuid.clone()))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("recording of {}", inst.uuid));
+        assert_eq!(rec.uuid, inst.uuid);
+    }
+    // And deleting by a slash uuid.
+    let slash = instances.iter().find(|i| i.uuid.starts_with('/')).unwrap();
+    c.delete_recordings(&MeetingRef::Uuid(slash.uuid.clone()), DeleteAction::Trash)
+        .await
+        .unwrap();
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn user_recordings_by_month_windows() {
+    let sim = sim().await;
+    let c = oauth_client(&sim);
+    let m = c.create_meeting("me", &sample("Listed")).await.unwrap();
+    sim.force_recording(m.id).unwrap();
+    let today = Utc::now().date_naive();
+    let from = today - TimeDelta::days(75);
+    let before = sim.counters().get(Route::ListRecordings);
+    let recs = c.list_user_recordings("me", from, today).await.unwrap();
+    let windows = zoomd::zoom::month_windows(from, today).len() as u64;
+    assert!(windows >= 3);
+    assert_eq!(sim.counters().get(Route::ListRecordings) - before, windows);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].id, Some(m.id));
+    assert!(matches!(
+        c.list_user_recordings("me", today, from).await,
+        Err(ZoomError::InvalidInput { .. })
+    ));
+}
+
+#[tokio::test]
+async fn delete_recordings_and_files() {
+    let sim = sim().await;
+    let c = oauth_client(&sim);
+    let rec = recorded(&sim, &c).await;
+    let uuid = MeetingRef::Uuid(rec.uuid.clone());
+    let file = mp4(&rec).id.clone().unwrap();
+    c.delete_recording_file(&uuid, &file, DeleteAction::Delete)
+        .await
+        .unwrap();
+    c.delete_recordings(&uuid, DeleteAction::Trash)
+        .await
+        .unwrap();
+    let removed = sim.report().recordings_removed;
+    assert!(
+        removed
+            .iter()
+            .any(|r| r.file_id.as_deref() == Some(file.as_str()) && r.action == "delete")
+    );
+    assert!(
+        removed
+            .iter()
+            .any(|r| r.file_id.is_none() && r.action == "trash")
+    );
+    // Gone already: NotFound, which the caller may count as done.
+    let e = c
+        .delete_recordings(&uuid, DeleteAction::Trash)
+        .await
+        .unwrap_err();
+    assert!(e.is_not_found(), "{e:?}");
+}
+
+// ---- downloads ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn download_follows_redirect_without_leaking_the_token() {
+    let sim = sim().await;
+    let c = oauth_client(&sim);
+    let rec = recorded(&sim, &c).await;
+    for f in rec.recording_files.iter().filter(|f| f.is_ready()) {
+        let mut out = Vec::new();
+        let mut last = 0;
+        let o = c
+            .download(f.download_url.as_deref().unwrap(), 0, &mut out, |p| {
+                last = p
+            })
+            .await
+            .unwrap();
+        assert_eq!(out, sim_bytes(&sim, &rec, f), "{:?}", f.file_type);
+        assert_eq!(o.bytes_written, out.len() as u64);
+        assert_eq!(last, out.len() as u64);
+        assert!(!o.restarted_from_zero);
+        if let Some(size) = f.file_size {
+            assert_eq!(o.total_len, Some(size));
+        }
+    }
+    assert!(sim.counters().get(Route::SignedDownload) >= 4);
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn download_resumes_with_range() {
+    let sim = sim().await;
+    let c = oauth_client(&sim);
+    let rec = recorded(&sim, &c).await;
+    let f = mp4(&rec);
+    let want = sim_bytes(&sim, &rec, f);
+    let offset = 10_000u64;
+    let mut out = want[..offset as usize].to_vec();
+    let mut positions = Vec::new();
+    let o = c
+        .download(f.download_url.as_deref().unwrap(), offset, &mut out, |p| {
+            positions.push(p)
+        })
+        .await
+        .unwrap();
+    assert_eq!(out, want);
+    assert_eq!(o.bytes_written, want.len() as u64 - offset);
+    assert!(!o.restarted_from_zero);
+    assert_eq!(o.total_len, Some(want.len() as u64));
+    assert!(positions.iter().all(|p| *p > offset));
+    assert_eq!(positions.last().copied(), Some(want.len() as u64));
+
+    // Already complete: nothing more to fetch.
+    let o = c
+        .download(
+            f.download_url.as_deref().unwrap(),
+            want.len() as u64,
+            &mut out,
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(o.bytes_written, 0);
+    assert_eq!(out, want);
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn truncated_download_is_an_error_then_resumes() {
+    let sim = sim().await;
+    let c = oauth_client(&sim);
+    let rec = recorded(&sim, &c).await;
+    let f = mp4(&rec);
+    let want = sim_bytes(&sim, &rec, f);
+    let url = f.download_url.as_deref().unwrap();
+    sim.inject(Route::SignedDownload, Fault::TruncatedBody, 1);
+    let mut out = Vec::new();
+    let e = c.download(url, 0, &mut out, |_| {}).await.unwrap_err();
+    match e {
+        ZoomError::Truncated {
+            received, expected, ..
+        } => {
+            assert_eq!(expected, want.len() as u64);
+            assert!(received < expected);
+            assert_eq!(out.len() as u64, received);
+        }
+        other => panic!("expected Truncated, got {other:?}"),
+    }
+    // The caller resumes from what it has.
+    let o = c
+        .download(url, out.len() as u64, &mut out, |_| {})
+        .await
+        .unwrap();
+    assert!(!o.restarted_from_zero);
+    assert_eq!(out, want);
+}
+
+#[tokio::test]
+async fn stalled_download_fails_instead_of_hanging() {
+    let sim = start(SimConfig {
+        stall_for: Duration::from_secs(20),
+        ..SimConfig::default()
+    })
+    .await;
+    let c = oauth_client(&sim);
+    let rec = recorded(&sim, &c).await;
+    let f = mp4(&rec);
+    sim.inject(Route::SignedDownload, Fault::StalledBody, 1);
+    let mut out = Vec::new();
+    let t = Instant::now();
+    let e = c
+        .download(f.download_url.as_deref().unwrap(), 0, &mut out, |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ZoomError::Stalled { .. }), "{e:?}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(e.is_transient());
+}
+
+#[tokio::test]
+async fn html_page_is_never_written() {
+    let sim = sim().await;
+    let c = oauth_client(&sim);
+    let rec = recorded(&sim, &c).await;
+    let f = mp4(&rec);
+    sim.inject(Route::Download, Fault::HtmlPage, 1);
+    let mut out = Vec::new();
+    let e = c
+        .download(f.download_url.as_deref().unwrap(), 0, &mut out, |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ZoomError::HtmlErrorPage { .. }), "{e:?}");
+    assert!(out.is_empty());
+}
+
+#[tokio::test]
+async fn download_faults_before_the_body() {
+    let sim = sim().await;
+    let c = oauth_client(&sim);
+    let rec = recorded(&sim, &c).await;
+    let f = mp4(&rec);
+    let want = sim_bytes(&sim, &rec, f);
+    let url = f.download_url.as_deref().unwrap();
+
+    // Token expiry mid-way: renewed once, download goes on.
+    let tokens = sim.counters().get(Route::Token);
+    sim.inject(Route::Download, Fault::TokenExpired, 1);
+    let mut out = Vec::new();
+    c.download(url, 0, &mut out, |_| {}).await.unwrap();
+    assert_eq!(out, want);
+    assert_eq!(sim.counters().get(Route::Token), tokens + 1);
+
+    // 429, 503 and a reset before any byte: retried.
+    for fault in [
+        Fault::RateLimited(RetryAfter::Absent),
+        Fault::Status(503),
+        Fault::ConnectionReset,
+    ] {
+        sim.inject(Route::Download, fault.clone(), 1);
+        let mut out = Vec::new();
+        c.download(url, 0, &mut out, |_| {})
+            .await
+            .unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        assert_eq!(out, want);
+    }
+    sim.inject(Route::SignedDownload, Fault::Status(500), 1);
+    let mut out = Vec::new();
+    c.download(url, 0, &mut out, |_| {}).await.unwrap();
+    assert_eq!(out, want);
+
+    // An expired download URL: NotFound (get the recording again for a fresh one).
+    sim.expire_download_urls();
+    let e = c
+        .download(url, 0, &mut Vec::new(), |_| {})
+        .await
+        .unwrap_err();
+    assert!(e.is_not_found(), "{e:?}");
+    let fresh = c
+        .get_recordings(&MeetingRef::Uuid(rec.uuid.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut out = Vec::new();
+    c.download(
+        mp4(&fresh).download_url.as_deref().unwrap(),
+        0,
+        &mut out,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(out, want);
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn download_to_file_with_digest() {
+    let sim = start(SimConfig {
+        mp4_size: 3 * 1024 * 1024 + 17,
+        ..SimConfig::default()
+    })
+    .await;
+    let c = oauth_client(&sim);
+    let rec = recorded(&sim, &c).await;
+    let f = mp4(&rec);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("part");
+    let mut file = tokio::fs::File::create(&path).await.unwrap();
+    let o = c
+        .download(f.download_url.as_deref().unwrap(), 0, &mut file, |_| {})
+        .await
+        .unwrap();
+    drop(file);
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(o.bytes_written, bytes.len() as u64);
+    assert_eq!(Some(bytes.len() as u64), f.file_size);
+    let digest = hex::encode(Sha256::digest(&bytes));
+    let key = f.id.clone().unwrap();
+    assert_eq!(Some(digest), sim.file_sha256(&rec.uuid, &key));
+}
+
+// ---- secrets -----------------------------------------------------------------------------
+
+/// Collects everything the tracing subscriber prints.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_token_or_secret_in_errors_or_logs() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish(),
+    );
+
+    let sim = start(SimConfig {
+        stall_for: Duration::from_secs(20),
+        ..SimConfig::default()
+    })
+    .await;
+    sim.set_daily_cap(3);
+    let c = oauth_client(&sim);
+    let secret = sim.config().client_secret.clone();
+    let rec = recorded(&sim, &c).await;
+    let url = mp4(&rec).download_url.clone().unwrap();
+    let m = c.create_meeting("me", &sample("Errors")).await.unwrap();
+
+    let mut errors: Vec<ZoomError> = Vec::new();
+    let mut tokens: Vec<Secret> = vec![c.token().await.unwrap()];
+    let mut push = |r: Result<(), ZoomError>| errors.push(r.expect_err("an error"));
+
+    push(c.get_meeting(1).await.map(drop)); // NotFound
+    sim.inject(
+        Route::GetMeeting,
+        Fault::RateLimited(RetryAfter::Seconds(600)),
+        1,
+    );
+    push(c.get_meeting(m.id).await.map(drop)); // RateLimited
+    sim.inject(Route::GetMeeting, Fault::Status(500), 10);
+    push(c.get_meeting(m.id).await.map(drop)); // Api 500
+    sim.clear_faults();
+    sim.inject(Route::GetMeeting, Fault::HtmlPage, 1);
+    push(c.get_meeting(m.id).await.map(drop)); // HtmlErrorPage
+    sim.inject(Route::CreateMeeting, Fault::CreateSucceedsAnswerLost, 1);
+    push(c.create_meeting("me", &sample("x")).await.map(drop)); // OutcomeUnknown
+    push(c.create_meeting("me", &sample("y")).await.map(drop)); // DailyLimit
+    sim.inject(Route::GetMeeting, Fault::TokenExpired, 2);
+    push(c.get_meeting(m.id).await.map(drop)); // Auth
+    tokens.push(c.token().await.unwrap());
+    sim.inject(Route::SignedDownload, Fault::TruncatedBody, 1);
+    push(c.download(&url, 0, &mut Vec::new(), |_| {}).await.map(drop)); // Truncated
+    sim.inject(Route::SignedDownload, Fault::StalledBody, 1);
+    push(c.download(&url, 0, &mut Vec::new(), |_| {}).await.map(drop)); // Stalled
+    sim.inject(Route::Download, Fault::HtmlPage, 1);
+    push(c.download(&url, 0, &mut Vec::new(), |_| {}).await.map(drop)); // HtmlErrorPage
+    push(
+        c.download(
+            "http://127.0.0.1:1/rec/download/x",
+            0,
+            &mut Vec::new(),
+            |_| {},
+        )
+        .await
+        .map(drop),
+    ); // Transport
+    sim.revoke_tokens();
+    c.get_meeting(m.id).await.unwrap();
+    tokens.push(c.token().await.unwrap());
+
+    // A client with a wrong secret.
+    let mut creds = oauth_creds(&sim);
+    if let Credentials::OAuth { client_secret, .. } = &mut creds {
+        *client_secret = Secret::new("wrong-but-secret-value");
+    }
+    let bad = ZoomClient::new(base_cfg(&sim, creds)).unwrap();
+    push(bad.get_meeting(1).await.map(drop));
+
+    let kinds: std::collections::BTreeSet<String> = errors
+        .iter()
+        .map(|e| {
+            format!("{e:?}")
+                .split([' ', '{', '('])
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    for k in [
+        "NotFound",
+        "RateLimited",
+        "Api",
+        "HtmlErrorPage",
+        "OutcomeUnknown",
+        "DailyLimit",
+        "Auth",
+        "Truncated",
+        "Stalled",
+        "Transport",
+    ] {
+        assert!(kinds.contains(k), "{k} not provoked: {kinds:?}");
+    }
+
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("retrying"), "logs were captured");
+    let mut haystack = logs;
+    for e in &errors {
+        write!(haystack, "\n{e}\n{e:?}").ok();
+    }
+    let haystack = haystack; // immutable from here
+    for t in &tokens {
+        assert!(t.expose().len() >= 16);
+        assert!(!haystack.contains(t.expose()), "a token leaked");
+    }
+    assert!(!haystack.contains(&secret), "the client secret leaked");
+    assert!(
+        !haystack.contains("wrong-but-secret-value"),
+        "the wrong secret leaked"
+    );
+    assert_clean(&sim);
+}
+
+// ---- answers the sim does not give ------------------------------------------------------
+
+/// A loopback server that answers each request with the next canned response (raw HTTP,
+/// `Connection: close`) and records each request head. Only for answers `sim` has no
+/// knob for: a server that ignores `Range`, a wrong `Content-Range`, endless redirects,
+/// a 503 with `Retry-After` on a create.
+async fn canned(responses: Vec<String>) -> (String, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        for resp in responses {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Read the head and, if announced, the body.
+            while let Ok(n) = sock.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + len {
+                        break;
+                    }
+                }
+            }
+            log.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf).to_string());
+            let _ = sock.write_all(resp.as_bytes()).await;
+            let _ = sock.shutdown().await;
+        }
+    });
+    (base, seen)
+}
+
+fn http(status: &str, headers: &[(&str, &str)], body: &str) -> String {
+    let mut s = format!("HTTP/1.1 {status}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        s.push_str(&format!("{k}: {v}\r\n"));
+    }
+    s.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    s
+}
+
+fn canned_client(base: &str) -> ZoomClient {
+    let mut cfg = ClientConfig::new(Credentials::Jwt {
+        api_key: "key".into(),
+        api_secret: Secret::new("canned-secret"),
+        ttl: Duration::from_secs(30),
+    });
+    cfg.api_url = Url::parse(&format!("{base}/v2")).unwrap();
+    cfg.oauth_url = Url::parse(&format!("{base}/oauth/token")).unwrap();
+    cfg.retry = fast_retry();
+    cfg.timeouts.read_idle = ms(700);
+    ZoomClient::new(cfg).unwrap()
+}
+
+#[tokio::test]
+async fn range_ignored_restarts_the_sink() {
+    let (base, seen) = canned(vec![http(
+        "200 OK",
+        &[("Content-Type", "video/mp4")],
+        "0123456789",
+    )])
+    .await;
+    let c = canned_client(&base);
+    let mut out = b"01234".to_vec();
+    let o = c
+        .download(&format!("{base}/rec/download/a"), 5, &mut out, |_| {})
+        .await
+        .unwrap();
+    assert!(o.restarted_from_zero);
+    assert_eq!(o.bytes_written, 10);
+    assert_eq!(o.total_len, Some(10));
+    assert_eq!(o.content_type.as_deref(), Some("video/mp4"));
+    assert_eq!(out, b"0123456789");
+    let head = seen.lock().unwrap()[0].to_ascii_lowercase();
+    assert!(head.contains("range: bytes=5-"), "{head}");
+    assert!(
+        head.contains("authorization: bearer "),
+        "same origin as api_url"
+    );
+}
+
+#[tokio::test]
+async fn wrong_content_range_is_refused() {
+    let (base, _) = canned(vec![http(
+        "206 Partial Content",
+        &[("Content-Range", "bytes 0-9/10")],
+        "0123456789",
+    )])
+    .await;
+    let c = canned_client(&base);
+    let mut out = b"01234".to_vec();
+    let e = c
+        .download(&format!("{base}/rec/download/a"), 5, &mut out, |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ZoomError::RangeMismatch {
+                expected_start: 5,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(out, b"01234", "nothing written");
+}
+
+#[tokio::test]
+async fn redirects_are_bounded_and_checked() {
+    let loop_to_self: Vec<String> = (0..7)
+        .map(|i| http("302 Found", &[("Location", &format!("/hop/{i}"))], ""))
+        .collect();
+    let (base, seen) = canned(loop_to_self).await;
+    let c = canned_client(&base);
+    let e = c
+        .download(
+            &format!("{base}/rec/download/a"),
+            0,
+            &mut Vec::new(),
+            |_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ZoomError::Redirect { .. }), "{e:?}");
+    assert_eq!(seen.lock().unwrap().len(), 6, "first request + 5 hops");
+
+    let (base, _) = canned(vec![http(
+        "302 Found",
+        &[("Location", "file:///etc/passwd")],
+        "",
+    )])
+    .await;
+    let c = canned_client(&base);
+    let e = c
+        .download(
+            &format!("{base}/rec/download/a"),
+            0,
+            &mut Vec::new(),
+            |_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ZoomError::Redirect { .. }), "{e:?}");
+}
+
+#[tokio::test]
+async fn redirect_to_foreign_host_drops_authorization() {
+    let (foreign, foreign_seen) = canned(vec![http("200 OK", &[], "payload")]).await;
+    let (base, seen) = canned(vec![http(
+        "302 Found",
+        &[("Location", &format!("{foreign}/signed/x?sig=abc"))],
+        "",
+    )])
+    .await;
+    let c = canned_client(&base);
+    let mut out = Vec::new();
+    c.download(&format!("{base}/rec/download/a"), 0, &mut out, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(out, b"payload");
+    assert!(
+        seen.lock().unwrap()[0]
+            .to_ascii_lowercase()
+            .contains("authorization: bearer")
+    );
+    assert!(
+        !foreign_seen.lock().unwrap()[0]
+            .to_ascii_lowercase()
+            .contains("authorization"),
+        "token sent to a foreign host"
+    );
+}
+
+#[tokio::test]
+async fn create_retries_a_503_with_retry_after() {
+    let created = r#"{"id":98765432101,"uuid":"u1==","topic":"T","type":2,"start_time":"2030-01-01T00:00:00Z","duration":45}"#;
+    let (base, seen) = canned(vec![
+        http(
+            "503 Service Unavailable",
+            &[("Retry-After", "0"), ("Content-Type", "application/json")],
+            r#"{"code":503,"message":"busy"}"#,
+        ),
+        http(
+            "201 Created",
+            &[("Content-Type", "application/json")],
+            created,
+        ),
+    ])
+    .await;
+    let c = canned_client(&base);
+    let m = c.create_meeting("me", &sample("T")).await.unwrap();
+    assert_eq!(m.id, 98765432101);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    assert!(seen[0].starts_with("POST /v2/users/me/meetings "));
+    assert!(seen[1].contains(r#""auto_recording":"cloud""#));
+}
