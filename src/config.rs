@@ -80,6 +80,8 @@ pub struct Config {
     pub meetings: Vec<MeetingEntry>,
     /// Things that are allowed but probably not what the operator wants.
     pub warnings: Vec<Diagnostic>,
+    /// The text it was parsed from (to tell whether the file changed).
+    pub source: String,
 }
 
 #[derive(Debug, Clone)]
@@ -223,6 +225,7 @@ impl Config {
             daemon,
             meetings,
             warnings: ctx.warnings,
+            source: text.to_string(),
         })
     }
 

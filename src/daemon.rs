@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use tokio::sync::{Notify, watch};
+use sd_notify::NotifyState;
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::config::{Config, ConfigError, Credentials};
 use crate::schedule;
@@ -154,10 +155,18 @@ pub async fn run(
 
     let mut next_meetings = ctx.now();
     let mut next_polls_retry: Option<DateTime<Utc>> = None;
+    let (file_tx, mut file_changed) = mpsc::unbounded_channel();
+    // Keep the watcher alive for the whole run; without one (no inotify) SIGHUP still works.
+    let _watcher = watch_file(&config_path, file_tx);
+    let watchdog = watchdog_interval();
+    notify(&[NotifyState::Ready]);
     tracing::info!(config = %config_path.display(), "zoomd running");
     loop {
         if control.shutdown.is_triggered() {
             break;
+        }
+        if watchdog.is_some() {
+            notify(&[NotifyState::Watchdog]);
         }
         let config = config_rx.borrow().clone();
         let now = ctx.now();
@@ -197,17 +206,39 @@ pub async fn run(
             }),
         };
         let wake = next_poll.map_or(next_meetings, |p| p.min(next_meetings));
-        let sleep = (wake - ctx.now()).to_std().unwrap_or_default();
+        let mut sleep = (wake - ctx.now()).to_std().unwrap_or_default();
+        if let Some(w) = watchdog {
+            // The watchdog hears from the loop itself: a wedged loop gets restarted.
+            sleep = sleep.min(w / 2);
+        }
+        notify(&[NotifyState::Status(
+            &status_line(&ctx, &config, next_meetings).await,
+        )]);
         tracing::trace!(wake = %crate::store::ts(wake), "sleeping");
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
             _ = control.shutdown.wait() => break,
             Some(()) = control.reload.recv() => {
+                notify(&[NotifyState::Reloading]);
                 reload(&ctx, &config_path, &config_tx).await;
+                notify(&[NotifyState::Ready]);
                 next_meetings = ctx.now();
+            }
+            Some(()) = file_changed.recv() => {
+                // Editors write in bursts (truncate, write, rename): wait for quiet.
+                while let Ok(Some(())) =
+                    tokio::time::timeout(std::time::Duration::from_millis(300), file_changed.recv()).await
+                {}
+                if config_changed(&config_path, &config) {
+                    notify(&[NotifyState::Reloading]);
+                    reload(&ctx, &config_path, &config_tx).await;
+                    notify(&[NotifyState::Ready]);
+                    next_meetings = ctx.now();
+                }
             }
         }
     }
+    notify(&[NotifyState::Stopping]);
     tracing::info!("stopping: letting downloads reach a safe point");
     if let Err(e) = worker.await {
         tracing::error!(error = %e, "download worker ended abnormally");
@@ -215,6 +246,105 @@ pub async fn run(
     ctx.store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Tells systemd, when started by it (no-op otherwise).
+fn notify(state: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(false, state) {
+        tracing::debug!(error = %e, "sd_notify failed");
+    }
+}
+
+/// The watchdog interval systemd asked for, if any.
+fn watchdog_interval() -> Option<std::time::Duration> {
+    let mut usec = 0;
+    sd_notify::watchdog_enabled(false, &mut usec).then(|| std::time::Duration::from_micros(usec))
+}
+
+/// One line for `systemctl status`: next meeting, queue, last error.
+async fn status_line(ctx: &Ctx, config: &Config, _next: DateTime<Utc>) -> String {
+    let next = ctx
+        .store
+        .upcoming_meetings()
+        .await
+        .ok()
+        .and_then(|u| u.into_iter().next())
+        .map_or_else(
+            || "no meeting scheduled".to_string(),
+            |m| format!("next {} at {}", m.key, m.start_local),
+        );
+    let queue = ctx
+        .store
+        .counts(ctx.now())
+        .await
+        .map(|c| format!("{} files queued, {} failures", c.files_pending, c.failures))
+        .unwrap_or_default();
+    let last = ctx
+        .store
+        .last_event_of(ERROR_KINDS)
+        .await
+        .ok()
+        .flatten()
+        .map(|e| {
+            format!(
+                "; last error {}: {}",
+                e.at,
+                e.message.chars().take(120).collect::<String>()
+            )
+        })
+        .unwrap_or_default();
+    format!("{} entries; {next}; {queue}{last}", config.meetings.len())
+}
+
+/// Event kinds that mean something went wrong.
+pub const ERROR_KINDS: &[&str] = &[
+    "create-failed",
+    "create-retry",
+    "create-unknown",
+    "failed",
+    "missing",
+    "reload-failed",
+];
+
+/// Watches the schedule file's directory (editors replace files by rename) and reports
+/// events about the file.
+fn watch_file(path: &Path, tx: mpsc::UnboundedSender<()>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let name = path.file_name()?.to_os_string();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let handler = move |res: notify::Result<notify::Event>| {
+        if let Ok(ev) = res
+            && !ev.kind.is_access()
+            && ev
+                .paths
+                .iter()
+                .any(|p| p.file_name() == Some(name.as_os_str()))
+        {
+            let _ = tx.send(());
+        }
+    };
+    match notify::recommended_watcher(handler) {
+        Ok(mut w) => match w.watch(&dir, notify::RecursiveMode::NonRecursive) {
+            Ok(()) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the schedule file; reload with SIGHUP");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the schedule file; reload with SIGHUP");
+            None
+        }
+    }
+}
+
+/// Whether the file on disk differs from what `config` was loaded from.
+fn config_changed(path: &Path, config: &Config) -> bool {
+    std::fs::read_to_string(path).map_or(true, |text| text != config.source)
 }
 
 /// Reloads the config; an invalid file keeps the last good schedule in force.
@@ -263,7 +393,8 @@ async fn next_meetings_at(ctx: &Ctx, config: &Config) -> DateTime<Utc> {
         Err(e) => tracing::error!(error = %e, "cannot read deferred creates"),
     }
     match ctx.store.unresolved_creates().await {
-        Ok(rows) if !rows.is_empty() => next = next.min(now + STEP_RETRY),
+        // An unanswered create is looked for again soon (it settles within a minute).
+        Ok(rows) if !rows.is_empty() => next = next.min(now + Duration::seconds(15)),
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "cannot read unresolved creates"),
     }

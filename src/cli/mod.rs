@@ -2,6 +2,7 @@
 
 mod check;
 mod demo;
+mod query;
 mod run;
 
 use std::path::{Path, PathBuf};
@@ -47,6 +48,14 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Print a bearer token for the configured credentials (for curl and jwt.io checks)
     Token,
+    /// What is upcoming, pending, archived today and failed (reads the database only)
+    Status(query::StatusArgs),
+    /// List meetings: all (newest first), --upcoming or --past, optionally one --key
+    Meetings(query::MeetingsArgs),
+    /// List recording files (newest meeting first), optionally in one --state
+    Recordings(query::RecordingsArgs),
+    /// Put failed downloads back in the queue: one file by ID, or every one with --failed
+    Retry(query::RetryArgs),
 }
 
 /// Runs one command; returns the process exit code.
@@ -71,6 +80,10 @@ pub async fn run(cli: Cli) -> ExitCode {
             crate::telemetry::init(cli.log_format, "info");
             run::token(&config_path).await
         }
+        Command::Status(args) => query::status(&config_path, &args).await,
+        Command::Meetings(args) => query::meetings(&config_path, &args).await,
+        Command::Recordings(args) => query::recordings(&config_path, &args).await,
+        Command::Retry(args) => query::retry(&config_path, &args).await,
     }
 }
 

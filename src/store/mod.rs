@@ -5,6 +5,7 @@
 //! Every method is one state transition or one read; none takes the clock — `now` is a
 //! parameter, so the pipeline's time logic is testable.
 
+pub mod queries;
 mod rows;
 
 use std::path::{Path, PathBuf};

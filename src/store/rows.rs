@@ -29,7 +29,7 @@ pub struct CreatedMeeting {
 
 pub(super) const OCC_COLS: &str = "id, key, start_utc, start_local, timezone, duration_min, host,
     topic, agenda, settings_json, marker, state, meeting_id, meeting_uuid, join_url, password,
-    not_before, attempts, last_error, recording_state, next_poll_at, polls";
+    not_before, attempts, last_error, recording_state, next_poll_at, polls, updated_at";
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 pub struct OccurrenceRow {
@@ -56,6 +56,7 @@ pub struct OccurrenceRow {
     pub recording_state: String,
     pub next_poll_at: Option<String>,
     pub polls: i64,
+    pub updated_at: String,
 }
 
 impl OccurrenceRow {

@@ -72,6 +72,8 @@ pub fn under(archive: &Path, relative: &Path) -> Option<PathBuf> {
 /// Replaces what no file name should hold: separators, control characters, characters
 /// Windows reserves; folds runs of spaces and underscores.
 fn clean(s: &str) -> String {
+    // Runs of dots ("..") read like path steps; a single dot is kept.
+    let s = &collapse_dots(s);
     let mut out = String::with_capacity(s.len());
     let mut last_sep = false;
     for c in s.chars() {
@@ -89,6 +91,22 @@ fn clean(s: &str) -> String {
         }
     }
     out.trim_matches('_').to_string()
+}
+
+fn collapse_dots(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '.' && chars.peek() == Some(&'.') {
+            while chars.peek() == Some(&'.') {
+                chars.next();
+            }
+            out.push('_');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Makes a finished component safe on its own: no leading dots (hidden files, `..`), no

@@ -25,6 +25,9 @@ use crate::zoom::{
 
 /// Zoom's per-host daily cap of meeting create/update calls.
 pub const DAILY_CAP: i64 = 100;
+/// An unanswered create may still be in flight at Zoom: it counts as "not created" only
+/// this long after it was sent (the client gives up on a request after 30 s).
+const CREATE_SETTLE: i64 = 45;
 /// After Zoom refuses a create outright (bad user, bad settings), try again this much later.
 const REFUSED_RETRY: i64 = 3600;
 
@@ -90,7 +93,9 @@ pub async fn reconcile(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> 
                             now,
                         )
                         .await?;
-                } else {
+                } else if crate::store::parse_ts(&row.updated_at)
+                    .is_none_or(|t| t + Duration::seconds(CREATE_SETTLE) <= now)
+                {
                     unresolved.insert(row.id);
                 }
             }

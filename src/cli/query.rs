@@ -1,0 +1,862 @@
+//! `zoomd status`, `zoomd meetings`, `zoomd recordings` (read-only) and `zoomd retry`.
+//!
+//! The listings open the database read-only and never migrate, so they cannot disturb a
+//! running daemon (WAL lets them read while it writes). `retry` is one small write through
+//! the busy timeout. Each takes `--json`: one pretty-printed JSON document on stdout whose
+//! field names are part of the interface (README, "Querying").
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use chrono::{DateTime, NaiveTime, Utc};
+use serde::Serialize;
+
+use super::{EXIT_RUNTIME, load};
+use crate::store::queries::{FailureItem, StatusCounts};
+use crate::store::{
+    EventRow, FileRow, FileState, OccurrenceFilter, OccurrenceRow, Period, Store, StoreError, ts,
+};
+
+/// Event kinds that count as an error for "last error" in `zoomd status`.
+pub const ERROR_EVENT_KINDS: [&str; 6] = [
+    "create-failed",
+    "create-retry",
+    "create-unknown",
+    "failed",
+    "missing",
+    "reload-failed",
+];
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Show at most N rows per section (next meetings, pending recordings, failures, deferred)
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub limit: u32,
+    /// One JSON document on stdout (field names: README, "Querying")
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MeetingsArgs {
+    /// Only meetings that have not started yet, soonest first
+    #[arg(long, conflicts_with = "past")]
+    pub upcoming: bool,
+    /// Only meetings that have started, newest first
+    #[arg(long)]
+    pub past: bool,
+    /// Only the entry with this `key`
+    #[arg(long, value_name = "K")]
+    pub key: Option<String>,
+    /// One JSON document on stdout (field names: README, "Querying")
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RecordingsArgs {
+    /// Only files in this state: processing, queued, downloading, archived, failed
+    #[arg(long, value_name = "S")]
+    pub state: Option<FileState>,
+    /// One JSON document on stdout (field names: README, "Querying")
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["id", "failed"])))]
+pub struct RetryArgs {
+    /// The failed file's id (the ID column of `zoomd recordings --state failed`)
+    #[arg(value_name = "ID")]
+    pub id: Option<i64>,
+    /// Requeue every failed file
+    #[arg(long)]
+    pub failed: bool,
+    /// One JSON document on stdout (field names: README, "Querying")
+    #[arg(long)]
+    pub json: bool,
+}
+
+// ---------------------------------------------------------------------------------------------
+// the commands
+
+pub async fn status(config_path: &Path, args: &StatusArgs) -> ExitCode {
+    let store = match open_read_only(config_path).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let now = Utc::now();
+    let result = gather_status(&store, now, i64::from(args.limit)).await;
+    store.close().await;
+    match result {
+        Ok(status) => emit(args.json, &status, |out| write_status(out, &status)),
+        Err(e) => fail(&e),
+    }
+}
+
+pub async fn meetings(config_path: &Path, args: &MeetingsArgs) -> ExitCode {
+    let store = match open_read_only(config_path).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let filter = OccurrenceFilter {
+        when: if args.upcoming {
+            Some(Period::Upcoming)
+        } else if args.past {
+            Some(Period::Past)
+        } else {
+            None
+        },
+        key: args.key.clone(),
+    };
+    let result = store.list_occurrences(&filter, Utc::now()).await;
+    store.close().await;
+    match result {
+        Ok(rows) => {
+            let doc = MeetingsJson {
+                meetings: rows.iter().map(MeetingJson::from).collect(),
+            };
+            emit(args.json, &doc, |out| {
+                if doc.meetings.is_empty() {
+                    return writeln!(out, "no {}", describe_meetings(args));
+                }
+                meetings_table(&doc.meetings, true).write(out, "")
+            })
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+pub async fn recordings(config_path: &Path, args: &RecordingsArgs) -> ExitCode {
+    let store = match open_read_only(config_path).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let result = store.list_files(args.state).await;
+    store.close().await;
+    match result {
+        Ok(rows) => {
+            let doc = FilesJson {
+                files: rows.iter().map(FileJson::from).collect(),
+            };
+            emit(args.json, &doc, |out| {
+                if doc.files.is_empty() {
+                    return match args.state {
+                        Some(s) => writeln!(out, "no recording files in state {}", s.as_str()),
+                        None => writeln!(out, "no recording files"),
+                    };
+                }
+                files_table(&doc.files).write(out, "")
+            })
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+pub async fn retry(config_path: &Path, args: &RetryArgs) -> ExitCode {
+    let config = match load(config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let db = &config.daemon.database;
+    // `Store::open` would create an empty database; retrying needs the daemon's.
+    if !db.exists() {
+        return fail(&StoreError::Missing {
+            path: db.display().to_string(),
+        });
+    }
+    let store = match Store::open(db).await {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let result = requeue(&store, args.id).await;
+    store.close().await;
+    let requeued = match result {
+        Ok(Ok(n)) => n,
+        Ok(Err(message)) => {
+            eprintln!("{message}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+        Err(e) => return fail(&e),
+    };
+    let doc = RetryJson {
+        requeued,
+        id: args.id,
+    };
+    emit(args.json, &doc, |out| match (args.id, requeued) {
+        (Some(id), _) => writeln!(out, "requeued file {id}"),
+        (None, 0) => writeln!(out, "no failed files to requeue"),
+        (None, 1) => writeln!(out, "requeued 1 failed file"),
+        (None, n) => writeln!(out, "requeued {n} failed files"),
+    })
+}
+
+/// Requeues one failed file (checked first) or all; the inner error is for the operator.
+async fn requeue(store: &Store, id: Option<i64>) -> Result<Result<u64, String>, StoreError> {
+    let now = Utc::now();
+    let Some(id) = id else {
+        return Ok(Ok(store.retry_failed(None, now).await?));
+    };
+    let file = match store.file(id).await? {
+        None => {
+            return Ok(Err(format!(
+                "file {id}: no such recording file (`zoomd recordings --state failed` lists the failed ones)"
+            )));
+        }
+        Some(f) => f,
+    };
+    if file.state != FileState::Failed.as_str() {
+        return Ok(Err(format!(
+            "file {id} ({} {} {}) is {}, not failed; only failed files are requeued",
+            file.key, file.start_utc, file.file_type, file.state
+        )));
+    }
+    match store.retry_failed(Some(id), now).await? {
+        0 => Ok(Err(format!(
+            "file {id} is no longer failed (the daemon changed it meanwhile); nothing requeued"
+        ))),
+        n => Ok(Ok(n)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// plumbing
+
+/// Loads the config (exit 2 when invalid) and opens its database read-only (exit 1).
+async fn open_read_only(config_path: &Path) -> Result<Store, ExitCode> {
+    let config = load(config_path)?;
+    Store::open_read_only(&config.daemon.database)
+        .await
+        .map_err(|e| fail(&e))
+}
+
+fn fail(e: &StoreError) -> ExitCode {
+    eprintln!("{e}");
+    ExitCode::from(EXIT_RUNTIME)
+}
+
+/// Prints `doc` as pretty JSON, or the human form. A closed stdout (`| head`) is no error.
+fn emit<T: Serialize>(
+    json: bool,
+    doc: &T,
+    human: impl FnOnce(&mut std::io::StdoutLock<'static>) -> std::io::Result<()>,
+) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    let written = if json {
+        serde_json::to_writer_pretty(&mut out, doc)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out))
+    } else {
+        human(&mut out)
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cannot write to stdout: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn describe_meetings(args: &MeetingsArgs) -> String {
+    let what = if args.upcoming {
+        "upcoming meetings"
+    } else if args.past {
+        "past meetings"
+    } else {
+        "meetings"
+    };
+    match &args.key {
+        Some(k) => format!("{what} for key '{k}'"),
+        None => what.to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// status
+
+async fn gather_status(
+    store: &Store,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<StatusJson, StoreError> {
+    let since = now.date_naive().and_time(NaiveTime::MIN).and_utc();
+    let counts: StatusCounts = store.status_counts(now, since).await?;
+    let upcoming = store.upcoming_occurrences(now, limit).await?;
+    let pending = store.pending_recordings(now, limit).await?;
+    let failures = store.newest_failures(limit).await?;
+    let deferred = store.deferred_creates(limit).await?;
+    let last_error = store.newest_event_of(&ERROR_EVENT_KINDS).await?;
+    Ok(StatusJson {
+        now: ts(now),
+        database: store.path().display().to_string(),
+        upcoming: Section {
+            count: counts.meetings_upcoming,
+            items: upcoming.iter().map(MeetingJson::from).collect(),
+        },
+        recordings_pending: Section {
+            count: counts.recordings_pending,
+            items: pending.iter().map(MeetingJson::from).collect(),
+        },
+        files: FileCountsJson {
+            queued: counts.files_queued,
+            downloading: counts.files_downloading,
+            pending: counts.files_queued + counts.files_downloading,
+            processing: counts.files_processing,
+            failed: counts.files_failed,
+        },
+        archived_today: ArchivedJson {
+            since: ts(since),
+            files: counts.archived_since,
+            bytes: counts.archived_bytes_since,
+        },
+        failures: Section {
+            count: counts.failures(),
+            items: failures,
+        },
+        deferred: Section {
+            count: counts.deferred,
+            items: deferred.iter().map(MeetingJson::from).collect(),
+        },
+        last_error: last_error.as_ref().map(EventJson::from),
+    })
+}
+
+fn write_status(out: &mut impl Write, s: &StatusJson) -> std::io::Result<()> {
+    writeln!(out, "zoomd status at {} (database {})", s.now, s.database)?;
+
+    writeln!(out)?;
+    if s.upcoming.items.is_empty() {
+        writeln!(out, "no upcoming meetings")?;
+    } else {
+        writeln!(out, "Next meetings{}:", s.upcoming.shown())?;
+        meetings_table(&s.upcoming.items, false).write(out, "  ")?;
+    }
+
+    writeln!(out)?;
+    if s.recordings_pending.items.is_empty() {
+        writeln!(out, "no recordings pending")?;
+    } else {
+        writeln!(out, "Recordings pending{}:", s.recordings_pending.shown())?;
+        let mut t = Table::new(&[
+            "START (LOCAL)",
+            "ZONE",
+            "START (UTC)",
+            "KEY",
+            "TOPIC",
+            "MEETING ID",
+            "WATCH",
+            "NEXT POLL (UTC)",
+        ]);
+        for m in &s.recordings_pending.items {
+            t.row(vec![
+                m.start_local.clone(),
+                m.timezone.clone(),
+                m.start_utc.clone(),
+                m.key.clone(),
+                m.topic.clone(),
+                opt(m.meeting_id),
+                m.recording_state.clone(),
+                opt(m.next_poll_at.as_deref()),
+            ]);
+        }
+        t.write(out, "  ")?;
+    }
+
+    writeln!(out)?;
+    let f = &s.files;
+    writeln!(
+        out,
+        "Files: {} pending ({} queued, {} downloading), {} processing at Zoom, {} failed",
+        f.pending, f.queued, f.downloading, f.processing, f.failed
+    )?;
+    let a = &s.archived_today;
+    writeln!(
+        out,
+        "Archived today (since {}): {} file{}, {} ({} bytes)",
+        a.since,
+        a.files,
+        if a.files == 1 { "" } else { "s" },
+        human_bytes(a.bytes),
+        a.bytes
+    )?;
+
+    writeln!(out)?;
+    if s.failures.items.is_empty() {
+        writeln!(out, "no failures")?;
+    } else {
+        writeln!(out, "Failures{}:", s.failures.shown())?;
+        let mut t = Table::new(&[
+            "AT (UTC)",
+            "KIND",
+            "ID",
+            "START (LOCAL)",
+            "ZONE",
+            "START (UTC)",
+            "KEY",
+            "WHAT",
+            "ATTEMPTS",
+            "LAST ERROR",
+        ]);
+        for x in &s.failures.items {
+            t.row(vec![
+                x.at.clone(),
+                x.kind.clone(),
+                x.id.to_string(),
+                x.start_local.clone(),
+                x.timezone.clone(),
+                x.start_utc.clone(),
+                x.key.clone(),
+                x.what.clone(),
+                x.attempts.to_string(),
+                opt(x.last_error.as_deref()),
+            ]);
+        }
+        t.write(out, "  ")?;
+    }
+
+    writeln!(out)?;
+    if s.deferred.items.is_empty() {
+        writeln!(out, "no deferred creates")?;
+    } else {
+        writeln!(out, "Deferred creates{}:", s.deferred.shown())?;
+        let mut t = Table::new(&[
+            "START (LOCAL)",
+            "ZONE",
+            "START (UTC)",
+            "KEY",
+            "TOPIC",
+            "NOT BEFORE (UTC)",
+            "REASON",
+        ]);
+        for m in &s.deferred.items {
+            t.row(vec![
+                m.start_local.clone(),
+                m.timezone.clone(),
+                m.start_utc.clone(),
+                m.key.clone(),
+                m.topic.clone(),
+                opt(m.not_before.as_deref()),
+                opt(m.last_error.as_deref()),
+            ]);
+        }
+        t.write(out, "  ")?;
+    }
+
+    writeln!(out)?;
+    match &s.last_error {
+        None => writeln!(out, "no errors recorded"),
+        Some(e) => writeln!(
+            out,
+            "Last error: {} {}{}: {}",
+            e.at,
+            e.kind,
+            e.key
+                .as_deref()
+                .map(|k| format!(" {k}"))
+                .unwrap_or_default(),
+            cell(&e.message)
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON documents: these field names are documented in README ("Querying") and stay stable.
+
+#[derive(Debug, Serialize)]
+struct StatusJson {
+    now: String,
+    database: String,
+    upcoming: Section<MeetingJson>,
+    recordings_pending: Section<MeetingJson>,
+    files: FileCountsJson,
+    archived_today: ArchivedJson,
+    failures: Section<FailureItem>,
+    deferred: Section<MeetingJson>,
+    last_error: Option<EventJson>,
+}
+
+/// `count` is the total; `items` the first `--limit` of them.
+#[derive(Debug, Serialize)]
+struct Section<T> {
+    count: i64,
+    items: Vec<T>,
+}
+
+impl<T> Section<T> {
+    /// " (3)" or " (5 of 12)".
+    fn shown(&self) -> String {
+        let n = self.items.len();
+        if i64::try_from(n).is_ok_and(|n| n == self.count) {
+            format!(" ({n})")
+        } else {
+            format!(" ({n} of {})", self.count)
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct FileCountsJson {
+    queued: i64,
+    downloading: i64,
+    pending: i64,
+    processing: i64,
+    failed: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct ArchivedJson {
+    since: String,
+    files: i64,
+    bytes: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct EventJson {
+    id: i64,
+    at: String,
+    kind: String,
+    key: Option<String>,
+    occurrence_id: Option<i64>,
+    meeting_id: Option<i64>,
+    file_row: Option<i64>,
+    message: String,
+}
+
+impl From<&EventRow> for EventJson {
+    fn from(e: &EventRow) -> Self {
+        EventJson {
+            id: e.id,
+            at: e.at.clone(),
+            kind: e.kind.clone(),
+            key: e.key.clone(),
+            occurrence_id: e.occurrence_id,
+            meeting_id: e.meeting_id,
+            file_row: e.file_row,
+            message: e.message.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct MeetingsJson {
+    meetings: Vec<MeetingJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct MeetingJson {
+    id: i64,
+    key: String,
+    topic: String,
+    start_utc: String,
+    start_local: String,
+    timezone: String,
+    duration_min: i64,
+    host: String,
+    state: String,
+    meeting_id: Option<i64>,
+    join_url: Option<String>,
+    not_before: Option<String>,
+    attempts: i64,
+    last_error: Option<String>,
+    recording_state: String,
+    next_poll_at: Option<String>,
+}
+
+impl From<&OccurrenceRow> for MeetingJson {
+    fn from(o: &OccurrenceRow) -> Self {
+        MeetingJson {
+            id: o.id,
+            key: o.key.clone(),
+            topic: o.topic.clone(),
+            start_utc: o.start_utc.clone(),
+            start_local: o.start_local.clone(),
+            timezone: o.timezone.clone(),
+            duration_min: o.duration_min,
+            host: o.host.clone(),
+            state: o.state.clone(),
+            meeting_id: o.meeting_id,
+            join_url: o.join_url.clone(),
+            not_before: o.not_before.clone(),
+            attempts: o.attempts,
+            last_error: o.last_error.clone(),
+            recording_state: o.recording_state.clone(),
+            next_poll_at: o.next_poll_at.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct FilesJson {
+    files: Vec<FileJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct FileJson {
+    id: i64,
+    key: String,
+    topic: String,
+    start_utc: String,
+    start_local: String,
+    timezone: String,
+    meeting_id: Option<i64>,
+    meeting_uuid: String,
+    recording_id: i64,
+    file_id: String,
+    file_type: String,
+    file_extension: String,
+    recording_type: Option<String>,
+    recording_start: Option<String>,
+    recording_end: Option<String>,
+    state: String,
+    file_size: Option<i64>,
+    bytes: Option<i64>,
+    attempts: i64,
+    next_attempt_at: Option<String>,
+    path: Option<String>,
+    sha256: Option<String>,
+    archived_at: Option<String>,
+    last_error: Option<String>,
+}
+
+impl From<&FileRow> for FileJson {
+    fn from(f: &FileRow) -> Self {
+        FileJson {
+            id: f.id,
+            key: f.key.clone(),
+            topic: f.topic.clone(),
+            start_utc: f.start_utc.clone(),
+            start_local: f.start_local.clone(),
+            timezone: f.timezone.clone(),
+            meeting_id: f.meeting_id,
+            meeting_uuid: f.meeting_uuid.clone(),
+            recording_id: f.recording_id,
+            file_id: f.file_id.clone(),
+            file_type: f.file_type.clone(),
+            file_extension: f.file_extension.clone(),
+            recording_type: f.recording_type.clone(),
+            recording_start: f.recording_start.clone(),
+            recording_end: f.recording_end.clone(),
+            state: f.state.clone(),
+            file_size: f.file_size,
+            bytes: f.bytes,
+            attempts: f.attempts,
+            next_attempt_at: f.next_attempt_at.clone(),
+            path: f.path.clone(),
+            sha256: f.sha256.clone(),
+            archived_at: f.archived_at.clone(),
+            last_error: f.last_error.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct RetryJson {
+    requeued: u64,
+    id: Option<i64>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// human tables
+
+fn meetings_table(rows: &[MeetingJson], with_id: bool) -> Table {
+    let mut head = Vec::new();
+    if with_id {
+        head.push("ID");
+    }
+    head.extend([
+        "START (LOCAL)",
+        "ZONE",
+        "START (UTC)",
+        "KEY",
+        "TOPIC",
+        "MIN",
+        "STATE",
+        "MEETING ID",
+        "RECORDING",
+        "JOIN URL / NOTE",
+    ]);
+    let mut t = Table::new(&head);
+    for m in rows {
+        let mut r = Vec::new();
+        if with_id {
+            r.push(m.id.to_string());
+        }
+        let note = match (m.state.as_str(), &m.join_url) {
+            ("deferred" | "failed", _) => format!(
+                "next attempt {}: {}",
+                opt(m.not_before.as_deref()),
+                opt(m.last_error.as_deref())
+            ),
+            ("creating", _) => match &m.last_error {
+                Some(e) => format!("outcome unknown: {e}"),
+                None => "being created".to_string(),
+            },
+            (_, Some(url)) => url.clone(),
+            (_, None) => opt(m.last_error.as_deref()),
+        };
+        r.extend([
+            m.start_local.clone(),
+            m.timezone.clone(),
+            m.start_utc.clone(),
+            m.key.clone(),
+            m.topic.clone(),
+            m.duration_min.to_string(),
+            m.state.clone(),
+            opt(m.meeting_id),
+            m.recording_state.clone(),
+            note,
+        ]);
+        t.row(r);
+    }
+    t
+}
+
+fn files_table(rows: &[FileJson]) -> Table {
+    let mut t = Table::new(&[
+        "ID",
+        "START (LOCAL)",
+        "ZONE",
+        "START (UTC)",
+        "KEY",
+        "TYPE",
+        "STATE",
+        "SIZE",
+        "ATTEMPTS",
+        "PATH / NOTE",
+    ]);
+    for f in rows {
+        let note = match (f.state.as_str(), &f.path, &f.last_error) {
+            ("archived", Some(p), _) => p.clone(),
+            (_, _, Some(e)) => e.clone(),
+            ("queued", _, None) => format!("next attempt {}", opt(f.next_attempt_at.as_deref())),
+            ("processing", _, None) => "not ready at Zoom yet".to_string(),
+            (_, p, None) => opt(p.as_deref()),
+        };
+        t.row(vec![
+            f.id.to_string(),
+            f.start_local.clone(),
+            f.timezone.clone(),
+            f.start_utc.clone(),
+            f.key.clone(),
+            if f.file_type.eq_ignore_ascii_case(&f.file_extension) {
+                f.file_type.clone()
+            } else {
+                format!("{} (.{})", f.file_type, f.file_extension.to_lowercase())
+            },
+            f.state.clone(),
+            f.bytes
+                .or(f.file_size)
+                .map(human_bytes)
+                .unwrap_or_else(dash),
+            f.attempts.to_string(),
+            note,
+        ]);
+    }
+    t
+}
+
+/// Columns padded to their widest cell, two spaces apart; the last column is not padded.
+struct Table {
+    head: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(head: &[&str]) -> Table {
+        Table {
+            head: head.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells.iter().map(|c| cell(c)).collect());
+    }
+
+    fn write(&self, out: &mut impl Write, indent: &str) -> std::io::Result<()> {
+        let mut widths: Vec<usize> = self.head.iter().map(|h| h.chars().count()).collect();
+        for r in &self.rows {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        for r in std::iter::once(&self.head).chain(&self.rows) {
+            let mut line = String::from(indent);
+            for (i, (c, w)) in r.iter().zip(&widths).enumerate() {
+                if i > 0 {
+                    line.push_str("  ");
+                }
+                line.push_str(c);
+                if i + 1 < r.len() {
+                    let pad = w.saturating_sub(c.chars().count());
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+            }
+            writeln!(out, "{}", line.trim_end())?;
+        }
+        Ok(())
+    }
+}
+
+/// One line, whatever the stored text holds (error messages can span lines).
+fn cell(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+fn dash() -> String {
+    "-".to_string()
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(dash)
+}
+
+/// 1536 -> "1.5 KiB".
+fn human_bytes(n: i64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = UNITS[0];
+    for u in &UNITS[1..] {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    format!("{v:.1} {unit}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_and_leave_the_last_column_unpadded() {
+        let mut t = Table::new(&["A", "LONGER", "LAST"]);
+        t.row(vec!["wide cell".into(), "x".into(), "tail\nline".into()]);
+        t.row(vec!["é".into(), "-".into(), "-".into()]);
+        let mut out = Vec::new();
+        t.write(&mut out, "  ").expect("write");
+        let text = String::from_utf8(out).expect("utf8");
+        assert_eq!(
+            text,
+            "  A          LONGER  LAST\n  wide cell  x       tail line\n  é          -       -\n"
+        );
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+}
