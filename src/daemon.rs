@@ -223,6 +223,8 @@ pub async fn run(
                 reload(&ctx, &config_path, &config_tx).await;
                 notify(&[NotifyState::Ready]);
                 next_meetings = ctx.now();
+                // Also a way to make the daemon see `zoomd retry` at once.
+                wake_downloads.notify_one();
             }
             Some(()) = file_changed.recv() => {
                 // Editors write in bursts (truncate, write, rename): wait for quiet.

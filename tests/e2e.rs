@@ -565,3 +565,100 @@ async fn legacy_jwt_mode_end_to_end() {
         "JWT mode asks for no OAuth token"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_keeps_the_last_good_schedule_on_a_bad_edit() {
+    let first = meeting("first", "First entry", in_secs(50));
+    let mut app = spawn_app(Spec::new(first.clone())).await;
+    app.wait_for("first meeting", LIMIT, || async {
+        app.sim.meetings().len() == 1
+    })
+    .await;
+    let good = std::fs::read_to_string(&app.config_path).expect("read");
+
+    // A bad edit, saved (no SIGHUP): logged with line and column, nothing changes.
+    let bad = good.replace("timezone = \"UTC\"", "timezone = \"Europe/Berln\"");
+    std::fs::write(&app.config_path, &bad).expect("write");
+    app.wait_for("the failed reload", LIMIT, || async {
+        app.logs().contains("unknown timezone 'Europe/Berln'")
+    })
+    .await;
+    let line = bad
+        .lines()
+        .position(|l| l.contains("Europe/Berln"))
+        .expect("line")
+        + 1;
+    assert!(
+        app.logs().contains(&format!(
+            "daemon.toml:{line}:12: unknown timezone 'Europe/Berln'"
+        )),
+        "{}",
+        app.logs()
+    );
+    assert!(
+        app.child
+            .as_mut()
+            .expect("running")
+            .try_wait()
+            .expect("wait")
+            .is_none(),
+        "daemon died"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        app.sim.meetings().iter().all(|m| !m.deleted),
+        "bad edit changed the schedule"
+    );
+
+    // A good edit adds an entry; the first one is untouched.
+    let second = meeting("second", "Second entry", in_secs(55));
+    std::fs::write(&app.config_path, format!("{good}\n{second}")).expect("write");
+    app.wait_for("second meeting", LIMIT, || async {
+        app.sim.meetings().len() == 2
+    })
+    .await;
+    app.stop();
+    assert!(app.sim.meetings().iter().all(|m| !m.deleted));
+    let store = app.store().await.expect("db");
+    let kinds: Vec<String> = store
+        .events(100)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(kinds.contains(&"reload-failed".to_string()), "{kinds:?}");
+    assert!(kinds.contains(&"reloaded".to_string()), "{kinds:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_download_exits_zero_and_the_part_resumes() {
+    let mut spec = Spec::new(meeting("term", "Stopped mid-download", in_secs(4)));
+    spec.sim.mp4_size = 24 * 1024 * 1024;
+    spec.sim.stall_for = Duration::from_secs(30);
+    let mut app = spawn_app(spec).await;
+    app.sim.inject(Route::Download, Fault::StalledBody, 1);
+    app.wait_for("a partial download", LIMIT, || async {
+        walk(&app.archive()).iter().any(|p| {
+            p.extension().is_some_and(|e| e == "part")
+                && std::fs::metadata(p).map(|m| m.len() > 0).unwrap_or(false)
+        })
+    })
+    .await;
+    app.stop(); // exit 0 within 10 s, asserted
+    let parts: Vec<_> = walk(&app.archive())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "part"))
+        .collect();
+    assert!(!parts.is_empty(), "the .part stays for the next start");
+    app.start();
+    app.wait_for("archived after restart", LIMIT, || app.archived(1, 5))
+        .await;
+    app.stop();
+    app.assert_consistent().await;
+    assert!(app.sim.counters().statuses.get(&206).copied().unwrap_or(0) >= 1);
+    assert!(
+        app.logs()
+            .contains("download interrupted by shutdown; will resume")
+    );
+}

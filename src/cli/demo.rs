@@ -123,7 +123,7 @@ agenda = "A meeting every 20 seconds, recorded to the cloud and archived."
         config.clone(),
         ctx.clone(),
         Control { shutdown, reload },
-        None,
+        Some(super::progress::reporter()),
     ));
 
     let started = Instant::now();

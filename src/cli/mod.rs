@@ -2,6 +2,7 @@
 
 mod check;
 mod demo;
+mod progress;
 mod query;
 mod run;
 

@@ -47,7 +47,7 @@ pub async fn sync(path: &Path) -> ExitCode {
             return exit_for(&e);
         }
     };
-    let result = daemon::sync_once(&ctx, &config, None).await;
+    let result = daemon::sync_once(&ctx, &config, Some(super::progress::reporter())).await;
     ctx.store.close().await;
     match result {
         Ok(r) => {
