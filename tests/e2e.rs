@@ -662,3 +662,56 @@ async fn sigterm_mid_download_exits_zero_and_the_part_resumes() {
             .contains("download interrupted by shutdown; will resume")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_loop_and_a_long_read_transaction_never_lock_the_daemon() {
+    use sqlx::Connection;
+    let mut meetings = meeting("busy-a", "Busy A", in_secs(4));
+    meetings.push_str(&meeting("busy-b", "Busy B", in_secs(6)));
+    let mut app = spawn_app(Spec::new(meetings)).await;
+    app.wait_for("database", LIMIT, || async {
+        app.path("state.db").exists()
+    })
+    .await;
+    // A reader that holds its transaction open for the whole run, like a forgotten sqlite3.
+    let url = format!("sqlite://{}?mode=ro", app.path("state.db").display());
+    let mut reader = sqlx::SqliteConnection::connect(&url).await.expect("reader");
+    sqlx::query("BEGIN")
+        .execute(&mut reader)
+        .await
+        .expect("begin");
+    let _: i64 = sqlx::query_scalar("SELECT count(*) FROM occurrences")
+        .fetch_one(&mut reader)
+        .await
+        .expect("read");
+    let config = app.config_path.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let statuses = tokio::task::spawn_blocking(move || {
+        let mut runs = 0;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            let out = Command::new(env!("CARGO_BIN_EXE_zoomd"))
+                .args(["status", "--json", "--config"])
+                .arg(&config)
+                .output()
+                .expect("status");
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(out.status.success(), "status failed: {stderr}");
+            assert!(!stderr.contains("locked"), "{stderr}");
+            runs += 1;
+        }
+        runs
+    });
+    app.wait_for("both archived", LIMIT, || app.archived(2, 5))
+        .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let runs = statuses.await.expect("status loop");
+    assert!(runs >= 10, "only {runs} status runs");
+    sqlx::query("COMMIT")
+        .execute(&mut reader)
+        .await
+        .expect("commit");
+    app.stop();
+    app.assert_consistent().await;
+    assert!(!app.logs().contains("locked"), "{}", app.logs());
+}
