@@ -715,3 +715,65 @@ async fn status_loop_and_a_long_read_transaction_never_lock_the_daemon() {
     app.assert_consistent().await;
     assert!(!app.logs().contains("locked"), "{}", app.logs());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_online_gets_a_token_and_looks_up_each_host() {
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = sim.config().clone();
+    let write = |hosts: &[&str]| {
+        let mut text = format!(
+            "[zoom]\naccount_id = \"{}\"\nclient_id = \"{}\"\napi_url = \"{}\"\noauth_url = \"{}\"\n",
+            cfg.account_id,
+            cfg.client_id,
+            sim.api_url(),
+            sim.oauth_url()
+        );
+        for (i, h) in hosts.iter().enumerate() {
+            text.push_str(&format!(
+                "[[meeting]]\nkey = \"k{i}\"\ntopic = \"T\"\nhost = \"{h}\"\ncron = \"0 9 * * Mon\"\nduration = \"1h\"\n"
+            ));
+        }
+        let path = dir.path().join("daemon.toml");
+        std::fs::write(&path, text).expect("write");
+        path
+    };
+    let secret = cfg.client_secret.clone();
+    let run = move |path: PathBuf| {
+        let secret = secret.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_zoomd"))
+                .args(["check", "--online", "--config"])
+                .arg(path)
+                .env("ZOOMD_CLIENT_SECRET", secret)
+                .output()
+                .expect("run")
+        })
+    };
+    let path = write(&["me", "chair@example.org"]);
+    let out = run(path).await.expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("online: token obtained (oauth)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("online: host chair@example.org: known to Zoom"),
+        "{stdout}"
+    );
+
+    let path = write(&["me", "nobody@example.org"]);
+    let out = run(path).await.expect("join");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("host nobody@example.org") && stderr.contains("1001"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&cfg.client_secret));
+}

@@ -17,9 +17,12 @@ pub struct CheckArgs {
     /// List occurrences from this instant instead of now (RFC 3339, e.g. 2027-03-01T00:00:00Z)
     #[arg(long, value_name = "INSTANT")]
     pub from: Option<DateTime<Utc>>,
+    /// Also obtain a token and look up each host with Zoom
+    #[arg(long)]
+    pub online: bool,
 }
 
-pub fn run(path: &Path, args: &CheckArgs) -> ExitCode {
+pub async fn run(path: &Path, args: &CheckArgs) -> ExitCode {
     let config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -38,6 +41,9 @@ pub fn run(path: &Path, args: &CheckArgs) -> ExitCode {
     for w in &config.warnings {
         eprintln!("{w}");
     }
+    if args.online {
+        return online(&config).await;
+    }
     if let Err(e) = &config.zoom.credentials {
         eprintln!(
             "{}: warning: credentials: {e} (`zoomd run` would not start)",
@@ -45,6 +51,53 @@ pub fn run(path: &Path, args: &CheckArgs) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+/// Obtains a token and asks Zoom for each host's upcoming meetings (which fails for a host
+/// Zoom does not know, code 1001). Exit 1 when anything fails.
+async fn online(config: &Config) -> ExitCode {
+    let client = match crate::daemon::zoom_client(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(super::EXIT_INVALID);
+        }
+    };
+    if let Err(e) = client.token().await {
+        eprintln!(
+            "online: cannot obtain a token from {}: {e}",
+            config.zoom.oauth_url
+        );
+        return ExitCode::from(super::EXIT_RUNTIME);
+    }
+    println!(
+        "\nonline: token obtained ({})",
+        match config.zoom.auth {
+            crate::config::AuthMode::OAuth => "oauth",
+            crate::config::AuthMode::Jwt => "jwt",
+        }
+    );
+    let mut hosts: Vec<&str> = config.meetings.iter().map(|m| m.host.as_str()).collect();
+    hosts.sort();
+    hosts.dedup();
+    let mut ok = true;
+    for host in hosts {
+        match client.list_upcoming_meetings(host).await {
+            Ok(list) => println!(
+                "online: host {host}: known to Zoom, {} upcoming meeting(s)",
+                list.len()
+            ),
+            Err(e) => {
+                ok = false;
+                eprintln!("online: host {host}: {e}");
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::EXIT_RUNTIME)
+    }
 }
 
 fn write_report(

@@ -63,7 +63,7 @@ pub enum Command {
 pub async fn run(cli: Cli) -> ExitCode {
     let config_path = crate::config::config_path(cli.config);
     match cli.command {
-        Command::Check(args) => check::run(&config_path, &args),
+        Command::Check(args) => check::run(&config_path, &args).await,
         Command::Run => {
             crate::telemetry::init(cli.log_format, "info");
             run::daemon(&config_path).await
