@@ -100,19 +100,8 @@ pub enum AuthMode {
     Jwt,
 }
 
-#[derive(Debug, Clone)]
-pub enum Credentials {
-    OAuth {
-        account_id: String,
-        client_id: String,
-        client_secret: Secret,
-    },
-    Jwt {
-        api_key: String,
-        api_secret: Secret,
-        ttl: Duration,
-    },
-}
+/// The credentials are the Zoom client's own type: config only finds and checks them.
+pub use crate::zoom::Credentials;
 
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {

@@ -12,13 +12,13 @@ use chrono::{DateTime, Duration, Utc};
 use sd_notify::NotifyState;
 use tokio::sync::{Notify, mpsc, watch};
 
-use crate::config::{Config, ConfigError, Credentials};
+use crate::config::{Config, ConfigError};
 use crate::schedule;
 use crate::shutdown::Shutdown;
 use crate::store::{NewEvent, Store, StoreError};
 use crate::sync::downloads::ProgressFn;
 use crate::sync::{self, Clock, Ctx, SyncError, downloads, meetings, recordings};
-use crate::zoom::{self, ClientConfig, ZoomClient, ZoomError};
+use crate::zoom::{ClientConfig, ZoomClient, ZoomError};
 
 /// A step that failed is tried again this much later.
 const STEP_RETRY: Duration = Duration::seconds(60);
@@ -40,26 +40,7 @@ pub enum DaemonError {
 
 /// The Zoom client for a config.
 pub fn zoom_client(config: &Config) -> Result<ZoomClient, DaemonError> {
-    let credentials = match config.credentials()? {
-        Credentials::OAuth {
-            account_id,
-            client_id,
-            client_secret,
-        } => zoom::Credentials::OAuth {
-            account_id: account_id.clone(),
-            client_id: client_id.clone(),
-            client_secret: client_secret.clone(),
-        },
-        Credentials::Jwt {
-            api_key,
-            api_secret,
-            ttl,
-        } => zoom::Credentials::Jwt {
-            api_key: api_key.clone(),
-            api_secret: api_secret.clone(),
-            ttl: *ttl,
-        },
-    };
+    let credentials = config.credentials()?.clone();
     let mut cc = ClientConfig::new(credentials);
     cc.api_url = config.zoom.api_url.clone();
     cc.oauth_url = config.zoom.oauth_url.clone();
@@ -283,7 +264,7 @@ async fn status_line(ctx: &Ctx, config: &Config, _next: DateTime<Utc>) -> String
         .unwrap_or_default();
     let last = ctx
         .store
-        .last_event_of(ERROR_KINDS)
+        .newest_event_of(&crate::store::ERROR_EVENT_KINDS)
         .await
         .ok()
         .flatten()
@@ -297,16 +278,6 @@ async fn status_line(ctx: &Ctx, config: &Config, _next: DateTime<Utc>) -> String
         .unwrap_or_default();
     format!("{} entries; {next}; {queue}{last}", config.meetings.len())
 }
-
-/// Event kinds that mean something went wrong.
-pub const ERROR_KINDS: &[&str] = &[
-    "create-failed",
-    "create-retry",
-    "create-unknown",
-    "failed",
-    "missing",
-    "reload-failed",
-];
 
 /// Watches the schedule file's directory (editors replace files by rename) and reports
 /// events about the file.

@@ -15,18 +15,9 @@ use serde::Serialize;
 use super::{EXIT_RUNTIME, load};
 use crate::store::queries::{FailureItem, StatusCounts};
 use crate::store::{
-    EventRow, FileRow, FileState, OccurrenceFilter, OccurrenceRow, Period, Store, StoreError, ts,
+    ERROR_EVENT_KINDS, EventRow, FileRow, FileState, OccurrenceFilter, OccurrenceRow, Period,
+    Store, StoreError, ts,
 };
-
-/// Event kinds that count as an error for "last error" in `zoomd status`.
-pub const ERROR_EVENT_KINDS: [&str; 6] = [
-    "create-failed",
-    "create-retry",
-    "create-unknown",
-    "failed",
-    "missing",
-    "reload-failed",
-];
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {

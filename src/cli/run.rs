@@ -4,20 +4,27 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::{exit_for, load};
+use crate::config::Config;
 use crate::daemon;
+use crate::sync::Ctx;
 use crate::sync::system_clock;
 
-pub async fn daemon(path: &Path) -> ExitCode {
-    let config = match load(path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let ctx = match daemon::start(&config, system_clock()).await {
-        Ok(c) => c,
+/// The config and a started context (database migrated, client built), or the exit code.
+async fn open(path: &Path) -> Result<(Config, Ctx), ExitCode> {
+    let config = load(path)?;
+    match daemon::start(&config, system_clock()).await {
+        Ok(ctx) => Ok((config, ctx)),
         Err(e) => {
             eprintln!("{e}");
-            return exit_for(&e);
+            Err(exit_for(&e))
         }
+    }
+}
+
+pub async fn daemon(path: &Path) -> ExitCode {
+    let (config, ctx) = match open(path).await {
+        Ok(v) => v,
+        Err(code) => return code,
     };
     let control = match daemon::signals() {
         Ok(c) => c,
@@ -36,16 +43,9 @@ pub async fn daemon(path: &Path) -> ExitCode {
 }
 
 pub async fn sync(path: &Path) -> ExitCode {
-    let config = match load(path) {
-        Ok(c) => c,
+    let (config, ctx) = match open(path).await {
+        Ok(v) => v,
         Err(code) => return code,
-    };
-    let ctx = match daemon::start(&config, system_clock()).await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return exit_for(&e);
-        }
     };
     let result = daemon::sync_once(&ctx, &config, Some(super::progress::reporter())).await;
     ctx.store.close().await;

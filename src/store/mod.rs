@@ -933,24 +933,6 @@ impl Store {
         .map_err(q("list events"))
     }
 
-    /// The newest event of one of the given kinds.
-    pub async fn last_event_of(&self, kinds: &[&str]) -> Result<Option<EventRow>> {
-        // Kinds are fixed strings from the code, never input; still bound, one by one.
-        let placeholders = vec!["?"; kinds.len()].join(", ");
-        let sql = format!(
-            "SELECT id, at, kind, key, occurrence_id, meeting_id, file_row, message
-             FROM events WHERE kind IN ({placeholders}) ORDER BY id DESC LIMIT 1"
-        );
-        let mut query = sqlx::query_as(&sql);
-        for k in kinds {
-            query = query.bind(*k);
-        }
-        query
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(q("last event"))
-    }
-
     /// The `upcoming_meetings` view.
     pub async fn upcoming_meetings(&self) -> Result<Vec<UpcomingRow>> {
         sqlx::query_as(

@@ -302,3 +302,14 @@ pub struct OccurrenceFilter {
     pub when: Option<Period>,
     pub key: Option<String>,
 }
+
+/// Event kinds that mean something went wrong ("last error" in `zoomd status` and the
+/// systemd status line).
+pub const ERROR_EVENT_KINDS: [&str; 6] = [
+    "create-failed",
+    "create-retry",
+    "create-unknown",
+    "failed",
+    "missing",
+    "reload-failed",
+];
