@@ -413,12 +413,16 @@ impl Store {
         .map_err(q("list occurrences"))
     }
 
-    /// The earliest instant a deferred or failed create of a future occurrence comes due.
+    /// The earliest instant a deferred or failed create needs another look.
     pub async fn next_create_attempt(&self) -> Result<Option<DateTime<Utc>>> {
         let s: Option<String> = sqlx::query_scalar(
-            "SELECT min(not_before) FROM occurrences
-             WHERE state IN ('deferred', 'failed') AND not_before IS NOT NULL
-               AND start_utc > not_before",
+            // A deferred create whose start comes before its retry is due at the start: it
+            // then becomes a visible failure ("never created").
+            "SELECT min(CASE WHEN state = 'deferred' AND start_utc < not_before THEN start_utc
+                             ELSE not_before END)
+             FROM occurrences
+             WHERE not_before IS NOT NULL
+               AND (state = 'deferred' OR (state = 'failed' AND start_utc > not_before))",
         )
         .fetch_one(&self.pool)
         .await
@@ -434,6 +438,18 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(q("list unresolved creates"))
+    }
+
+    /// Occurrences still `deferred` although their start has passed (never created).
+    pub async fn deferred_started(&self, now: DateTime<Utc>) -> Result<Vec<OccurrenceRow>> {
+        sqlx::query_as(&format!(
+            "SELECT {OCC_COLS} FROM occurrences
+             WHERE state = 'deferred' AND start_utc <= ? ORDER BY start_utc"
+        ))
+        .bind(ts(now))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("list deferred occurrences that started"))
     }
 
     /// Occurrences, newest first, filtered for `zoomd meetings`.

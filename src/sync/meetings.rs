@@ -106,6 +106,30 @@ pub async fn reconcile(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> 
         }
     }
 
+    // 1b. A create still deferred (daily cap, rate limit) when its occurrence starts will
+    //     never happen: it becomes a failure a person sees (`failures`), like an unknown
+    //     outcome whose start passed, instead of staying "deferred" for ever. A deferred
+    //     create was never processed by Zoom, so no meeting exists for it.
+    for row in ctx.store.deferred_started(now).await? {
+        let reason = format!(
+            "never created: the start passed while deferred ({})",
+            row.last_error.as_deref().unwrap_or("no reason recorded")
+        );
+        tracing::error!(key = %row.key, start = %row.start_utc, "{reason}");
+        ctx.store
+            .mark_create_failed(row.id, now, &reason, now)
+            .await?;
+        ctx.event(NewEvent {
+            kind: "create-failed",
+            key: Some(&row.key),
+            occurrence_id: Some(row.id),
+            message: reason,
+            ..NewEvent::default()
+        })
+        .await;
+        report.failed += 1;
+    }
+
     // 2. The desired state, soonest first (so the daily cap defers the latest ones).
     let horizon = now + to_chrono(config.daemon.create_ahead);
     let entries: HashMap<&str, &MeetingEntry> = config
@@ -301,7 +325,9 @@ async fn create(
         }
         Err(e @ ZoomError::DailyLimit { .. }) => {
             let until = e.retry_at().unwrap_or_else(|| next_utc_midnight(now));
-            ctx.store.mark_quota_exhausted(&want.host, day).await?;
+            // The host's day is marked exhausted by `log_cap_once`, which the caller runs on
+            // `StopCreating`: marking it here first made that say nothing (it logs only when
+            // it is the one to mark), so a cap hit at Zoom was never logged or recorded.
             ctx.store
                 .mark_deferred(row.id, until, &e.to_string(), ctx.now())
                 .await?;
@@ -441,7 +467,8 @@ async fn update_if_changed(
             report.updated += 1;
         }
         Err(ZoomError::DailyLimit { .. }) => {
-            ctx.store.mark_quota_exhausted(&row.host, day).await?;
+            // Marks the day exhausted and says so once (as for creates).
+            log_cap_once(ctx, &row.host, now).await?;
         }
         Err(e) => {
             tracing::warn!(key = %row.key, meeting_id, error = %e, "update failed; retrying next pass");

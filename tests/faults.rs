@@ -1,0 +1,1097 @@
+//! The fault matrix: one test per fault the simulated Zoom can inject, at pipeline level.
+//!
+//! Each test runs the real reconcile steps (`meetings::reconcile`, `recordings::poll`,
+//! `downloads::run_due`) in-process against `sim`, with a clock the test moves (so retry
+//! and back-off delays cost no real time) and a Zoom client with short timeouts. Each one
+//! asserts what the fault must lead to (retried in place, deferred, looked for before
+//! creating again, failed-and-retryable, never archived while incomplete) and that nothing
+//! leaked: no token in a URL, no `Authorization` header at the download host.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveTime, TimeZone, Utc};
+use sha2::{Digest, Sha256};
+use url::Url;
+use zoomd::config::{Config, Env};
+use zoomd::secret::Secret;
+use zoomd::shutdown::Shutdown;
+use zoomd::sim::{Fault, RetryAfter, Route, Sim, SimConfig};
+use zoomd::store::{OccurrenceRow, Store, ts};
+use zoomd::sync::{Clock, Ctx, downloads, meetings, recordings};
+use zoomd::zoom::{
+    ClientConfig, Credentials, RetryPolicy, Timeouts, ZoomClient, next_utc_midnight,
+};
+
+/// A sim, a config and store in a temp dir, and a `Ctx` whose clock the test sets.
+struct Pipe {
+    /// Kept for its lifetime: the config, database and archive live in it.
+    _dir: tempfile::TempDir,
+    sim: Sim,
+    config: Config,
+    ctx: Ctx,
+    now: Arc<Mutex<DateTime<Utc>>>,
+    /// The first occurrence's start; entry `i` starts `i` hours later.
+    base: DateTime<Utc>,
+}
+
+struct Opts {
+    sim: SimConfig,
+    entries: usize,
+    /// An archive directory elsewhere (the disk-full test's tmpfs).
+    archive: Option<PathBuf>,
+    downloads: usize,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts {
+            sim: SimConfig::default(),
+            entries: 1,
+            archive: None,
+            downloads: 2,
+        }
+    }
+}
+
+fn client_config(sim: &Sim) -> ClientConfig {
+    let c = sim.config();
+    let mut cc = ClientConfig::new(Credentials::OAuth {
+        account_id: c.account_id.clone(),
+        client_id: c.client_id.clone(),
+        client_secret: Secret::new(c.client_secret.clone()),
+    });
+    cc.api_url = Url::parse(&sim.api_url()).expect("api url");
+    cc.oauth_url = Url::parse(&sim.oauth_url()).expect("oauth url");
+    cc.retry = RetryPolicy {
+        max_attempts: 4,
+        base_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(400),
+        max_retry_after: Duration::from_secs(5),
+    };
+    // The daemon's read_idle is 60 s; a test cannot wait that long for a stall.
+    cc.timeouts = Timeouts {
+        connect: Duration::from_secs(2),
+        request: Duration::from_secs(10),
+        read_idle: Duration::from_secs(1),
+    };
+    cc
+}
+
+async fn pipe(opts: Opts) -> Pipe {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = Sim::start(opts.sim.clone()).await.expect("sim");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, &opts.sim.client_secret).expect("secret");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    // Two days ahead at 10:00 UTC: after the next 00:00 UTC, so the daily-cap test can move
+    // its clock past midnight with every occurrence still in the future.
+    let day = Utc::now().date_naive() + chrono::Days::new(2);
+    let base = Utc.from_utc_datetime(&day.and_time(NaiveTime::from_hms_opt(10, 0, 0).expect("t")));
+    let mut meetings = String::new();
+    for i in 0..opts.entries {
+        let at = base + chrono::Duration::hours(i as i64);
+        meetings.push_str(&format!(
+            "[[meeting]]\nkey = \"m{i}\"\ntopic = \"Fault meeting {i}\"\nhost = \"me\"\nat = \"{}\"\ntimezone = \"UTC\"\nduration = \"2h\"\n\n",
+            at.format("%Y-%m-%dT%H:%M")
+        ));
+    }
+    let archive = opts
+        .archive
+        .clone()
+        .unwrap_or_else(|| dir.path().join("recordings"));
+    let text = format!(
+        "[zoom]\nauth = \"oauth\"\naccount_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"secret\"\napi_url = \"{}\"\noauth_url = \"{}\"\n\n[daemon]\ndatabase = \"state.db\"\narchive = \"{}\"\ncreate_ahead = \"7d\"\npoll_every = \"1s\"\ndownloads = {}\n\n{meetings}",
+        opts.sim.account_id,
+        opts.sim.client_id,
+        sim.api_url(),
+        sim.oauth_url(),
+        archive.display(),
+        opts.downloads,
+    );
+    let path = dir.path().join("daemon.toml");
+    std::fs::write(&path, &text).expect("config");
+    let config = Config::parse(&text, &path, &Env::default()).expect("valid config");
+    let now = Arc::new(Mutex::new(Utc::now()));
+    let clock: Clock = {
+        let now = now.clone();
+        Arc::new(move || *now.lock().expect("clock"))
+    };
+    let store = Store::open(&config.daemon.database).await.expect("store");
+    let zoom = ZoomClient::new(client_config(&sim)).expect("client");
+    Pipe {
+        _dir: dir,
+        sim,
+        config,
+        ctx: Ctx { store, zoom, clock },
+        now,
+        base,
+    }
+}
+
+impl Pipe {
+    fn set_clock(&self, t: DateTime<Utc>) {
+        *self.now.lock().expect("clock") = t;
+    }
+
+    fn clock(&self) -> DateTime<Utc> {
+        *self.now.lock().expect("clock")
+    }
+
+    fn advance(&self, secs: i64) {
+        let t = self.clock() + chrono::Duration::seconds(secs);
+        self.set_clock(t);
+    }
+
+    fn archive_dir(&self) -> &Path {
+        &self.config.daemon.archive
+    }
+
+    async fn reconcile(&self) -> meetings::Report {
+        meetings::reconcile(&self.ctx, &self.config)
+            .await
+            .expect("meetings step")
+    }
+
+    async fn poll(&self) -> recordings::Report {
+        recordings::poll(&self.ctx, &self.config)
+            .await
+            .expect("recordings step")
+    }
+
+    async fn download(&self) -> downloads::Report {
+        downloads::run_due(&self.ctx, &self.config, &Shutdown::never(), None)
+            .await
+            .expect("downloads step")
+    }
+
+    async fn occ(&self, key: &str) -> OccurrenceRow {
+        let i: i64 = key[1..].parse().expect("mN");
+        self.ctx
+            .store
+            .occurrence_by_key(key, self.base + chrono::Duration::hours(i))
+            .await
+            .expect("read")
+            .unwrap_or_else(|| panic!("no row for {key}"))
+    }
+
+    async fn event_kinds(&self) -> Vec<String> {
+        self.ctx
+            .store
+            .events(10_000)
+            .await
+            .expect("events")
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    }
+
+    /// Creates the meeting(s) without faults and makes their recordings complete now.
+    async fn created_and_recorded(&self) {
+        let r = self.reconcile().await;
+        assert_eq!(
+            r.created,
+            self.config.meetings.len(),
+            "{r:?}\n{:?}",
+            self.sim.report()
+        );
+        self.force_all();
+        // The recording poll is due from the scheduled start.
+        self.set_clock(self.base + chrono::Duration::minutes(1));
+    }
+
+    fn force_all(&self) {
+        for m in self.sim.meetings() {
+            if !m.deleted {
+                self.sim.force_recording(m.id).expect("force");
+            }
+        }
+    }
+
+    /// Every completed file the sim has is in the `archive` view with the sim's digest.
+    async fn all_archived(&self) -> bool {
+        let expected = self.sim.expected_files();
+        let archive = self.ctx.store.archive().await.expect("archive");
+        !expected.is_empty()
+            && expected.len() == archive.len()
+            && expected.iter().all(|e| {
+                archive.iter().any(|a| {
+                    a.meeting_uuid == e.uuid && a.sha256.as_deref() == Some(e.sha256.as_str())
+                })
+            })
+    }
+
+    /// Polls and downloads, moving the clock 2 minutes per round (past any retry delay),
+    /// until everything is archived; panics after `rounds`.
+    async fn drive(&self, rounds: usize) {
+        for _ in 0..rounds {
+            self.poll().await;
+            self.download().await;
+            if self.all_archived().await {
+                return;
+            }
+            self.advance(120);
+        }
+        panic!(
+            "not archived after {rounds} rounds: {:?}\nfailures {:?}",
+            self.ctx.store.list_files(None).await.expect("files"),
+            self.ctx.store.failures().await.expect("failures"),
+        );
+    }
+
+    /// Disk matches the database, no partial file is left, the database is sound, and no
+    /// token went anywhere but an Authorization header to the API host.
+    async fn assert_clean(&self) {
+        for a in self.ctx.store.archive().await.expect("archive") {
+            let rel = a.path.clone().expect("path");
+            let full = self.archive_dir().join(&rel);
+            assert!(full.starts_with(self.archive_dir()));
+            let bytes = std::fs::read(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()));
+            assert_eq!(Some(bytes.len() as i64), a.bytes, "{rel}");
+            assert_eq!(Some(hex::encode(Sha256::digest(&bytes))), a.sha256, "{rel}");
+        }
+        let parts: Vec<_> = walk(self.archive_dir())
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "part"))
+            .collect();
+        assert!(parts.is_empty(), "left over: {parts:?}");
+        assert_eq!(self.ctx.store.integrity_check().await.expect("check"), "ok");
+        self.assert_no_leak();
+    }
+
+    fn assert_no_leak(&self) {
+        let r = self.sim.report();
+        assert!(r.tokens_in_urls.is_empty(), "{:?}", r.tokens_in_urls);
+        assert!(
+            r.download_auth_headers.is_empty(),
+            "Authorization sent to the download host: {} time(s)",
+            r.download_auth_headers.len()
+        );
+    }
+
+    /// One meeting per marker, `n` in all.
+    fn assert_meetings(&self, n: usize) {
+        let mut seen = HashMap::new();
+        for m in self.sim.meetings() {
+            let marker = m.agenda.lines().last().unwrap_or_default().to_string();
+            assert!(marker.starts_with("zoomd:"), "{:?}", m.agenda);
+            if let Some(other) = seen.insert(marker.clone(), m.id) {
+                panic!("two meetings ({other}, {}) for {marker}", m.id);
+            }
+        }
+        assert_eq!(seen.len(), n, "{:?}", self.sim.meetings());
+    }
+
+    fn status_count(&self, status: u16) -> u64 {
+        self.sim
+            .counters()
+            .statuses
+            .get(&status)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn part_files(&self) -> Vec<(PathBuf, u64)> {
+        walk(self.archive_dir())
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "part"))
+            .map(|p| {
+                let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+                (p, len)
+            })
+            .collect()
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// 429
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limited_with_retry_after_seconds_is_waited_out() {
+    let p = pipe(Opts::default()).await;
+    p.sim.inject(
+        Route::CreateMeeting,
+        Fault::RateLimited(RetryAfter::Seconds(2)),
+        1,
+    );
+    let t = Instant::now();
+    let r = p.reconcile().await;
+    // A 429 is a refusal before any work: the create is repeated, after the wait asked for.
+    assert_eq!(r.created, 1, "{r:?}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(p.sim.counters().get(Route::CreateMeeting), 2);
+    assert_eq!(p.status_count(429), 1);
+    p.assert_meetings(1);
+    p.created_and_recorded_rest().await;
+}
+
+impl Pipe {
+    /// After the create: the recording is archived in full.
+    async fn created_and_recorded_rest(&self) {
+        self.force_all();
+        self.set_clock(self.base + chrono::Duration::minutes(1));
+        self.drive(6).await;
+        self.assert_clean().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limited_longer_than_the_policy_waits_is_persisted_not_waited() {
+    let p = pipe(Opts::default()).await;
+    // Ten minutes: longer than the client waits in place (max_retry_after).
+    p.sim.inject(
+        Route::CreateMeeting,
+        Fault::RateLimited(RetryAfter::Seconds(600)),
+        1,
+    );
+    let t = Instant::now();
+    let r = p.reconcile().await;
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_eq!((r.created, r.deferred), (0, 1), "{r:?}");
+    let row = p.occ("m0").await;
+    assert_eq!(row.state, "deferred");
+    let not_before = row
+        .not_before
+        .as_deref()
+        .and_then(zoomd::store::parse_ts)
+        .expect("not_before");
+    let wait = not_before - Utc::now();
+    assert!(
+        wait > chrono::Duration::seconds(590) && wait <= chrono::Duration::seconds(601),
+        "{wait}"
+    );
+    assert!(
+        row.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("rate limited")),
+        "{row:?}"
+    );
+    // Before the time nothing is sent (a restart would not hammer either: it is stored).
+    p.advance(300);
+    p.reconcile().await;
+    assert_eq!(p.sim.counters().get(Route::CreateMeeting), 1);
+    p.set_clock(not_before + chrono::Duration::seconds(1));
+    let r = p.reconcile().await;
+    assert_eq!(r.created, 1, "{r:?}");
+    p.assert_meetings(1);
+    p.assert_no_leak();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limited_with_retry_after_http_date_is_waited_out() {
+    let p = pipe(Opts::default()).await;
+    p.created_and_recorded().await;
+    p.sim.inject(
+        Route::GetRecordings,
+        Fault::RateLimited(RetryAfter::HttpDate(2)),
+        1,
+    );
+    let before = p.sim.counters().get(Route::GetRecordings);
+    let t = Instant::now();
+    let r = p.poll().await;
+    // An HTTP date has whole seconds: "2 s from now" is 1 to 2 s away.
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(r.found, 1, "{r:?}");
+    assert_eq!(p.sim.counters().get(Route::GetRecordings) - before, 2);
+    assert_eq!(p.status_count(429), 1);
+    p.drive(4).await;
+    p.assert_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limited_without_retry_after_backs_off_and_retries() {
+    let p = pipe(Opts::default()).await;
+    p.created_and_recorded().await;
+    p.poll().await;
+    p.sim
+        .inject(Route::Download, Fault::RateLimited(RetryAfter::Absent), 2);
+    let r = p.download().await;
+    // Retried within the same attempt: every file archived on the first pass.
+    assert_eq!((r.archived, r.retrying, r.failed), (5, 0, 0), "{r:?}");
+    assert_eq!(p.status_count(429), 2);
+    assert!(p.all_archived().await);
+    p.assert_clean().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// The daily create/update cap
+
+async fn daily_cap(as_300: bool) {
+    let p = pipe(Opts {
+        sim: SimConfig {
+            daily_cap: 2,
+            daily_cap_as_300: as_300,
+            ..SimConfig::default()
+        },
+        entries: 5,
+        ..Opts::default()
+    })
+    .await;
+    let r = p.reconcile().await;
+    assert_eq!((r.created, r.deferred), (2, 3), "{r:?}");
+    // Two creates went through, the third met the cap, the rest were never sent.
+    assert_eq!(p.sim.counters().get(Route::CreateMeeting), 3);
+    let midnight = next_utc_midnight(p.clock());
+    // Soonest first: the two earliest exist, the later three wait for 00:00 UTC.
+    for key in ["m0", "m1"] {
+        assert_eq!(p.occ(key).await.state, "created", "{key}");
+    }
+    for key in ["m2", "m3", "m4"] {
+        let row = p.occ(key).await;
+        assert_eq!(row.state, "deferred", "{key}: {row:?}");
+        assert_eq!(
+            row.not_before.as_deref(),
+            Some(ts(midnight).as_str()),
+            "{key}"
+        );
+        assert!(row.last_error.is_some(), "{row:?}");
+    }
+    // Visible to people: the upcoming_meetings view and the status counts.
+    let upcoming = p.ctx.store.upcoming_meetings().await.expect("view");
+    assert_eq!(
+        upcoming.iter().filter(|u| u.state == "deferred").count(),
+        3,
+        "{upcoming:?}"
+    );
+    assert_eq!(
+        p.ctx
+            .store
+            .counts(p.clock())
+            .await
+            .expect("counts")
+            .deferred,
+        3
+    );
+    // Said once, however many passes run; and no further create is sent today.
+    p.advance(60);
+    p.reconcile().await;
+    p.advance(3600);
+    p.reconcile().await;
+    assert_eq!(p.sim.counters().get(Route::CreateMeeting), 3);
+    let kinds = p.event_kinds().await;
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "deferred").count(),
+        1,
+        "{kinds:?}"
+    );
+    // After 00:00 UTC the deferred ones are created.
+    p.sim.set_daily_cap(100);
+    p.set_clock(midnight + chrono::Duration::seconds(1));
+    let r = p.reconcile().await;
+    assert_eq!(r.created, 3, "{r:?}");
+    p.assert_meetings(5);
+    p.assert_no_leak();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daily_cap_defers_the_rest_to_midnight_soonest_first() {
+    daily_cap(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daily_cap_answered_with_http_300_is_the_same_cap() {
+    daily_cap(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_deferred_past_its_start_becomes_a_visible_failure() {
+    let p = pipe(Opts {
+        sim: SimConfig {
+            daily_cap: 1,
+            ..SimConfig::default()
+        },
+        entries: 2,
+        ..Opts::default()
+    })
+    .await;
+    // An hour before the first start: the cap resets only after both starts.
+    p.set_clock(p.base - chrono::Duration::hours(1));
+    let r = p.reconcile().await;
+    assert_eq!((r.created, r.deferred), (1, 1), "{r:?}");
+    assert_eq!(p.occ("m1").await.state, "deferred");
+    // m1's start passes while it waits for 00:00 UTC: it will never be created.
+    p.set_clock(p.base + chrono::Duration::hours(1) + chrono::Duration::minutes(1));
+    p.reconcile().await;
+    let row = p.occ("m1").await;
+    assert_eq!(row.state, "failed", "{row:?}");
+    assert!(
+        row.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("never created") && e.contains("daily")),
+        "{row:?}"
+    );
+    // A person sees it: in `failures`, and no longer counted as deferred.
+    let failures = p.ctx.store.failures().await.expect("failures");
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.kind == "meeting" && f.id == row.id),
+        "{failures:?}"
+    );
+    assert_eq!(
+        p.ctx
+            .store
+            .counts(p.clock())
+            .await
+            .expect("counts")
+            .deferred,
+        0
+    );
+    assert!(p.event_kinds().await.contains(&"create-failed".to_string()));
+    // And it is never created later.
+    p.sim.set_daily_cap(100);
+    p.set_clock(p.base + chrono::Duration::days(1));
+    p.reconcile().await;
+    p.assert_meetings(1);
+}
+
+// ---------------------------------------------------------------------------------------
+// 5xx
+
+/// A 5xx on create may have reached the meeting service: the outcome is unknown, so zoomd
+/// looks before creating again, and only after the create had time to settle.
+async fn server_error_on_create(status: u16) {
+    let p = pipe(Opts::default()).await;
+    p.sim.inject(Route::CreateMeeting, Fault::Status(status), 1);
+    let r = p.reconcile().await;
+    assert_eq!((r.created, r.unknown), (0, 1), "{r:?}");
+    assert_eq!(p.occ("m0").await.state, "creating");
+    assert!(
+        p.event_kinds()
+            .await
+            .contains(&"create-unknown".to_string())
+    );
+    let lists = p.sim.counters().get(Route::ListMeetings);
+    // Soon after: looked for (not found), but not created again while it may settle.
+    p.advance(10);
+    let r = p.reconcile().await;
+    assert_eq!(r.created, 0, "{r:?}");
+    assert!(p.sim.counters().get(Route::ListMeetings) > lists);
+    assert_eq!(p.sim.counters().get(Route::CreateMeeting), 1);
+    // Settled and still not there: created, once.
+    p.advance(60);
+    let r = p.reconcile().await;
+    assert_eq!(r.created, 1, "{r:?}");
+    assert_eq!(p.sim.counters().get(Route::CreateMeeting), 2);
+    assert_eq!(p.status_count(status), 1);
+    p.assert_meetings(1);
+    p.created_and_recorded_rest().await;
+}
+
+/// On idempotent requests (recordings, downloads) a 5xx is retried in place.
+async fn server_error_on_reads(status: u16) {
+    let p = pipe(Opts::default()).await;
+    p.created_and_recorded().await;
+    p.sim.inject(Route::GetRecordings, Fault::Status(status), 2);
+    let r = p.poll().await;
+    assert_eq!(r.found, 1, "{r:?}");
+    p.sim.inject(Route::Download, Fault::Status(status), 1);
+    p.sim
+        .inject(Route::SignedDownload, Fault::Status(status), 1);
+    let r = p.download().await;
+    assert_eq!((r.archived, r.retrying), (5, 0), "{r:?}");
+    assert_eq!(p.status_count(status), 4);
+    assert!(p.all_archived().await);
+    p.assert_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_500_on_create_is_looked_for_then_created_once() {
+    server_error_on_create(500).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_500_on_reads_and_downloads_is_retried() {
+    server_error_on_reads(500).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_502_on_create_is_looked_for_then_created_once() {
+    server_error_on_create(502).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_502_on_reads_and_downloads_is_retried() {
+    server_error_on_reads(502).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_503_on_create_is_looked_for_then_created_once() {
+    server_error_on_create(503).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_503_on_token_reads_and_downloads_is_retried() {
+    let p = pipe(Opts::default()).await;
+    // The token endpoint too: the first create waits for a token through two 503s.
+    p.sim.inject(Route::Token, Fault::Status(503), 2);
+    let r = p.reconcile().await;
+    assert_eq!(r.created, 1, "{r:?}");
+    assert_eq!(p.sim.counters().get(Route::Token), 3);
+    p.force_all();
+    p.set_clock(p.base + chrono::Duration::minutes(1));
+    p.sim.inject(Route::PastInstances, Fault::Status(503), 1);
+    p.sim.inject(Route::GetRecordings, Fault::Status(503), 1);
+    assert_eq!(p.poll().await.found, 1);
+    p.sim.inject(Route::SignedDownload, Fault::Status(503), 2);
+    let r = p.download().await;
+    assert_eq!((r.archived, r.retrying), (5, 0), "{r:?}");
+    assert_eq!(p.status_count(503), 6);
+    p.assert_meetings(1);
+    p.assert_clean().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Transport
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_reset_is_retried_and_a_reset_create_is_looked_for() {
+    let p = pipe(Opts::default()).await;
+    // A reset after the request was sent: Zoom may have created it.
+    p.sim
+        .inject(Route::CreateMeeting, Fault::ConnectionReset, 1);
+    let r = p.reconcile().await;
+    assert_eq!(r.unknown, 1, "{r:?}");
+    p.advance(60);
+    let r = p.reconcile().await;
+    assert_eq!(r.created, 1, "{r:?}");
+    p.assert_meetings(1);
+    p.force_all();
+    p.set_clock(p.base + chrono::Duration::minutes(1));
+    // Idempotent requests and downloads are simply repeated.
+    p.sim
+        .inject(Route::PastInstances, Fault::ConnectionReset, 1);
+    p.sim
+        .inject(Route::GetRecordings, Fault::ConnectionReset, 1);
+    assert_eq!(p.poll().await.found, 1);
+    p.sim.inject(Route::Download, Fault::ConnectionReset, 1);
+    p.sim
+        .inject(Route::SignedDownload, Fault::ConnectionReset, 1);
+    let r = p.download().await;
+    assert_eq!((r.archived, r.retrying), (5, 0), "{r:?}");
+    assert!(p.sim.counters().connections_killed >= 5);
+    p.assert_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_whose_answer_is_lost_is_found_by_its_marker() {
+    let p = pipe(Opts::default()).await;
+    p.sim
+        .inject(Route::CreateMeeting, Fault::CreateSucceedsAnswerLost, 1);
+    let r = p.reconcile().await;
+    assert_eq!((r.created, r.unknown), (0, 1), "{r:?}");
+    // Zoom made it; zoomd does not know the id yet.
+    assert_eq!(p.sim.meetings().len(), 1);
+    assert_eq!(p.occ("m0").await.meeting_id, None);
+    // The next pass (even at once) looks before creating: found by the agenda marker.
+    let r = p.reconcile().await;
+    assert_eq!((r.created, r.reconciled), (0, 1), "{r:?}");
+    let row = p.occ("m0").await;
+    assert_eq!(row.state, "created");
+    assert_eq!(row.meeting_id, Some(p.sim.meetings()[0].id));
+    assert_eq!(p.sim.counters().get(Route::CreateMeeting), 1);
+    // Passes long after create nothing more.
+    p.advance(120);
+    p.reconcile().await;
+    assert_eq!(p.sim.counters().get(Route::CreateMeeting), 1);
+    p.assert_meetings(1);
+    p.created_and_recorded_rest().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Download bodies
+
+/// The file that failed its first attempt: queued again, partial, not archived.
+async fn one_partial_file(p: &Pipe, error_has: &str) -> zoomd::store::FileRow {
+    let files = p.ctx.store.list_files(None).await.expect("files");
+    let queued: Vec<_> = files.iter().filter(|f| f.state != "archived").collect();
+    assert_eq!(queued.len(), 1, "{files:?}");
+    let f = queued[0].clone();
+    assert_eq!(f.state, "queued");
+    assert!(
+        f.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains(error_has)),
+        "{f:?}"
+    );
+    assert!(f.sha256.is_none() && f.archived_at.is_none(), "{f:?}");
+    // Never counted as archived: not in the archive view, the recording not complete.
+    let archive = p.ctx.store.archive().await.expect("archive");
+    assert!(archive.iter().all(|a| a.file_row != f.id));
+    assert_eq!(archive.len(), 4);
+    let rec = p.ctx.store.recording(f.recording_id).await.expect("rec");
+    assert_ne!(rec.state, "archived");
+    f
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_body_is_retried_and_resumed_from_the_partial_file() {
+    let p = pipe(Opts {
+        sim: SimConfig {
+            mp4_size: 2 * 1024 * 1024,
+            ..SimConfig::default()
+        },
+        ..Opts::default()
+    })
+    .await;
+    p.created_and_recorded().await;
+    p.poll().await;
+    p.sim.inject(Route::Download, Fault::TruncatedBody, 1);
+    let r = p.download().await;
+    assert_eq!((r.archived, r.retrying), (4, 1), "{r:?}");
+    let f = one_partial_file(&p, "truncated").await;
+    let parts = p.part_files();
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    let size = f.file_size.expect("size") as u64;
+    assert!(parts[0].1 > 0 && parts[0].1 < size, "{parts:?} of {size}");
+    // The next attempt asks for the rest only.
+    let partial_before = p.status_count(206);
+    p.advance(120);
+    let r = p.download().await;
+    assert_eq!(r.archived, 1, "{r:?}");
+    assert_eq!(p.status_count(206), partial_before + 1);
+    assert!(p.all_archived().await);
+    p.assert_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_body_times_out_and_resumes() {
+    let p = pipe(Opts {
+        sim: SimConfig {
+            mp4_size: 2 * 1024 * 1024,
+            // The sim would hang far longer than the client's idle timeout (1 s here).
+            stall_for: Duration::from_secs(60),
+            ..SimConfig::default()
+        },
+        ..Opts::default()
+    })
+    .await;
+    p.created_and_recorded().await;
+    p.poll().await;
+    p.sim.inject(Route::Download, Fault::StalledBody, 1);
+    let t = Instant::now();
+    let r = p.download().await;
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    assert_eq!((r.archived, r.retrying), (4, 1), "{r:?}");
+    one_partial_file(&p, "stalled").await;
+    assert_eq!(p.part_files().len(), 1);
+    p.advance(120);
+    let r = p.download().await;
+    assert_eq!(r.archived, 1, "{r:?}");
+    assert!(p.status_count(206) >= 1);
+    assert!(p.all_archived().await);
+    p.assert_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn html_page_instead_of_a_file_is_never_archived() {
+    let p = pipe(Opts::default()).await;
+    p.created_and_recorded().await;
+    p.poll().await;
+    p.sim.inject(Route::Download, Fault::HtmlPage, 1);
+    let r = p.download().await;
+    assert_eq!((r.archived, r.retrying), (4, 1), "{r:?}");
+    let f = one_partial_file(&p, "HTML").await;
+    // Nothing of the page was written, and the URL is fetched again.
+    assert!(
+        p.part_files().iter().all(|(_, len)| *len == 0),
+        "{:?}",
+        p.part_files()
+    );
+    assert!(
+        p.ctx
+            .store
+            .file(f.id)
+            .await
+            .expect("file")
+            .expect("row")
+            .download_url
+            .is_none()
+    );
+    p.drive(4).await;
+    for path in walk(p.archive_dir()) {
+        let bytes = std::fs::read(&path).expect("read");
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("<html"),
+            "{}",
+            path.display()
+        );
+    }
+    p.assert_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_expiry_during_downloads_renews_once_and_continues() {
+    let p = pipe(Opts::default()).await;
+    p.created_and_recorded().await;
+    p.poll().await;
+    let tokens = p.sim.counters().get(Route::Token);
+    assert_eq!(tokens, 1, "one token so far");
+    // Every token is revoked at the first download request; it answers 401 code 124.
+    p.sim.inject(Route::Download, Fault::TokenExpired, 1);
+    let r = p.download().await;
+    assert_eq!((r.archived, r.retrying, r.failed), (5, 0, 0), "{r:?}");
+    assert_eq!(p.sim.counters().get(Route::Token), 2, "renewed once");
+    assert!(p.status_count(401) >= 1);
+    assert!(p.all_archived().await);
+    p.assert_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn download_url_expired_is_fetched_again() {
+    let p = pipe(Opts::default()).await;
+    p.created_and_recorded().await;
+    p.poll().await;
+    p.sim.expire_download_urls();
+    let r = p.download().await;
+    assert_eq!(r.archived, 0, "{r:?}");
+    // Every URL was dropped and a poll asked for at once; it brings fresh ones.
+    let files = p.ctx.store.list_files(None).await.expect("files");
+    assert!(files.iter().all(|f| f.download_url.is_none()), "{files:?}");
+    p.drive(4).await;
+    p.assert_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_to_the_foreign_download_host_gets_no_authorization() {
+    // Like Zoom, the sim's download_url on the API host answers 302 to a signed URL on a
+    // different origin (another port: outside the trusted API and OAuth origins).
+    let p = pipe(Opts::default()).await;
+    p.created_and_recorded().await;
+    p.poll().await;
+    let files = p.ctx.store.list_files(None).await.expect("files");
+    let api = Url::parse(&p.sim.api_url()).expect("url");
+    for f in &files {
+        let u = Url::parse(f.download_url.as_deref().expect("url")).expect("url");
+        assert_eq!(u.port(), api.port(), "download_url on the API host");
+    }
+    let r = p.download().await;
+    assert_eq!(r.archived, 5, "{r:?}");
+    let c = p.sim.counters();
+    assert_eq!(c.get(Route::Download), 5);
+    assert_eq!(c.get(Route::SignedDownload), 5);
+    assert!(c.statuses.get(&302).copied().unwrap_or(0) >= 5);
+    assert_ne!(
+        Url::parse(&p.sim.download_base()).expect("url").port(),
+        api.port()
+    );
+    // The header went to the API host only; the file still archived.
+    p.assert_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_recording_for_hours_then_success() {
+    let p = pipe(Opts::default()).await;
+    let r = p.reconcile().await;
+    assert_eq!(r.created, 1);
+    // The meeting has not happened at the sim: every poll is 404 code 3301 "not yet".
+    p.set_clock(p.base + chrono::Duration::minutes(1));
+    let mut polls = 0;
+    let mut last_gap = chrono::Duration::zero();
+    let until = p.base + chrono::Duration::hours(6);
+    while p.clock() < until {
+        let next = p
+            .occ("m0")
+            .await
+            .next_poll_at
+            .as_deref()
+            .and_then(zoomd::store::parse_ts)
+            .expect("still watched");
+        // Polling later than due is harmless; 10-minute steps keep the test short.
+        p.set_clock(next.max(p.clock() + chrono::Duration::minutes(10)));
+        let r = p.poll().await;
+        assert_eq!(r.polled, 1, "{r:?}");
+        polls += 1;
+        let row = p.occ("m0").await;
+        assert_eq!(row.recording_state, "waiting");
+        let next = row
+            .next_poll_at
+            .as_deref()
+            .and_then(zoomd::store::parse_ts)
+            .expect("still watched");
+        // Back-off grows after the first hour past the end, capped at an hour.
+        last_gap = next - p.clock();
+        assert!(
+            last_gap > chrono::Duration::zero() && last_gap <= chrono::Duration::hours(1),
+            "{last_gap}"
+        );
+    }
+    assert!(polls > 10 && polls < 200, "{polls}");
+    assert_eq!(last_gap, chrono::Duration::hours(1));
+    assert!(p.status_count(404) >= polls, "{:?}", p.sim.counters());
+    // Not a failure: no failure row, no "missing" yet.
+    assert!(p.ctx.store.failures().await.expect("f").is_empty());
+    assert!(!p.event_kinds().await.contains(&"missing".to_string()));
+    // Then the recording appears.
+    p.force_all();
+    p.set_clock(
+        p.occ("m0")
+            .await
+            .next_poll_at
+            .as_deref()
+            .and_then(zoomd::store::parse_ts)
+            .expect("next"),
+    );
+    assert_eq!(p.poll().await.found, 1);
+    p.drive(4).await;
+    p.assert_clean().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Disk full
+
+/// A tmpfs of `size`, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).ok()?;
+        let ok = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(at.to_path_buf()))
+    }
+
+    fn resize(&self, size: &str) {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "remount {}", self.0.display());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_full_fails_the_file_retryably_and_never_archives_it() {
+    let outer = tempfile::tempdir().expect("tempdir");
+    let mnt = outer.path().join("archive");
+    // A 1 MiB file system: writes past it fail with ENOSPC. Mounting needs root (or
+    // CAP_SYS_ADMIN); without it there is no honest way to make the disk full here.
+    let Some(fs) = Tmpfs::mount(&mnt, "1m") else {
+        eprintln!("SKIPPED disk_full: cannot mount a tmpfs (not root?)");
+        return;
+    };
+    let p = pipe(Opts {
+        sim: SimConfig {
+            mp4_size: 3 * 1024 * 1024,
+            ..SimConfig::default()
+        },
+        archive: Some(mnt.clone()),
+        // One at a time, so the order of failures is the queue's.
+        downloads: 1,
+        ..Opts::default()
+    })
+    .await;
+    p.created_and_recorded().await;
+    p.poll().await;
+    let mp4 = p
+        .ctx
+        .store
+        .list_files(None)
+        .await
+        .expect("files")
+        .into_iter()
+        .find(|f| f.file_type == "MP4")
+        .expect("mp4");
+    let mut attempts = 0;
+    while attempts < downloads::MAX_ATTEMPTS + 2 {
+        p.download().await;
+        attempts += 1;
+        let f = p.ctx.store.file(mp4.id).await.expect("read").expect("row");
+        // Never archived while incomplete.
+        assert_ne!(f.state, "archived");
+        assert!(f.sha256.is_none());
+        let archive = p.ctx.store.archive().await.expect("archive");
+        assert!(archive.iter().all(|a| a.file_row != mp4.id));
+        let err = f.last_error.clone().unwrap_or_default();
+        assert!(err.contains("No space left on device"), "{f:?}");
+        if f.state == "failed" {
+            break;
+        }
+        assert_eq!(f.state, "queued");
+        p.advance(3600);
+    }
+    let f = p.ctx.store.file(mp4.id).await.expect("read").expect("row");
+    assert_eq!(f.state, "failed", "{f:?}");
+    assert_eq!(f.attempts, downloads::MAX_ATTEMPTS);
+    let failures = p.ctx.store.failures().await.expect("failures");
+    assert!(failures.iter().any(|x| x.id == mp4.id), "{failures:?}");
+    assert!(p.event_kinds().await.contains(&"failed".to_string()));
+    // No more attempts on its own.
+    let before = p.sim.counters().get(Route::Download);
+    p.advance(7200);
+    p.download().await;
+    assert_eq!(
+        p.ctx
+            .store
+            .file(mp4.id)
+            .await
+            .expect("r")
+            .expect("row")
+            .state,
+        "failed"
+    );
+    assert_eq!(p.sim.counters().get(Route::Download), before);
+    // Space again, and `zoomd retry --failed`: the file (and anything else that failed)
+    // is queued with fresh attempts and archives, resuming what the part file holds.
+    fs.resize("64m");
+    let requeued = p
+        .ctx
+        .store
+        .retry_failed(None, p.clock())
+        .await
+        .expect("retry");
+    assert!(requeued >= 1);
+    p.drive(6).await;
+    p.assert_clean().await;
+    drop(p);
+    drop(fs);
+}
