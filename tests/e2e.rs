@@ -118,7 +118,15 @@ impl App {
         self.runs += 1;
         let log =
             std::fs::File::create(self.path(&format!("daemon-{}.log", self.runs))).expect("log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zoomd"));
+        let mut cmd = if self.env.iter().any(|(k, _)| k == "WATCHDOG_USEC") {
+            // systemd names the watched process: the shell's pid is zoomd's after `exec`.
+            let mut c = Command::new("sh");
+            c.args(["-c", "export WATCHDOG_PID=$$; exec \"$0\" \"$@\""])
+                .arg(env!("CARGO_BIN_EXE_zoomd"));
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_zoomd"))
+        };
         cmd.arg("run")
             .arg("--config")
             .arg(&self.config_path)
@@ -776,4 +784,113 @@ async fn check_online_gets_a_token_and_looks_up_each_host() {
         "{stderr}"
     );
     assert!(!stderr.contains(&cfg.client_secret));
+}
+
+/// The daemon speaks sd_notify: READY after start, WATCHDOG from the loop, RELOADING/READY
+/// around a reload, STATUS lines, STOPPING on SIGTERM. Logs as JSON lines on request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_notifications_and_json_logs() {
+    use std::os::unix::net::UnixDatagram;
+    let mut spec = Spec::new(meeting("notify", "Notified", in_secs(50)));
+    let sock_dir = tempfile::tempdir().expect("tempdir");
+    let sock_path = sock_dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).expect("bind");
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    spec.env
+        .push(("NOTIFY_SOCKET".into(), sock_path.display().to_string()));
+    spec.env.push(("WATCHDOG_USEC".into(), "1000000".into()));
+    let mut app = spawn_app(spec).await;
+    let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let messages = messages.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(n) = sock.recv(&mut buf) {
+                    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    let stop = text.contains("STOPPING=1");
+                    messages.lock().expect("lock").push(text);
+                    if stop {
+                        break;
+                    }
+                }
+            }
+        })
+    };
+    let seen = |m: &str| messages.lock().expect("lock").iter().any(|x| x.contains(m));
+    app.wait_for("READY=1", LIMIT, || async { seen("READY=1") })
+        .await;
+    app.wait_for("STATUS", LIMIT, || async { seen("STATUS=") })
+        .await;
+    // The loop wakes at half the watchdog interval even with nothing to do.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let watchdogs = messages
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|m| m.contains("WATCHDOG=1"))
+        .count();
+    assert!(watchdogs >= 2, "{:?}", messages.lock().expect("lock"));
+    app.signal("-HUP");
+    app.wait_for("RELOADING=1", LIMIT, || async { seen("RELOADING=1") })
+        .await;
+    app.stop();
+    reader.join().expect("reader");
+    let all = messages.lock().expect("lock").join("\n");
+    let reloading = all.find("RELOADING=1").expect("reloading");
+    assert!(
+        all[reloading..].contains("READY=1"),
+        "READY after RELOADING: {all}"
+    );
+    assert!(all.contains("STOPPING=1"), "{all}");
+    assert!(all.contains("STATUS=1 entries; next notify at "), "{all}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_runs_one_pass_with_progress_lines_and_json_logs() {
+    let when = in_secs(2);
+    let mut app = spawn_app(Spec::new(meeting("once", "One pass", when))).await;
+    app.wait_for("the meeting", LIMIT, || async {
+        app.sim.meetings().len() == 1
+    })
+    .await;
+    app.stop();
+    let id = app.sim.meetings()[0].id;
+    app.sim.force_recording(id).expect("force");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let config = app.config_path.clone();
+    let secret = app.sim.config().client_secret.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_zoomd"))
+            .args(["--log-format", "json", "sync", "--config"])
+            .arg(config)
+            .env("ZOOMD_CLIENT_SECRET", secret)
+            .env("ZOOMD_LOG", "info")
+            .output()
+            .expect("sync")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // Not a terminal: plain progress lines, then the summary.
+    assert!(stdout.contains("(100%)"), "{stdout}");
+    assert!(stdout.contains("recordings: 1 polled, 1 found"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("downloads: ") && !l.starts_with("downloads: 0 archived")),
+        "{stdout}"
+    );
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            v.get("level").is_some() && v.get("fields").is_some(),
+            "{line}"
+        );
+    }
 }
