@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveDateTime, TimeZone};
@@ -153,7 +154,7 @@ pub struct MeetingEntry {
 
 #[derive(Debug, Clone)]
 pub enum When {
-    Cron(Box<CronExpr>),
+    Cron(Arc<CronExpr>),
     /// A one-off at a local wall-clock time in the entry's zone.
     At(NaiveDateTime),
 }
@@ -186,6 +187,9 @@ impl Config {
         let mut ctx = Ctx {
             path: path.display().to_string(),
             text,
+            line_starts: std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect(),
             errors: Vec::new(),
             warnings: Vec::new(),
         };
@@ -522,12 +526,30 @@ const FIELD_RANGES: [&str; 6] = [
     "0-7 or SUN-SAT",
 ];
 
-struct CronField(CronExpr);
+struct CronField(Arc<CronExpr>);
 
 impl<'de> Deserialize<'de> for CronField {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        parse_cron(&s).map(CronField).map_err(de::Error::custom)
+        // Schedules repeat expressions; a parsed one holds ~5 KB (croner keeps a bit per
+        // year up to 5000), so entries with the same text share one.
+        thread_local! {
+            static PARSED: std::cell::RefCell<std::collections::HashMap<String, Arc<CronExpr>>> =
+                Default::default();
+        }
+        if let Some(hit) = PARSED.with(|c| c.borrow().get(&s).cloned()) {
+            return Ok(CronField(hit));
+        }
+        let parsed = Arc::new(parse_cron(&s).map_err(de::Error::custom)?);
+        PARSED.with(|c| {
+            let mut cache = c.borrow_mut();
+            // Bounded: a reload of a huge file cannot grow it forever.
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(s, parsed.clone());
+        });
+        Ok(CronField(parsed))
     }
 }
 
@@ -704,13 +726,28 @@ fn tidy_toml_message(m: &str) -> String {
 struct Ctx<'a> {
     path: String,
     text: &'a str,
+    /// Byte offsets where lines start: positions are found by binary search, so a file with
+    /// thousands of entries is not rescanned for each one.
+    line_starts: Vec<usize>,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
 }
 
 impl Ctx<'_> {
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|&s| s <= offset).max(1);
+        let start = self.line_starts.get(line - 1).copied().unwrap_or(0);
+        let col = self
+            .text
+            .get(start..offset)
+            .map_or(0, |s| s.chars().count())
+            + 1;
+        (line, col)
+    }
+
     fn diag(&self, span: &Range<usize>, message: impl Into<String>) -> Diagnostic {
-        let (line, col) = line_col(self.text, span.start);
+        let (line, col) = self.line_col(span.start);
         Diagnostic {
             path: self.path.clone(),
             line,
@@ -726,16 +763,6 @@ impl Ctx<'_> {
         let d = self.diag(span, format!("warning: {}", message.into()));
         self.warnings.push(d);
     }
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let col = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
-    (line, col)
 }
 
 fn build_daemon(raw: RawDaemon, base: &Path, env: &Env) -> DaemonConfig {
@@ -1010,7 +1037,7 @@ fn build_meetings(
     let mut out = Vec::new();
     for m in raw {
         let span = m.span();
-        let (line, _) = line_col(ctx.text, span.start);
+        let (line, _) = ctx.line_col(span.start);
         let m = m.into_inner();
         let key = match &m.key {
             None => {
@@ -1141,7 +1168,7 @@ fn build_meetings(
                 ctx.error(&span, format!("{what} needs `cron` (repeating, e.g. \"0 9 * * Mon\") or `at` (one-off, e.g. \"2026-12-15T14:00\")"));
                 None
             }
-            (Some(c), None) => Some(When::Cron(Box::new(c.get_ref().0.clone()))),
+            (Some(c), None) => Some(When::Cron(c.get_ref().0.clone())),
             (None, Some(a)) => {
                 let local = a.get_ref().0;
                 match timezone.from_local_datetime(&local) {

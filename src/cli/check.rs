@@ -35,9 +35,10 @@ pub async fn run(path: &Path, args: &CheckArgs) -> ExitCode {
         }
     };
     let from = args.from.unwrap_or_else(Utc::now);
-    let mut out = std::io::stdout().lock();
+    // Buffered: a large schedule prints 100,000 lines.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     // A closed stdout (`zoomd check | head`) is not worth a panic or an error exit.
-    let _ = write_report(&mut out, &config, from, args.next);
+    let _ = write_report(&mut out, &config, from, args.next).and_then(|()| out.flush());
     for w in &config.warnings {
         eprintln!("{w}");
     }

@@ -1,0 +1,1235 @@
+//! zoomd's performance goals, measured end to end with the release binary, each against a
+//! baseline run on the same machine in the same run (A/B alternated, medians of
+//! `ZOOMD_BENCH_REPS`, default 3). Prints one table; `scripts/bench` runs it (after the
+//! `schedule` criterion bench, whose figures it reads into the table).
+//!
+//! - download: `zoomd sync` (a child process; sha256, fsync and rename included) fetching a
+//!   recording from the sim's loopback download host, vs `curl -s -o FILE SIGNED_URL` of the
+//!   same file (and vs curl followed by `sync FILE`, the same durability). Peak RSS of the
+//!   zoomd process (`wait4` ru_maxrss, cross-checked by sampling VmHWM) for 256 MiB, 1 GiB
+//!   and 2 GiB files.
+//! - idle: `zoomd run` with 1,000 entries and nothing due, RSS and CPU over
+//!   `ZOOMD_BENCH_IDLE_SECS` (default 60) vs a trivial process (this binary in
+//!   `--idle-baseline` mode: a tokio runtime that sleeps) measured in the same window.
+//! - check: `zoomd check --next 10` over 10,000 entries vs the same command over 1 entry.
+//! - status: `zoomd status` on a database with 100,000 recording files vs `sqlite3` running
+//!   the same queries; their plans go to `target/bench/status-plans.txt`.
+//! - API economy: `zoomd run` archiving meetings from the sim; creates, polls and token
+//!   requests per meeting against the bounds in README ("Performance").
+//!
+//! `ZOOMD_BENCH_ONLY=download,idle,check,status,api,schedule` runs a subset;
+//! `ZOOMD_BENCH_DL_MIB=2048` sets the throughput file size. Never run by `cargo test`.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use common::median;
+use zoomd::sim::{Route, Sim, SimConfig};
+
+const MIB: u64 = 1024 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// the table
+
+struct Row {
+    item: String,
+    goal: String,
+    measured: String,
+    baseline: String,
+    ratio: String,
+    pass: Option<bool>,
+}
+
+fn row(item: &str, goal: &str, measured: String, baseline: String, ratio: String) -> Row {
+    Row {
+        item: item.into(),
+        goal: goal.into(),
+        measured,
+        baseline,
+        ratio,
+        pass: None,
+    }
+}
+
+impl Row {
+    fn pass(mut self, ok: bool) -> Row {
+        self.pass = Some(ok);
+        self
+    }
+}
+
+fn print_table(rows: &[Row]) -> String {
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.item.clone(),
+                r.goal.clone(),
+                r.measured.clone(),
+                r.baseline.clone(),
+                r.ratio.clone(),
+                match r.pass {
+                    Some(true) => "pass".into(),
+                    Some(false) => "FAIL".into(),
+                    None => "info".into(),
+                },
+            ]
+        })
+        .collect();
+    let head = ["item", "goal", "measured", "baseline", "ratio", "result"];
+    let mut w = head.map(str::len);
+    for c in &cells {
+        for (i, s) in c.iter().enumerate() {
+            w[i] = w[i].max(s.chars().count());
+        }
+    }
+    let line = |c: &[String]| {
+        let mut s = String::from("|");
+        for (i, x) in c.iter().enumerate() {
+            let _ = write!(s, " {x:<width$} |", width = w[i]);
+        }
+        s
+    };
+    let mut out = String::new();
+    out.push_str(&line(&head.map(String::from)));
+    out.push('\n');
+    out.push('|');
+    for wi in w {
+        out.push_str(&"-".repeat(wi + 2));
+        out.push('|');
+    }
+    out.push('\n');
+    for c in &cells {
+        out.push_str(&line(c));
+        out.push('\n');
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// processes
+
+/// What one child process took.
+#[derive(Debug, Clone, Copy)]
+struct Measured {
+    wall: Duration,
+    /// Peak RSS of the child alone, KiB: `ru_maxrss` from `wait4` or the sampled VmHWM,
+    /// whichever is larger.
+    maxrss_kib: u64,
+    /// The highest VmHWM seen by sampling /proc/PID/status every 5 ms, KiB.
+    hwm_sampled_kib: u64,
+    /// utime + stime.
+    cpu: Duration,
+    ok: bool,
+}
+
+fn status_field_kib(pid: i32, field: &str) -> Option<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// utime + stime of a running process.
+fn proc_cpu(pid: i32) -> Option<Duration> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the command: state is field 3, utime 14, stime 15.
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(Duration::from_nanos(ticks * 1_000_000_000 / hz))
+}
+
+fn tv(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+}
+
+/// Reaps `child` with `wait4` (never through `Child::wait`), sampling VmHWM meanwhile.
+fn reap(child: Child, started: Instant) -> Measured {
+    let pid = child.id() as i32;
+    let stop = Arc::new(AtomicBool::new(false));
+    let hwm = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (stop, hwm) = (stop.clone(), hwm.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(k) = status_field_kib(pid, "VmHWM:") {
+                    hwm.fetch_max(k, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 writes it for our own child.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    let wall = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    drop(child);
+    let sampled = hwm.load(Ordering::Relaxed);
+    Measured {
+        wall,
+        // The larger of the two: the sampler can see a few pages more than ru_maxrss says.
+        maxrss_kib: (ru.ru_maxrss.max(0) as u64).max(sampled),
+        hwm_sampled_kib: sampled,
+        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+        ok: r == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+    }
+}
+
+fn run(cmd: &mut Command) -> Measured {
+    let started = Instant::now();
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    reap(child, started)
+}
+
+fn zoomd_bin() -> PathBuf {
+    std::env::var_os("ZOOMD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_zoomd")))
+}
+
+fn zoomd(config: &Path, args: &[&str], log: &Path) -> Command {
+    let mut cmd = Command::new(zoomd_bin());
+    cmd.arg("--config")
+        .arg(config)
+        .args(args)
+        .env("ZOOMD_CLIENT_SECRET", SimConfig::default().client_secret)
+        .env("ZOOMD_LOG", "warn")
+        .env_remove("ZOOMD_CONFIG")
+        .env_remove("STATE_DIRECTORY")
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(log).expect("log file"));
+    cmd
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+fn sync_disks() {
+    let _ = Command::new("sync").status();
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+// ---------------------------------------------------------------------------------------------
+// download
+
+fn daemon_section(extra: &str) -> String {
+    format!(
+        "[daemon]\ndatabase = \"state.db\"\narchive = \"recordings\"\ntimezone = \"UTC\"\n{extra}\n"
+    )
+}
+
+fn cron_at(t: DateTime<Utc>) -> String {
+    t.format("%-S %-M %-H %-d %-m *").to_string()
+}
+
+fn whole_second_in(secs: i64) -> DateTime<Utc> {
+    let now = Utc::now();
+    now - TimeDelta::nanoseconds(i64::from(now.timestamp_subsec_nanos())) + TimeDelta::seconds(secs)
+}
+
+fn files_under(dir: &Path, out: &mut Vec<(PathBuf, u64)>) {
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                files_under(&p, out);
+            } else if let Ok(m) = e.metadata() {
+                out.push((p, m.len()));
+            }
+        }
+    }
+}
+
+/// A meeting of its own, created by one `zoomd sync`, forced to have its recording; the
+/// timed `zoomd sync` then polls it and downloads its files (the MP4 is the big one).
+fn zoomd_download(sim: &Sim, work: &Path, run_no: usize) -> (Measured, i64) {
+    let dir = work.join(format!("zoomd-{run_no}"));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("run dir");
+    let start = whole_second_in(2);
+    let topic = format!("Download bench {run_no}");
+    let config = dir.join("daemon.toml");
+    fs::write(
+        &config,
+        format!(
+            "{}\n{}\n[[meeting]]\nkey = \"dl{run_no}\"\ntopic = \"{topic}\"\nhost = \"me\"\ncron = \"{}\"\ntimezone = \"UTC\"\nduration = \"1m\"\n",
+            common::zoom_section(&sim.api_url(), &sim.oauth_url()),
+            daemon_section(
+                "create_ahead = \"1m\"\npoll_every = \"1s\"\ngive_up_after = \"2h\"\ndownloads = 2"
+            ),
+            cron_at(start)
+        ),
+    )
+    .expect("config");
+    let created = run(&mut zoomd(&config, &["sync"], &dir.join("sync-1.log")));
+    assert!(
+        created.ok,
+        "zoomd sync (create) failed; see {}",
+        dir.display()
+    );
+    let id = sim
+        .meetings()
+        .into_iter()
+        .find(|m| m.topic == topic)
+        .expect("meeting created")
+        .id;
+    let wait = (start + TimeDelta::milliseconds(300) - Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    std::thread::sleep(wait);
+    sim.force_recording(id).expect("force recording");
+    let m = run(&mut zoomd(&config, &["sync"], &dir.join("sync-2.log")));
+    let mut files = Vec::new();
+    files_under(&dir.join("recordings"), &mut files);
+    let size = sim.config().mp4_size;
+    let got = files
+        .iter()
+        .any(|(p, len)| *len == size && p.extension().is_some_and(|e| e == "mp4"));
+    assert!(
+        m.ok && got,
+        "zoomd sync did not archive the {size}-byte MP4; see {}",
+        dir.display()
+    );
+    let _ = fs::remove_dir_all(&dir);
+    sync_disks();
+    (m, id)
+}
+
+/// The signed URL the sim's `download_url` for the meeting's MP4 redirects to.
+fn signed_url(rt: &tokio::runtime::Runtime, sim: &Sim, meeting_id: i64) -> String {
+    rt.block_on(async {
+        let token = sim.issue_token();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client");
+        let rec: serde_json::Value = http
+            .get(format!(
+                "{}/meetings/{meeting_id}/recordings",
+                sim.api_url()
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("get recordings")
+            .json()
+            .await
+            .expect("recordings json");
+        let url = rec["recording_files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .find(|f| f["file_type"] == "MP4")
+            .and_then(|f| f["download_url"].as_str())
+            .expect("MP4 download_url")
+            .to_owned();
+        let resp = http
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("download_url");
+        resp.headers()["location"]
+            .to_str()
+            .expect("location")
+            .to_owned()
+    })
+}
+
+fn curl_download(
+    rt: &tokio::runtime::Runtime,
+    sim: &Sim,
+    meeting_id: i64,
+    work: &Path,
+    then_fsync: bool,
+) -> Measured {
+    let url = signed_url(rt, sim, meeting_id);
+    let out = work.join("curl.mp4");
+    let _ = fs::remove_file(&out);
+    let m = if then_fsync {
+        run(Command::new("sh")
+            .args(["-c", "curl -s -o \"$1\" \"$2\" && sync \"$1\"", "sh"])
+            .arg(&out)
+            .arg(&url))
+    } else {
+        run(Command::new("curl").args(["-s", "-o"]).arg(&out).arg(&url))
+    };
+    let len = fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    assert!(m.ok && len == sim.config().mp4_size, "curl got {len} bytes");
+    let _ = fs::remove_file(&out);
+    sync_disks();
+    m
+}
+
+fn start_sim(rt: &tokio::runtime::Runtime, mp4_size: u64) -> Sim {
+    rt.block_on(Sim::start(SimConfig {
+        mp4_size,
+        m4a_size: 64 * 1024,
+        ..SimConfig::default()
+    }))
+    .expect("sim")
+}
+
+fn bench_download(rt: &tokio::runtime::Runtime, work: &Path, reps: usize, rows: &mut Vec<Row>) {
+    let size_mib: u64 = std::env::var("ZOOMD_BENCH_DL_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2048);
+    let size = size_mib * MIB;
+    let sim = start_sim(rt, size);
+    let mut run_no = 0;
+    let (mut z, mut c, mut cs) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut r_plain, mut r_sync) = (Vec::new(), Vec::new());
+    let mut meeting = None;
+    for rep in 0..reps {
+        // A B C, then C B A, ...: drift spreads over all three.
+        let order: [u8; 3] = if rep % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
+        let (mut tz, mut tc, mut tcs) = (0.0, 0.0, 0.0);
+        for which in order {
+            // Rep 0 starts with zoomd, so curl always has a meeting to fetch.
+            match which {
+                0 => {
+                    run_no += 1;
+                    let (m, id) = zoomd_download(&sim, work, run_no);
+                    meeting = Some(id);
+                    tz = m.wall.as_secs_f64();
+                    z.push(m);
+                }
+                1 => {
+                    let m = curl_download(rt, &sim, meeting.expect("meeting"), work, false);
+                    tc = m.wall.as_secs_f64();
+                    c.push(m);
+                }
+                _ => {
+                    let m = curl_download(rt, &sim, meeting.expect("meeting"), work, true);
+                    tcs = m.wall.as_secs_f64();
+                    cs.push(m);
+                }
+            }
+        }
+        // Throughput ratio = baseline time / zoomd time, per alternated pair.
+        r_plain.push(tc / tz);
+        r_sync.push(tcs / tz);
+        eprintln!(
+            "download rep {rep}: zoomd {tz:.2} s, curl {tc:.2} s, curl+fsync {tcs:.2} s, zoomd peak RSS {:.1} MiB",
+            mib(z.last().map_or(0, |m| m.maxrss_kib))
+        );
+    }
+    let thr = |ms: &[Measured]| {
+        median(
+            &ms.iter()
+                .map(|m| size as f64 / MIB as f64 / m.wall.as_secs_f64())
+                .collect::<Vec<_>>(),
+        )
+    };
+    let (tz, tc, tcs) = (thr(&z), thr(&c), thr(&cs));
+    let rp = median(&r_plain);
+    let rs = median(&r_sync);
+    rows.push(
+        row(
+            &format!("download {size_mib} MiB: zoomd sync vs curl"),
+            "ratio >= 0.9",
+            format!("{tz:.0} MiB/s"),
+            format!("{tc:.0} MiB/s (curl -s -o)"),
+            format!("{rp:.2}"),
+        )
+        .pass(rp >= 0.9),
+    );
+    rows.push(
+        row(
+            &format!("download {size_mib} MiB: vs curl + fsync"),
+            "ratio >= 0.9",
+            format!("{tz:.0} MiB/s"),
+            format!("{tcs:.0} MiB/s (curl; sync FILE)"),
+            format!("{rs:.2}"),
+        )
+        .pass(rs >= 0.9),
+    );
+    let cpu = median(
+        &z.iter()
+            .map(|m| m.cpu.as_secs_f64() / m.wall.as_secs_f64())
+            .collect::<Vec<_>>(),
+    );
+    let ccpu = median(
+        &c.iter()
+            .map(|m| m.cpu.as_secs_f64() / m.wall.as_secs_f64())
+            .collect::<Vec<_>>(),
+    );
+    rows.push(row(
+        &format!("download {size_mib} MiB: CPU (cores)"),
+        "-",
+        format!("{cpu:.2}"),
+        format!("{ccpu:.2} (curl)"),
+        format!("{:.2}", cpu / ccpu),
+    ));
+    drop(sim);
+
+    // Peak RSS by size: 256 MiB and 1 GiB here, the throughput runs' for the largest.
+    let mut rss: Vec<(u64, f64, f64)> = Vec::new();
+    for sz in [256, 1024] {
+        if sz >= size_mib {
+            continue;
+        }
+        let sim = start_sim(rt, sz * MIB);
+        let mut ms = Vec::new();
+        for _ in 0..reps {
+            run_no += 1;
+            ms.push(zoomd_download(&sim, work, run_no).0);
+        }
+        rss.push((
+            sz,
+            median(&ms.iter().map(|m| mib(m.maxrss_kib)).collect::<Vec<_>>()),
+            median(
+                &ms.iter()
+                    .map(|m| mib(m.hwm_sampled_kib))
+                    .collect::<Vec<_>>(),
+            ),
+        ));
+    }
+    rss.push((
+        size_mib,
+        median(&z.iter().map(|m| mib(m.maxrss_kib)).collect::<Vec<_>>()),
+        median(&z.iter().map(|m| mib(m.hwm_sampled_kib)).collect::<Vec<_>>()),
+    ));
+    let smallest = rss[0].1;
+    for (sz, r, sampled) in &rss {
+        rows.push(
+            row(
+                &format!("download {sz} MiB: zoomd peak RSS"),
+                "<= 32 MiB",
+                format!("{r:.1} MiB (VmHWM sampled {sampled:.1})"),
+                format!("{smallest:.1} MiB ({} MiB file)", rss[0].0),
+                format!("{:.2}", r / smallest),
+            )
+            .pass(*r <= 32.0),
+        );
+    }
+    let spread = rss.iter().map(|r| r.1).fold(f64::MIN, f64::max)
+        - rss.iter().map(|r| r.1).fold(f64::MAX, f64::min);
+    rows.push(
+        row(
+            "download: peak RSS flat across sizes",
+            "spread <= 2 MiB",
+            format!("{spread:.1} MiB"),
+            "-".into(),
+            "-".into(),
+        )
+        .pass(spread <= 2.0),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// idle
+
+/// The idle baseline: a tokio runtime (as zoomd's) that sleeps until killed.
+fn idle_baseline() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    });
+}
+
+fn wait_for_log(path: &Path, needle: &str, limit: Duration) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if fs::read_to_string(path).is_ok_and(|s| s.contains(needle)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn bench_idle(rt: &tokio::runtime::Runtime, work: &Path, rows: &mut Vec<Row>) {
+    let secs: u64 = std::env::var("ZOOMD_BENCH_IDLE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let sim = start_sim(rt, 64 * 1024);
+    let dir = work.join("idle");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("idle dir");
+    let config = dir.join("daemon.toml");
+    fs::write(
+        &config,
+        format!(
+            "{}\n{}\n{}",
+            common::zoom_section(&sim.api_url(), &sim.oauth_url()),
+            daemon_section("create_ahead = \"1m\"\npoll_every = \"5m\""),
+            common::quiet_entries(1000, Utc::now())
+        ),
+    )
+    .expect("config");
+    let log = dir.join("run.log");
+    let mut cmd = zoomd(&config, &["run"], &log);
+    cmd.env("ZOOMD_LOG", "info");
+    let mut daemon = cmd.spawn().expect("spawn zoomd run");
+    assert!(
+        wait_for_log(&log, "zoomd running", Duration::from_secs(60)),
+        "zoomd run did not start; see {}",
+        log.display()
+    );
+    let mut base = Command::new(std::env::current_exe().expect("own path"))
+        .arg("--idle-baseline")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn baseline");
+    // Let both settle (the baseline's runtime start, zoomd's first pass) before the window.
+    std::thread::sleep(Duration::from_secs(1));
+    let (zp, bp) = (daemon.id() as i32, base.id() as i32);
+    let (z0, b0) = (proc_cpu(zp).expect("stat"), proc_cpu(bp).expect("stat"));
+    let t0 = Instant::now();
+    // Three windows: the median window and the whole one are both reported.
+    let mut windows = Vec::new();
+    let mut last = z0;
+    for i in 1..=3u64 {
+        let until = Duration::from_secs(secs) * i as u32 / 3;
+        std::thread::sleep(until.saturating_sub(t0.elapsed()));
+        let now = proc_cpu(zp).expect("stat");
+        windows.push((now - last).as_secs_f64() / (Duration::from_secs(secs) / 3).as_secs_f64());
+        last = now;
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let (z1, b1) = (proc_cpu(zp).expect("stat"), proc_cpu(bp).expect("stat"));
+    let z_hwm = status_field_kib(zp, "VmHWM:").unwrap_or(0);
+    let z_rss = status_field_kib(zp, "VmRSS:").unwrap_or(0);
+    let b_hwm = status_field_kib(bp, "VmHWM:").unwrap_or(0);
+    signal(daemon.id(), libc::SIGTERM);
+    let stopped = daemon.wait().map(|s| s.success()).unwrap_or(false);
+    let _ = base.kill();
+    let _ = base.wait();
+    let zcpu = (z1 - z0).as_secs_f64() / elapsed * 100.0;
+    let bcpu = (b1 - b0).as_secs_f64() / elapsed * 100.0;
+    let calls = sim.counters().requests.values().sum::<u64>();
+    eprintln!(
+        "idle: windows {:?} % of a core; zoomd RSS now {:.1} MiB; {calls} API calls; clean stop {stopped}",
+        windows
+            .iter()
+            .map(|w| format!("{:.3}", w * 100.0))
+            .collect::<Vec<_>>(),
+        mib(z_rss)
+    );
+    rows.push(
+        row(
+            &format!("idle {secs} s, 1000 entries: peak RSS"),
+            "<= 20 MiB",
+            format!("{:.1} MiB (now {:.1})", mib(z_hwm), mib(z_rss)),
+            format!("{:.1} MiB (idle tokio process)", mib(b_hwm)),
+            format!("{:.2}", z_hwm as f64 / b_hwm.max(1) as f64),
+        )
+        .pass(mib(z_hwm) <= 20.0),
+    );
+    rows.push(
+        row(
+            &format!("idle {secs} s, 1000 entries: CPU"),
+            "<= 0.2% of a core",
+            format!("{zcpu:.3}% (median third {:.3}%)", median(&windows) * 100.0),
+            format!("{bcpu:.3}% (idle tokio process)"),
+            "-".into(),
+        )
+        .pass(zcpu <= 0.2 && stopped),
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// check
+
+fn bench_check(work: &Path, reps: usize, rows: &mut Vec<Row>) {
+    let dir = work.join("check");
+    fs::create_dir_all(&dir).expect("check dir");
+    let zoom = common::zoom_section("https://api.zoom.us/v2", "https://zoom.us/oauth/token");
+    let big = dir.join("big.toml");
+    let one = dir.join("one.toml");
+    fs::write(&big, format!("{zoom}\n{}", common::mixed_entries(10_000))).expect("config");
+    fs::write(&one, format!("{zoom}\n{}", common::mixed_entries(1))).expect("config");
+    let check = |cfg: &Path| {
+        let mut cmd = zoomd(cfg, &["check", "--next", "10"], &dir.join("check.err"));
+        cmd.stdout(fs::File::create(dir.join("check.out")).expect("out"));
+        let m = run(&mut cmd);
+        assert!(m.ok, "zoomd check failed; see {}", dir.display());
+        m
+    };
+    let lines = |cfg: &Path| {
+        check(cfg);
+        fs::read_to_string(dir.join("check.out"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+    let out_lines = lines(&big);
+    let (mut b, mut o) = (Vec::new(), Vec::new());
+    for rep in 0..reps.max(5) {
+        if rep % 2 == 0 {
+            b.push(check(&big));
+            o.push(check(&one));
+        } else {
+            o.push(check(&one));
+            b.push(check(&big));
+        }
+    }
+    let tb = median(&b.iter().map(|m| m.wall.as_secs_f64()).collect::<Vec<_>>());
+    let to = median(&o.iter().map(|m| m.wall.as_secs_f64()).collect::<Vec<_>>());
+    let rss = median(&b.iter().map(|m| mib(m.maxrss_kib)).collect::<Vec<_>>());
+    rows.push(
+        row(
+            "check --next 10, 10000 entries",
+            "<= 0.5 s",
+            format!("{:.0} ms ({out_lines} lines, {rss:.0} MiB peak)", tb * 1e3),
+            format!("{:.0} ms (same, 1 entry)", to * 1e3),
+            format!("{:.1}", tb / to),
+        )
+        .pass(tb <= 0.5),
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// status
+
+/// Fills a database with 20,000 past meetings (100,000 recording files, 100 failed, some
+/// queued), 1,000 upcoming meetings and 300,000 events.
+fn build_status_db(rt: &tokio::runtime::Runtime, db: &Path) {
+    rt.block_on(async {
+        let store = zoomd::store::Store::open(db).await.expect("open store");
+        store.close().await;
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("pool");
+        let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+        let stmts = [
+            // 20,000 past meetings, one every 30 minutes back from now, 200 series.
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000),
+             s(i, t) AS (SELECT i, strftime('%Y-%m-%dT%H:%M:%SZ', ?1, '-' || (i * 30) || ' minutes') FROM n)
+             INSERT INTO occurrences (id, key, start_utc, start_local, timezone, duration_min, host,
+                 topic, settings_json, marker, state, meeting_id, meeting_uuid, join_url,
+                 recording_state, polls, created_at, updated_at)
+             SELECT i, 'series-' || (i % 200), t, t, 'UTC', 60, 'me', 'Series ' || (i % 200), '{}',
+                 'zoomd:series-' || (i % 200) || ':' || t, 'created', 80000000000 + i,
+                 'uuid-' || i || '==', 'https://zoom.us/j/' || i,
+                 CASE WHEN i % 500 = 0 THEN 'missing' WHEN i < 40 THEN 'found' ELSE 'done' END,
+                 12, t, t FROM s",
+            // 1,000 upcoming meetings, one an hour from now on.
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000),
+             s(i, t) AS (SELECT i, strftime('%Y-%m-%dT%H:%M:%SZ', ?1, '+' || i || ' hours') FROM n)
+             INSERT INTO occurrences (id, key, start_utc, start_local, timezone, duration_min, host,
+                 topic, settings_json, marker, state, meeting_id, recording_state, next_poll_at,
+                 created_at, updated_at)
+             SELECT 100000 + i, 'series-' || (i % 200), t, t, 'UTC', 60, 'me', 'Series ' || (i % 200),
+                 '{}', 'zoomd:series-' || (i % 200) || ':' || t,
+                 CASE WHEN i % 100 = 0 THEN 'deferred' ELSE 'created' END,
+                 CASE WHEN i % 100 = 0 THEN NULL ELSE 90000000000 + i END, 'waiting', t, ?1, ?1 FROM s",
+            "INSERT INTO recordings (id, occurrence_id, meeting_uuid, meeting_id, start_time, total_size,
+                 state, last_polled_at, first_seen_at, updated_at)
+             SELECT id, id, meeting_uuid, meeting_id, start_utc, 1500000000,
+                 CASE WHEN recording_state = 'found' THEN 'ready' ELSE 'archived' END,
+                 start_utc, start_utc, start_utc
+             FROM occurrences WHERE id <= 20000 AND recording_state != 'missing'",
+            // Five files per recording: 100 failed, the newest recordings' files queued.
+            "WITH t(j, ft, ext) AS (VALUES (0, 'MP4', 'MP4'), (1, 'M4A', 'M4A'), (2, 'CHAT', 'TXT'),
+                 (3, 'TRANSCRIPT', 'VTT'), (4, 'CC', 'VTT'))
+             INSERT INTO recording_files (id, recording_id, file_id, file_type, file_extension,
+                 recording_type, recording_start, recording_end, file_size, download_url, state,
+                 attempts, next_attempt_at, path, bytes, sha256, last_error, archived_at,
+                 first_seen_at, updated_at)
+             SELECT r.id * 5 + t.j, r.id, 'file-' || (r.id * 5 + t.j), t.ft, t.ext, 'shared_screen',
+                 r.start_time, r.start_time, 300000000,
+                 'https://zoom.us/rec/download/' || (r.id * 5 + t.j),
+                 CASE WHEN (r.id * 5 + t.j) % 1000 = 0 THEN 'failed'
+                      WHEN r.state = 'ready' THEN 'queued' ELSE 'archived' END,
+                 CASE WHEN (r.id * 5 + t.j) % 1000 = 0 THEN 8 ELSE 1 END,
+                 CASE WHEN r.state = 'ready' THEN r.start_time END,
+                 'Series/' || r.start_time || '/' || t.ft || '.' || lower(t.ext),
+                 300000000, printf('%064x', r.id * 5 + t.j),
+                 CASE WHEN (r.id * 5 + t.j) % 1000 = 0 THEN 'HTTP 500' END,
+                 strftime('%Y-%m-%dT%H:%M:%SZ', r.start_time, '+2 hours'),
+                 r.start_time, strftime('%Y-%m-%dT%H:%M:%SZ', r.start_time, '+2 hours')
+             FROM recordings r, t",
+            // Fifteen events per past meeting.
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 14)
+             INSERT INTO events (at, kind, key, occurrence_id, meeting_id, message)
+             SELECT o.start_utc,
+                 CASE WHEN n.i = 0 THEN 'created' WHEN n.i = 1 THEN 'recording-found'
+                      WHEN o.id % 500 = 0 AND n.i = 2 THEN 'failed' ELSE 'archived' END,
+                 o.key, o.id, o.meeting_id, 'event ' || n.i || ' of ' || o.key
+             FROM occurrences o, n WHERE o.id <= 20000",
+        ];
+        for sql in stmts {
+            sqlx::query(sql)
+                .bind(&now)
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{e}: {sql}"));
+        }
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&pool)
+            .await
+            .expect("checkpoint");
+        pool.close().await;
+    });
+}
+
+/// The queries `zoomd status` runs (copied from src/store/queries.rs, `now` and `since`
+/// inlined, limit 5): the sqlite3 baseline and the plans.
+fn status_queries(now: &str, since: &str) -> Vec<(&'static str, String)> {
+    let occ = "id, key, start_utc, start_local, timezone, duration_min, host, topic, state, \
+               meeting_id, join_url, not_before, attempts, last_error, recording_state, \
+               next_poll_at";
+    let kinds = [
+        "create-failed",
+        "create-retry",
+        "create-unknown",
+        "failed",
+        "missing",
+        "reload-failed",
+    ]
+    .map(|k| format!("SELECT max(id) AS m FROM events WHERE kind = '{k}'"))
+    .join(" UNION ALL ");
+    vec![
+        (
+            "status_counts",
+            format!(
+                "SELECT
+     (SELECT count(*) FROM occurrences WHERE state IN ('creating', 'created', 'deferred', 'failed') AND start_utc >= '{now}'),
+     (SELECT count(*) FROM occurrences WHERE state = 'created' AND recording_state IN ('waiting', 'found') AND start_utc <= '{now}'),
+     (SELECT count(*) FROM recording_files WHERE state = 'queued'),
+     (SELECT count(*) FROM recording_files WHERE state = 'downloading'),
+     (SELECT count(*) FROM recording_files WHERE state = 'processing'),
+     (SELECT count(*) FROM recording_files WHERE state = 'failed'),
+     (SELECT count(*) FROM recording_files WHERE state = 'archived' AND archived_at >= '{since}'),
+     (SELECT coalesce(sum(bytes), 0) FROM recording_files WHERE state = 'archived' AND archived_at >= '{since}'),
+     (SELECT count(*) FROM occurrences WHERE recording_state = 'missing'),
+     (SELECT count(*) FROM occurrences WHERE state = 'failed'),
+     (SELECT count(*) FROM occurrences WHERE state = 'deferred')"
+            ),
+        ),
+        (
+            "upcoming_occurrences",
+            format!(
+                "SELECT {occ} FROM occurrences WHERE state IN ('creating', 'created', 'deferred', 'failed') AND start_utc >= '{now}' ORDER BY start_utc, key LIMIT 5"
+            ),
+        ),
+        (
+            "pending_recordings",
+            format!(
+                "SELECT {occ} FROM occurrences WHERE state = 'created' AND recording_state IN ('waiting', 'found') AND start_utc <= '{now}' ORDER BY start_utc LIMIT 5"
+            ),
+        ),
+        (
+            "deferred_creates",
+            format!(
+                "SELECT {occ} FROM occurrences WHERE state = 'deferred' ORDER BY start_utc LIMIT 5"
+            ),
+        ),
+        (
+            "newest_failures",
+            "SELECT fl.kind, fl.id, fl.key, fl.start_utc, o.start_local, o.timezone, fl.meeting_id, fl.what, fl.attempts, fl.last_error, fl.at FROM failures fl JOIN occurrences o ON o.key = fl.key AND o.start_utc = fl.start_utc ORDER BY fl.at DESC LIMIT 5".to_owned(),
+        ),
+        (
+            "newest_event_of",
+            format!(
+                "SELECT id, at, kind, key, occurrence_id, meeting_id, file_row, message FROM events WHERE id = (SELECT max(m) FROM ({kinds}))"
+            ),
+        ),
+    ]
+}
+
+fn bench_status(
+    rt: &tokio::runtime::Runtime,
+    work: &Path,
+    reps: usize,
+    rows: &mut Vec<Row>,
+    plans_out: &Path,
+) {
+    let dir = work.join("status");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("status dir");
+    let db = dir.join("state.db");
+    let t = Instant::now();
+    build_status_db(rt, &db);
+    eprintln!(
+        "status: database built in {:.1} s ({} MiB)",
+        t.elapsed().as_secs_f64(),
+        fs::metadata(&db).map(|m| m.len() / MIB).unwrap_or(0)
+    );
+    let config = dir.join("daemon.toml");
+    fs::write(
+        &config,
+        format!(
+            "{}\n{}",
+            common::zoom_section("https://api.zoom.us/v2", "https://zoom.us/oauth/token"),
+            daemon_section("")
+        ),
+    )
+    .expect("config");
+    let now_t = Utc::now();
+    let now = now_t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let since = format!("{}T00:00:00Z", now_t.format("%Y-%m-%d"));
+    let queries = status_queries(&now, &since);
+    let sql_file = dir.join("status.sql");
+    fs::write(
+        &sql_file,
+        queries
+            .iter()
+            .map(|(_, q)| format!("{q};\n"))
+            .collect::<String>(),
+    )
+    .expect("sql");
+    let mut plans = String::new();
+    for (name, q) in &queries {
+        let out = Command::new("sqlite3")
+            .arg(&db)
+            .arg(format!("EXPLAIN QUERY PLAN {q};"))
+            .output();
+        let text = out
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout).into_owned()
+                    + &String::from_utf8_lossy(&o.stderr)
+            })
+            .unwrap_or_else(|e| format!("(sqlite3: {e})\n"));
+        let _ = writeln!(plans, "{name}:\n{text}");
+    }
+    let _ = fs::write(plans_out, &plans);
+    let status = || {
+        let mut cmd = zoomd(&config, &["status"], &dir.join("status.err"));
+        cmd.stdout(fs::File::create(dir.join("status.out")).expect("out"));
+        let m = run(&mut cmd);
+        assert!(m.ok, "zoomd status failed; see {}", dir.display());
+        m
+    };
+    let sqlite = || {
+        let out = dir.join("sqlite3.out");
+        let m = run(Command::new("sqlite3")
+            .arg("-readonly")
+            .arg(&db)
+            .arg(format!(".read {}", sql_file.display()))
+            .stdout(fs::File::create(&out).expect("out")));
+        let lines = fs::read_to_string(&out).map_or(0, |s| s.lines().count());
+        assert!(m.ok && lines > 0, "sqlite3 failed or printed nothing");
+        m
+    };
+    status(); // warm the page cache for both
+    let (mut z, mut s) = (Vec::new(), Vec::new());
+    for rep in 0..reps.max(5) {
+        if rep % 2 == 0 {
+            z.push(status());
+            s.push(sqlite());
+        } else {
+            s.push(sqlite());
+            z.push(status());
+        }
+    }
+    let tz = median(&z.iter().map(|m| m.wall.as_secs_f64()).collect::<Vec<_>>());
+    let ts = median(&s.iter().map(|m| m.wall.as_secs_f64()).collect::<Vec<_>>());
+    rows.push(
+        row(
+            "status, 100000 recording files",
+            "<= 100 ms",
+            format!("{:.1} ms", tz * 1e3),
+            format!("{:.1} ms (sqlite3, same queries)", ts * 1e3),
+            format!("{:.2}", tz / ts),
+        )
+        .pass(tz <= 0.1),
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// API economy
+
+fn bench_api(rt: &tokio::runtime::Runtime, work: &Path, rows: &mut Vec<Row>) {
+    const MEETINGS: usize = 4;
+    const POLL_EVERY: i64 = 2;
+    let sim = rt
+        .block_on(Sim::start(SimConfig {
+            mp4_size: 1024 * 1024,
+            ..SimConfig::default()
+        }))
+        .expect("sim");
+    let dir = work.join("api");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("api dir");
+    let starts: Vec<DateTime<Utc>> = (0..MEETINGS)
+        .map(|i| whole_second_in(5 + 2 * i as i64))
+        .collect();
+    let mut meetings = String::new();
+    for (i, s) in starts.iter().enumerate() {
+        let _ = write!(
+            meetings,
+            "[[meeting]]\nkey = \"api{i}\"\ntopic = \"API economy {i}\"\nhost = \"me\"\ncron = \"{}\"\ntimezone = \"UTC\"\nduration = \"1m\"\n\n",
+            cron_at(*s)
+        );
+    }
+    let config = dir.join("daemon.toml");
+    fs::write(
+        &config,
+        format!(
+            "{}\n{}\n{meetings}",
+            common::zoom_section(&sim.api_url(), &sim.oauth_url()),
+            daemon_section(&format!(
+                "create_ahead = \"1m\"\npoll_every = \"{POLL_EVERY}s\"\ngive_up_after = \"2h\""
+            ))
+        ),
+    )
+    .expect("config");
+    let started = Utc::now();
+    let mut daemon = zoomd(&config, &["run"], &dir.join("run.log"))
+        .spawn()
+        .expect("spawn zoomd run");
+    // MP4, M4A, CHAT, CC and TRANSCRIPT per meeting.
+    let want = MEETINGS * 5;
+    let t = Instant::now();
+    let mut archived = 0;
+    while t.elapsed() < Duration::from_secs(120) {
+        let mut files = Vec::new();
+        files_under(&dir.join("recordings"), &mut files);
+        archived = files
+            .iter()
+            .filter(|(p, _)| p.extension().is_none_or(|e| e != "part"))
+            .count();
+        if archived >= want {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    signal(daemon.id(), libc::SIGTERM);
+    let _ = daemon.wait();
+    let stop = Utc::now();
+    assert!(
+        archived >= want,
+        "only {archived} of {want} files archived; see {}",
+        dir.display()
+    );
+    let c = sim.counters();
+    let n = MEETINGS as f64;
+    // Polls the back-off allows per meeting from its start until the stop, each costing one
+    // PastInstances and one GetRecordings per instance (one instance each here).
+    let every = TimeDelta::seconds(POLL_EVERY);
+    let poll_bound: u64 = starts
+        .iter()
+        .map(|s| {
+            let end = *s + TimeDelta::minutes(1);
+            let (mut at, mut k) = (*s, 0u64);
+            while at <= stop {
+                k += 1;
+                at += zoomd::sync::recordings::next_delay(at, end, every);
+            }
+            k * 2
+        })
+        .sum();
+    let creates = c.get(Route::CreateMeeting);
+    let polls = c.get(Route::GetRecordings) + c.get(Route::PastInstances);
+    let tokens = c.get(Route::Token);
+    let minutes = (stop - started).num_seconds() as f64 / 60.0;
+    let token_bound = (minutes / 55.0).ceil().max(1.0);
+    let downloads = c.get(Route::Download);
+    eprintln!(
+        "api: {MEETINGS} meetings over {:.0} s; requests {:?}",
+        minutes * 60.0,
+        c.requests
+    );
+    rows.push(
+        row(
+            "API: creates per meeting",
+            "= 1",
+            format!("{:.2}", creates as f64 / n),
+            "1".into(),
+            format!("{:.2}", creates as f64 / n),
+        )
+        .pass(creates == MEETINGS as u64),
+    );
+    rows.push(
+        row(
+            &format!("API: polls per meeting ({POLL_EVERY}s cadence)"),
+            "<= back-off bound",
+            format!("{:.1} (GetRecordings+PastInstances)", polls as f64 / n),
+            format!(
+                "{:.1} (bound over {:.0} s)",
+                poll_bound as f64 / n,
+                minutes * 60.0
+            ),
+            format!("{:.2}", polls as f64 / poll_bound as f64),
+        )
+        .pass(polls <= poll_bound),
+    );
+    rows.push(
+        row(
+            "API: token requests",
+            "<= 1 per 55 min",
+            format!("{tokens} in {minutes:.1} min"),
+            format!("{token_bound:.0}"),
+            format!("{:.2}", tokens as f64 / token_bound),
+        )
+        .pass(tokens as f64 <= token_bound),
+    );
+    rows.push(
+        row(
+            "API: download requests per file",
+            "= 1",
+            format!("{:.2}", downloads as f64 / want as f64),
+            "1".into(),
+            format!("{:.2}", downloads as f64 / want as f64),
+        )
+        .pass(downloads == want as u64),
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// schedule (criterion's figures)
+
+fn criterion_estimate(root: &Path, id: &str) -> Option<(f64, u64)> {
+    let dir = root.join("schedule").join(id).join("new");
+    let est: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("estimates.json")).ok()?).ok()?;
+    let bench: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("benchmark.json")).ok()?).ok()?;
+    Some((
+        est["median"]["point_estimate"].as_f64()?,
+        bench["throughput"]["Elements"].as_u64()?,
+    ))
+}
+
+fn schedule_rows(target: &Path, rows: &mut Vec<Row>) {
+    let root = target.join("criterion");
+    for n in [100, 1000] {
+        let (Some((tz, el)), Some((tc, _))) = (
+            criterion_estimate(&root, &format!("zoomd/{n}")),
+            criterion_estimate(&root, &format!("croner/{n}")),
+        ) else {
+            rows.push(row(
+                &format!("schedule::occurrences, {n} entries, 1 year"),
+                ">= 200k occ/s",
+                "not run (cargo bench --bench schedule)".into(),
+                "-".into(),
+                "-".into(),
+            ));
+            continue;
+        };
+        let rate = el as f64 / (tz / 1e9);
+        let base = el as f64 / (tc / 1e9);
+        rows.push(
+            row(
+                &format!("schedule::occurrences, {n} entries, 1 year"),
+                ">= 200k occ/s",
+                format!("{:.0}k occ/s ({el} occ)", rate / 1e3),
+                format!("{:.0}k occ/s (bare croner)", base / 1e3),
+                format!("{:.2}", rate / base),
+            )
+            .pass(rate >= 200e3),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn main() {
+    if std::env::args().any(|a| a == "--idle-baseline") {
+        idle_baseline();
+        return;
+    }
+    let only: Option<Vec<String>> = std::env::var("ZOOMD_BENCH_ONLY")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect());
+    let wants = |what: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == what));
+    let reps: usize = std::env::var("ZOOMD_BENCH_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let target = PathBuf::from(
+        std::env::var("CARGO_TARGET_DIR")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target").to_owned()),
+    );
+    let out_dir = target.join("bench");
+    fs::create_dir_all(&out_dir).expect("target/bench");
+    let work = tempfile::Builder::new()
+        .prefix("zoomd-bench-")
+        .tempdir()
+        .expect("work dir");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut rows = Vec::new();
+    let t = Instant::now();
+    if wants("download") {
+        bench_download(&rt, work.path(), reps, &mut rows);
+    }
+    if wants("idle") {
+        bench_idle(&rt, work.path(), &mut rows);
+    }
+    if wants("check") {
+        bench_check(work.path(), reps, &mut rows);
+    }
+    if wants("status") {
+        bench_status(
+            &rt,
+            work.path(),
+            reps,
+            &mut rows,
+            &out_dir.join("status-plans.txt"),
+        );
+    }
+    if wants("api") {
+        bench_api(&rt, work.path(), &mut rows);
+    }
+    if wants("schedule") {
+        schedule_rows(&target, &mut rows);
+    }
+    let table = print_table(&rows);
+    let mut head = String::new();
+    let mut uname = String::new();
+    let _ = Command::new("uname")
+        .arg("-srm")
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdout.take().map(|mut o| o.read_to_string(&mut uname));
+            c.wait()
+        });
+    let _ = writeln!(
+        head,
+        "zoomd benchmarks, {} ({} CPUs, {}), {:.0} s, medians of {reps} (A/B alternated)",
+        Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        uname.trim(),
+        t.elapsed().as_secs_f64()
+    );
+    let report = format!("{head}\n{table}");
+    print!("{report}");
+    let _ = fs::write(out_dir.join("results.md"), &report);
+    if rows.iter().any(|r| r.pass == Some(false)) {
+        println!("\nsome goals are missed (FAIL rows)");
+    }
+}
