@@ -129,9 +129,34 @@ fn write_report(
         config.daemon.database.display(),
         config.daemon.archive.display()
     )?;
-    for entry in &config.meetings {
-        writeln!(out)?;
-        write_entry(out, entry, from, n)?;
+    // Entries are independent: render them on every core, print them in file order.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = config.meetings.len().div_ceil(threads).max(1);
+    let rendered: Vec<std::io::Result<Vec<u8>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = config
+            .meetings
+            .chunks(chunk)
+            .map(|entries| {
+                scope.spawn(move || {
+                    let mut buf = Vec::with_capacity(entries.len() * 80 * (n + 1));
+                    for entry in entries {
+                        writeln!(buf)?;
+                        write_entry(&mut buf, entry, from, n)?;
+                    }
+                    Ok(buf)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("a render thread panicked")))
+            })
+            .collect()
+    });
+    for part in rendered {
+        out.write_all(&part?)?;
     }
     Ok(())
 }
