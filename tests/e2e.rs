@@ -31,6 +31,7 @@ struct Spec {
     meetings: String,
     env: Vec<(String, String)>,
     create_ahead: &'static str,
+    give_up_after: &'static str,
 }
 
 impl Spec {
@@ -40,6 +41,7 @@ impl Spec {
             zoom: String::new(),
             daemon: String::new(),
             create_ahead: "1m",
+            give_up_after: "2m",
             meetings,
             env: Vec::new(),
         }
@@ -85,10 +87,11 @@ async fn spawn_app(spec: Spec) -> App {
     env.extend(spec.env.clone());
     let config_path = dir.path().join("daemon.toml");
     let text = format!(
-        "[zoom]\n{zoom}api_url = \"{}\"\noauth_url = \"{}\"\n\n[daemon]\ncreate_ahead = \"{}\"\npoll_every = \"1s\"\ngive_up_after = \"2m\"\ndatabase = \"state.db\"\narchive = \"recordings\"\n{}\n\n{}",
+        "[zoom]\n{zoom}api_url = \"{}\"\noauth_url = \"{}\"\n\n[daemon]\ncreate_ahead = \"{}\"\npoll_every = \"1s\"\ngive_up_after = \"{}\"\ndatabase = \"state.db\"\narchive = \"recordings\"\n{}\n\n{}",
         sim.api_url(),
         sim.oauth_url(),
         spec.create_ahead,
+        spec.give_up_after,
         spec.daemon,
         spec.meetings
     );
@@ -528,12 +531,15 @@ async fn hostile_topic_stays_inside_the_archive() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_download_trash_only_after_every_file_is_verified() {
+    // The cloud copy goes when the watch ends (give_up_after past the scheduled end), so a
+    // transcript that comes late is never trashed before it is archived.
     let mut spec = Spec::new(meeting("trash", "Trash after archive", in_secs(4)));
     spec.daemon = "after_download = \"trash\"".into();
+    spec.give_up_after = "1m";
     let mut app = spawn_app(spec).await;
     // The first attempt of one file is cut short: the trash must wait for its retry.
     app.sim.inject(Route::Download, Fault::TruncatedBody, 1);
-    app.wait_for("cloud copy trashed", LIMIT, || async {
+    app.wait_for("cloud copy trashed", Duration::from_secs(200), || async {
         !app.sim.report().recordings_removed.is_empty()
     })
     .await;
@@ -850,7 +856,7 @@ async fn systemd_notifications_and_json_logs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_runs_one_pass_with_progress_lines_and_json_logs() {
-    let when = in_secs(2);
+    let when = in_secs(5);
     let mut app = spawn_app(Spec::new(meeting("once", "One pass", when))).await;
     app.wait_for("the meeting", LIMIT, || async {
         app.sim.meetings().len() == 1
@@ -858,6 +864,9 @@ async fn sync_runs_one_pass_with_progress_lines_and_json_logs() {
     .await;
     app.stop();
     let id = app.sim.meetings()[0].id;
+    // The poll is due from the scheduled start on.
+    let wait = (when - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(1);
+    tokio::time::sleep(wait).await;
     app.sim.force_recording(id).expect("force");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let config = app.config_path.clone();

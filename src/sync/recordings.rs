@@ -8,13 +8,15 @@
 //! delay grows with the time since then (doubling, capped at an hour). Once everything
 //! known is archived the watch keeps going at that slow pace for late files until the
 //! give-up time; with `after_download = trash|delete` the cloud copy of an instance is
-//! removed when a fresh listing shows every one of its files archived.
+//! removed then, at the end of the watch, if every one of its files is archived.
 
 use chrono::{DateTime, Duration, Utc};
 
 use super::{Ctx, SyncError};
 use crate::config::{AfterDownload, Config};
-use crate::store::{NewEvent, OccurrenceRow, RecordingWatch, SeenFile, SeenRecording};
+use crate::store::{
+    NewEvent, OccurrenceRow, RecordingRow, RecordingWatch, SeenFile, SeenRecording,
+};
 use crate::zoom::{DeleteAction, MeetingRecordings, MeetingRef, RecordingFile, ZoomError};
 
 /// The longest wait between two polls of one meeting.
@@ -123,6 +125,13 @@ async fn poll_one(
             report.missing += 1;
             RecordingWatch::Missing
         } else {
+            // The watch is over: no late file is expected any more, so this is when the
+            // cloud copy may go (never earlier: a transcript can follow the other files).
+            if config.daemon.after_download != AfterDownload::Keep {
+                for rec in ctx.store.recordings_of(row.id).await? {
+                    remove_cloud_copy(ctx, config, row, &rec, report).await?;
+                }
+            }
             RecordingWatch::Done
         };
         ctx.store.set_poll(row.id, watch, None, now).await?;
@@ -133,11 +142,7 @@ async fn poll_one(
     let recordings = fetch_all(ctx, meeting_id).await?;
     let mut all_archived = !recordings.is_empty();
     for rec in &recordings {
-        let archived = record(ctx, row, meeting_id, rec).await?;
-        all_archived &= archived;
-        if archived && config.daemon.after_download != AfterDownload::Keep {
-            remove_cloud_copy(ctx, config, row, rec, report).await?;
-        }
+        all_archived &= record(ctx, row, meeting_id, rec).await?;
     }
     let watch = if recordings.is_empty() {
         RecordingWatch::Waiting
@@ -239,33 +244,30 @@ async fn record(
     ))
 }
 
+/// Trashes or deletes one instance's cloud recording, if every file of it is archived.
 async fn remove_cloud_copy(
     ctx: &Ctx,
     config: &Config,
     row: &OccurrenceRow,
-    rec: &MeetingRecordings,
+    stored: &RecordingRow,
     report: &mut Report,
 ) -> Result<(), SyncError> {
-    let Some(stored) = ctx
-        .store
-        .recordings_of(row.id)
-        .await?
-        .into_iter()
-        .find(|r| r.meeting_uuid == rec.uuid)
-    else {
-        return Ok(());
-    };
     if stored.state != "archived" {
-        return Ok(()); // already removed, or not everything verified
+        // Already removed, or not everything verified: the cloud copy stays.
+        if stored.state != "cloud_trashed" && stored.state != "cloud_deleted" {
+            tracing::warn!(key = %row.key, meeting_uuid = %stored.meeting_uuid, state = %stored.state, "cloud recording kept: not every file is archived");
+        }
+        return Ok(());
     }
     let (action, deleted) = match config.daemon.after_download {
         AfterDownload::Keep => return Ok(()),
         AfterDownload::Trash => (DeleteAction::Trash, false),
         AfterDownload::Delete => (DeleteAction::Delete, true),
     };
+    let uuid = stored.meeting_uuid.clone();
     match ctx
         .zoom
-        .delete_recordings(&MeetingRef::Uuid(rec.uuid.clone()), action)
+        .delete_recordings(&MeetingRef::Uuid(uuid.clone()), action)
         .await
     {
         Ok(()) => {}
@@ -276,7 +278,7 @@ async fn remove_cloud_copy(
         .mark_cloud_removed(stored.id, deleted, ctx.now())
         .await?;
     let verb = if deleted { "deleted" } else { "trashed" };
-    tracing::info!(key = %row.key, meeting_uuid = %rec.uuid, "cloud recording {verb} after archiving");
+    tracing::info!(key = %row.key, meeting_uuid = %uuid, "cloud recording {verb} after archiving");
     ctx.event(NewEvent {
         kind: if deleted {
             "cloud-deleted"
@@ -286,10 +288,7 @@ async fn remove_cloud_copy(
         key: Some(&row.key),
         occurrence_id: Some(row.id),
         meeting_id: row.meeting_id,
-        message: format!(
-            "cloud recording {} {verb}: every file archived and verified",
-            rec.uuid
-        ),
+        message: format!("cloud recording {uuid} {verb}: every file archived and verified"),
         ..NewEvent::default()
     })
     .await;
