@@ -161,28 +161,8 @@ impl Store {
         o: &NewOccurrence,
         now: DateTime<Utc>,
     ) -> Result<OccurrenceRow> {
-        let now = ts(now);
-        sqlx::query(
-            "INSERT INTO occurrences (key, start_utc, start_local, timezone, duration_min, host,
-                 topic, agenda, settings_json, marker, state, attempts, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', 1, ?, ?)
-             ON CONFLICT (key, start_utc) DO NOTHING",
-        )
-        .bind(&o.key)
-        .bind(ts(o.start_utc))
-        .bind(&o.start_local)
-        .bind(&o.timezone)
-        .bind(i64::from(o.duration_min))
-        .bind(&o.host)
-        .bind(&o.topic)
-        .bind(&o.agenda)
-        .bind(&o.settings_json)
-        .bind(&o.marker)
-        .bind(&now)
-        .bind(&now)
-        .execute(&self.pool)
-        .await
-        .map_err(q("record create intent"))?;
+        self.insert_occurrence(o, "creating", None, None, now)
+            .await?;
         self.occurrence_by_key(&o.key, o.start_utc)
             .await?
             .ok_or(StoreError::Invalid {
@@ -199,12 +179,25 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        self.insert_occurrence(o, "deferred", Some(until), Some(reason), now)
+            .await
+    }
+
+    /// Inserts an occurrence unless it is known; a `creating` row counts its first attempt.
+    async fn insert_occurrence(
+        &self,
+        o: &NewOccurrence,
+        state: &str,
+        not_before: Option<DateTime<Utc>>,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let now = ts(now);
         sqlx::query(
             "INSERT INTO occurrences (key, start_utc, start_local, timezone, duration_min, host,
-                 topic, agenda, settings_json, marker, state, not_before, last_error,
+                 topic, agenda, settings_json, marker, state, attempts, not_before, last_error,
                  created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'deferred', ?, ?, ?, ?)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (key, start_utc) DO NOTHING",
         )
         .bind(&o.key)
@@ -217,13 +210,15 @@ impl Store {
         .bind(&o.agenda)
         .bind(&o.settings_json)
         .bind(&o.marker)
-        .bind(ts(until))
+        .bind(state)
+        .bind(i64::from(state == "creating"))
+        .bind(not_before.map(ts))
         .bind(reason)
         .bind(&now)
         .bind(&now)
         .execute(&self.pool)
         .await
-        .map_err(q("record deferred"))?;
+        .map_err(q("record occurrence"))?;
         Ok(())
     }
 
