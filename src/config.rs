@@ -104,13 +104,15 @@ pub enum AuthMode {
 /// The credentials are the Zoom client's own type: config only finds and checks them.
 pub use crate::zoom::Credentials;
 
+/// `[daemon]`. Spans of time are `chrono::Duration`s, since they are added to instants;
+/// [`span`] is the one conversion from the parsed form.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
     pub database: PathBuf,
     pub archive: PathBuf,
-    pub create_ahead: Duration,
-    pub poll_every: Duration,
-    pub give_up_after: Duration,
+    pub create_ahead: chrono::Duration,
+    pub poll_every: chrono::Duration,
+    pub give_up_after: chrono::Duration,
     pub downloads: usize,
     pub after_download: AfterDownload,
     pub timezone: Tz,
@@ -340,6 +342,12 @@ struct RawMeeting {
 pub struct HumanDuration(pub Duration);
 
 const DURATION_EXAMPLES: &str = "valid examples: \"90s\", \"45m\", \"2h\", \"7d\", \"1h30m\"";
+
+/// A parsed span as a `chrono::Duration`. The parser bounds every span (at most a year), far
+/// inside chrono's range; saturating keeps even an unbounded one meaning "very long".
+pub fn span(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
@@ -778,13 +786,15 @@ fn build_daemon(raw: RawDaemon, base: &Path, env: &Env) -> DaemonConfig {
     DaemonConfig {
         database: resolve(raw.database, "state.db"),
         archive: resolve(raw.archive, "recordings"),
-        create_ahead: raw
-            .create_ahead
-            .map_or(Duration::from_secs(7 * 86400), |b| b.0),
-        poll_every: raw.poll_every.map_or(Duration::from_secs(300), |b| b.0),
-        give_up_after: raw
-            .give_up_after
-            .map_or(Duration::from_secs(72 * 3600), |b| b.0),
+        create_ahead: span(
+            raw.create_ahead
+                .map_or(Duration::from_secs(7 * 86400), |b| b.0),
+        ),
+        poll_every: span(raw.poll_every.map_or(Duration::from_secs(300), |b| b.0)),
+        give_up_after: span(
+            raw.give_up_after
+                .map_or(Duration::from_secs(72 * 3600), |b| b.0),
+        ),
         downloads: raw.downloads.map_or(2, |d| d.0),
         after_download: raw.after_download.unwrap_or(AfterDownload::Keep),
         timezone: raw.timezone.map_or(Tz::UTC, |z| z.0),
@@ -1173,7 +1183,7 @@ fn build_meetings(
                 let local = a.get_ref().0;
                 match timezone.from_local_datetime(&local) {
                     chrono::LocalResult::None => {
-                        let (gap_start, gap_end) = crate::schedule::gap_around(timezone, local);
+                        let (gap_start, gap_end) = crate::zone::gap_around(timezone, local);
                         ctx.error(
                             &a.span(),
                             format!(

@@ -22,8 +22,8 @@ use crate::zoom::{ClientConfig, ZoomClient, ZoomError};
 
 /// A step that failed is tried again this much later.
 const STEP_RETRY: Duration = Duration::seconds(60);
-/// Even with nothing scheduled, the meetings step runs this often (a safety net, e.g. for a
-/// meeting someone deleted by hand).
+/// Even with nothing scheduled, the meetings step runs this often, so a change that no
+/// wake-up foresaw (a create that became due through the database) is not missed for long.
 const SAFETY_NET: Duration = Duration::hours(1);
 
 #[derive(Debug, thiserror::Error)]
@@ -116,14 +116,15 @@ pub fn signals() -> std::io::Result<Control> {
     Ok(Control { shutdown, reload })
 }
 
-/// Runs until shutdown. `config` is the loaded, valid config from `config_path`.
+/// Runs until shutdown. `config` is the loaded, valid config from `config_path`. Nothing
+/// ends it but shutdown: a failing step is logged and tried again later.
 pub async fn run(
     config_path: PathBuf,
     config: Config,
     ctx: Ctx,
     mut control: Control,
     progress: Option<ProgressFn>,
-) -> Result<(), DaemonError> {
+) {
     let (config_tx, config_rx) = watch::channel(Arc::new(config));
     let wake_downloads = Arc::new(Notify::new());
     let worker = tokio::spawn(download_worker(
@@ -192,9 +193,7 @@ pub async fn run(
             // The watchdog hears from the loop itself: a wedged loop gets restarted.
             sleep = sleep.min(w / 2);
         }
-        notify(&[NotifyState::Status(
-            &status_line(&ctx, &config, next_meetings).await,
-        )]);
+        notify(&[NotifyState::Status(&status_line(&ctx, &config).await)]);
         tracing::trace!(wake = %crate::store::ts(wake), "sleeping");
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
@@ -228,7 +227,6 @@ pub async fn run(
     }
     ctx.store.close().await;
     tracing::info!("stopped");
-    Ok(())
 }
 
 /// Tells systemd, when started by it (no-op otherwise).
@@ -244,34 +242,30 @@ fn watchdog_interval() -> Option<std::time::Duration> {
     sd_notify::watchdog_enabled(false, &mut usec).then(|| std::time::Duration::from_micros(usec))
 }
 
-/// One line for `systemctl status`: next meeting, queue, last error.
-async fn status_line(ctx: &Ctx, config: &Config, _next: DateTime<Utc>) -> String {
-    let next = ctx
-        .store
-        .upcoming_meetings()
-        .await
-        .ok()
-        .and_then(|u| u.into_iter().next())
-        .map_or_else(
-            || "no meeting scheduled".to_string(),
-            |m| format!("next {} at {}", m.key, m.start_local),
-        );
-    let queue = ctx
-        .store
-        .counts(ctx.now())
-        .await
-        .map(|c| format!("{} files queued, {} failures", c.files_pending, c.failures))
-        .unwrap_or_default();
-    let last = ctx
-        .store
-        .newest_event_of(&crate::store::ERROR_EVENT_KINDS)
-        .await
-        .ok()
-        .flatten()
+/// One line for `systemctl status`: next meeting, queue, last error. The same status read
+/// as `zoomd status` (indexed counts, one row per section).
+async fn status_line(ctx: &Ctx, config: &Config) -> String {
+    let now = ctx.now();
+    let status = match ctx.store.status(now, now, 1).await {
+        Ok(s) => s,
+        Err(e) => return format!("{} entries; status unavailable: {e}", config.meetings.len()),
+    };
+    let next = status.upcoming.first().map_or_else(
+        || "no meeting scheduled".to_string(),
+        |m| format!("next {} at {}", m.key, m.start_local),
+    );
+    let c = &status.counts;
+    let queue = format!(
+        "{} files queued, {} failures",
+        c.files_queued + c.files_downloading,
+        c.failures()
+    );
+    let last = status
+        .last_error
         .map(|e| {
             format!(
                 "; last error {}: {}",
-                e.at,
+                crate::store::ts(e.at),
                 e.message.chars().take(120).collect::<String>()
             )
         })
@@ -352,7 +346,7 @@ async fn reload(ctx: &Ctx, path: &Path, tx: &watch::Sender<Arc<Config>>) {
 /// failed create coming due, an unresolved create to look for, or the hourly safety net.
 async fn next_meetings_at(ctx: &Ctx, config: &Config) -> DateTime<Utc> {
     let now = ctx.now();
-    let ahead = Duration::from_std(config.daemon.create_ahead).unwrap_or(Duration::days(7));
+    let ahead = config.daemon.create_ahead;
     let window_end = now + ahead;
     let mut next = now + SAFETY_NET;
     for entry in &config.meetings {

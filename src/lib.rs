@@ -3,6 +3,7 @@
 //! Module map (data flows top to bottom):
 //! - [`config`]: `daemon.toml` into validated structs; the only reader of the file and secrets.
 //! - [`schedule`]: entries + a window → occurrences (pure; `now` is always a parameter).
+//! - [`zone`]: DST gaps of a zone's wall clock (pure), for `config` and `schedule`.
 //! - [`zoom`]: the only code that speaks HTTP to Zoom (auth, retries, typed calls, downloads).
 //! - [`store`]: the only code that holds SQL (SQLite via sqlx; one method per transition).
 //! - [`sync`]: the three idempotent reconcile steps (meetings, recordings, downloads).
@@ -21,4 +22,5 @@ pub mod sim;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod zone;
 pub mod zoom;

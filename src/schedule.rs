@@ -12,7 +12,7 @@
 //! at the first instant past the window. Several gap times that land on the same instant
 //! collapse into one occurrence.
 
-use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::config::{MeetingEntry, When};
@@ -142,38 +142,9 @@ pub fn place(tz: Tz, wall: NaiveDateTime) -> Option<(DateTime<Utc>, Option<DstNo
             Some((first.with_timezone(&Utc), Some(DstNote::Fold { wall })))
         }
         chrono::LocalResult::None => {
-            let (_, end) = gap_around(tz, wall);
+            let (_, end) = crate::zone::gap_around(tz, wall);
             let t = tz.from_local_datetime(&end).earliest()?;
             Some((t.with_timezone(&Utc), Some(DstNote::Gap { wall })))
         }
     }
-}
-
-/// The wall-clock start and end of the DST gap that contains `wall` (both on whole minutes:
-/// real zones change offset on minute boundaries). For a time outside any gap both are its
-/// minute.
-pub fn gap_around(tz: Tz, wall: NaiveDateTime) -> (NaiveDateTime, NaiveDateTime) {
-    let minute = Duration::minutes(1);
-    let exists = |t: NaiveDateTime| tz.from_local_datetime(&t).earliest().is_some();
-    let base = wall
-        .with_second(0)
-        .and_then(|t| t.with_nanosecond(0))
-        .unwrap_or(wall);
-    // Gaps last at most a day (Samoa skipped 2011-12-30); the bounds only guard the loop.
-    let limit = 2 * 24 * 60;
-    let mut start = base;
-    for _ in 0..limit {
-        if exists(start - minute) {
-            break;
-        }
-        start -= minute;
-    }
-    let mut end = base;
-    for _ in 0..limit {
-        if exists(end) {
-            break;
-        }
-        end += minute;
-    }
-    (start, end)
 }

@@ -143,10 +143,8 @@ agenda = "A meeting every 20 seconds, recorded to the cloud and archived."
         }
     };
     trigger.fire();
-    match daemon.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => eprintln!("daemon: {e}"),
-        Err(e) => eprintln!("daemon task: {e}"),
+    if let Err(e) = daemon.await {
+        eprintln!("daemon task: {e}");
     }
     let store = Store::open_read_only(&config.daemon.database).await?;
     print_summary(&store, &sim, &config).await?;
@@ -241,7 +239,8 @@ async fn print_summary(store: &Store, sim: &Sim, config: &Config) -> anyhow::Res
             );
         }
     }
-    let upcoming = store.upcoming_meetings().await?;
+    let now = chrono::Utc::now();
+    let upcoming = store.status(now, now, 10).await?.upcoming;
     if !upcoming.is_empty() {
         println!("upcoming (created ahead, not yet held):");
         for u in upcoming {

@@ -10,13 +10,13 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use chrono::{DateTime, NaiveTime, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::{EXIT_RUNTIME, load};
-use crate::store::queries::{FailureItem, StatusCounts};
 use crate::store::{
-    ERROR_EVENT_KINDS, EventRow, FileRow, FileState, OccurrenceFilter, OccurrenceRow, Period,
-    Store, StoreError, ts,
+    EventRow, FailureItem, FileRow, FileState, OccurrenceFilter, OccurrenceRow, OccurrenceState,
+    Period, Store, StoreError, ts,
 };
 
 #[derive(Debug, clap::Args)]
@@ -104,10 +104,8 @@ pub async fn meetings(config_path: &Path, args: &MeetingsArgs) -> ExitCode {
     let result = store.list_occurrences(&filter, Utc::now()).await;
     store.close().await;
     match result {
-        Ok(rows) => {
-            let doc = MeetingsJson {
-                meetings: rows.iter().map(MeetingJson::from).collect(),
-            };
+        Ok(meetings) => {
+            let doc = MeetingsJson { meetings };
             emit(args.json, &doc, |out| {
                 if doc.meetings.is_empty() {
                     return writeln!(out, "no {}", describe_meetings(args));
@@ -127,10 +125,8 @@ pub async fn recordings(config_path: &Path, args: &RecordingsArgs) -> ExitCode {
     let result = store.list_files(args.state).await;
     store.close().await;
     match result {
-        Ok(rows) => {
-            let doc = FilesJson {
-                files: rows.iter().map(FileJson::from).collect(),
-            };
+        Ok(files) => {
+            let doc = FilesJson { files };
             emit(args.json, &doc, |out| {
                 if doc.files.is_empty() {
                     return match args.state {
@@ -197,10 +193,13 @@ async fn requeue(store: &Store, id: Option<i64>) -> Result<Result<u64, String>, 
         }
         Some(f) => f,
     };
-    if file.state != FileState::Failed.as_str() {
+    if file.state != FileState::Failed {
         return Ok(Err(format!(
             "file {id} ({} {} {}) is {}, not failed; only failed files are requeued",
-            file.key, file.start_utc, file.file_type, file.state
+            file.key,
+            ts(file.start_utc),
+            file.file_type,
+            file.state
         )));
     }
     match store.retry_failed(Some(id), now).await? {
@@ -274,22 +273,18 @@ async fn gather_status(
     limit: i64,
 ) -> Result<StatusJson, StoreError> {
     let since = now.date_naive().and_time(NaiveTime::MIN).and_utc();
-    let counts: StatusCounts = store.status_counts(now, since).await?;
-    let upcoming = store.upcoming_occurrences(now, limit).await?;
-    let pending = store.pending_recordings(now, limit).await?;
-    let failures = store.newest_failures(limit).await?;
-    let deferred = store.deferred_creates(limit).await?;
-    let last_error = store.newest_event_of(&ERROR_EVENT_KINDS).await?;
+    let st = store.status(now, since, limit).await?;
+    let counts = st.counts;
     Ok(StatusJson {
-        now: ts(now),
+        now,
         database: store.path().display().to_string(),
         upcoming: Section {
             count: counts.meetings_upcoming,
-            items: upcoming.iter().map(MeetingJson::from).collect(),
+            items: st.upcoming,
         },
         recordings_pending: Section {
             count: counts.recordings_pending,
-            items: pending.iter().map(MeetingJson::from).collect(),
+            items: st.pending,
         },
         files: FileCountsJson {
             queued: counts.files_queued,
@@ -299,24 +294,29 @@ async fn gather_status(
             failed: counts.files_failed,
         },
         archived_today: ArchivedJson {
-            since: ts(since),
+            since,
             files: counts.archived_since,
             bytes: counts.archived_bytes_since,
         },
         failures: Section {
             count: counts.failures(),
-            items: failures,
+            items: st.failures,
         },
         deferred: Section {
             count: counts.deferred,
-            items: deferred.iter().map(MeetingJson::from).collect(),
+            items: st.deferred,
         },
-        last_error: last_error.as_ref().map(EventJson::from),
+        last_error: st.last_error,
     })
 }
 
 fn write_status(out: &mut impl Write, s: &StatusJson) -> std::io::Result<()> {
-    writeln!(out, "zoomd status at {} (database {})", s.now, s.database)?;
+    writeln!(
+        out,
+        "zoomd status at {} (database {})",
+        ts(s.now),
+        s.database
+    )?;
 
     writeln!(out)?;
     if s.upcoming.items.is_empty() {
@@ -331,27 +331,22 @@ fn write_status(out: &mut impl Write, s: &StatusJson) -> std::io::Result<()> {
         writeln!(out, "no recordings pending")?;
     } else {
         writeln!(out, "Recordings pending{}:", s.recordings_pending.shown())?;
-        let mut t = Table::new(&[
-            "START (LOCAL)",
-            "ZONE",
-            "START (UTC)",
-            "KEY",
-            "TOPIC",
-            "MEETING ID",
-            "WATCH",
-            "NEXT POLL (UTC)",
-        ]);
+        let mut t = Table::with_start(
+            &[],
+            &["KEY", "TOPIC", "MEETING ID", "WATCH", "NEXT POLL (UTC)"],
+        );
         for m in &s.recordings_pending.items {
-            t.row(vec![
-                m.start_local.clone(),
-                m.timezone.clone(),
-                m.start_utc.clone(),
-                m.key.clone(),
-                m.topic.clone(),
-                opt(m.meeting_id),
-                m.recording_state.clone(),
-                opt(m.next_poll_at.as_deref()),
-            ]);
+            t.start_row(
+                vec![],
+                (&m.start_local, m.timezone, m.start_utc),
+                vec![
+                    m.key.clone(),
+                    m.topic.clone(),
+                    opt(m.meeting_id),
+                    m.recording_state.to_string(),
+                    opt(m.next_poll_at.map(ts)),
+                ],
+            );
         }
         t.write(out, "  ")?;
     }
@@ -367,7 +362,7 @@ fn write_status(out: &mut impl Write, s: &StatusJson) -> std::io::Result<()> {
     writeln!(
         out,
         "Archived today (since {}): {} file{}, {} ({} bytes)",
-        a.since,
+        ts(a.since),
         a.files,
         if a.files == 1 { "" } else { "s" },
         human_bytes(a.bytes),
@@ -379,31 +374,21 @@ fn write_status(out: &mut impl Write, s: &StatusJson) -> std::io::Result<()> {
         writeln!(out, "no failures")?;
     } else {
         writeln!(out, "Failures{}:", s.failures.shown())?;
-        let mut t = Table::new(&[
-            "AT (UTC)",
-            "KIND",
-            "ID",
-            "START (LOCAL)",
-            "ZONE",
-            "START (UTC)",
-            "KEY",
-            "WHAT",
-            "ATTEMPTS",
-            "LAST ERROR",
-        ]);
+        let mut t = Table::with_start(
+            &["AT (UTC)", "KIND", "ID"],
+            &["KEY", "WHAT", "ATTEMPTS", "LAST ERROR"],
+        );
         for x in &s.failures.items {
-            t.row(vec![
-                x.at.clone(),
-                x.kind.clone(),
-                x.id.to_string(),
-                x.start_local.clone(),
-                x.timezone.clone(),
-                x.start_utc.clone(),
-                x.key.clone(),
-                x.what.clone(),
-                x.attempts.to_string(),
-                opt(x.last_error.as_deref()),
-            ]);
+            t.start_row(
+                vec![ts(x.at), x.kind.to_string(), x.id.to_string()],
+                (&x.start_local, x.timezone, x.start_utc),
+                vec![
+                    x.key.clone(),
+                    x.what.clone(),
+                    x.attempts.to_string(),
+                    opt(x.last_error.as_deref()),
+                ],
+            );
         }
         t.write(out, "  ")?;
     }
@@ -413,25 +398,18 @@ fn write_status(out: &mut impl Write, s: &StatusJson) -> std::io::Result<()> {
         writeln!(out, "no deferred creates")?;
     } else {
         writeln!(out, "Deferred creates{}:", s.deferred.shown())?;
-        let mut t = Table::new(&[
-            "START (LOCAL)",
-            "ZONE",
-            "START (UTC)",
-            "KEY",
-            "TOPIC",
-            "NOT BEFORE (UTC)",
-            "REASON",
-        ]);
+        let mut t = Table::with_start(&[], &["KEY", "TOPIC", "NOT BEFORE (UTC)", "REASON"]);
         for m in &s.deferred.items {
-            t.row(vec![
-                m.start_local.clone(),
-                m.timezone.clone(),
-                m.start_utc.clone(),
-                m.key.clone(),
-                m.topic.clone(),
-                opt(m.not_before.as_deref()),
-                opt(m.last_error.as_deref()),
-            ]);
+            t.start_row(
+                vec![],
+                (&m.start_local, m.timezone, m.start_utc),
+                vec![
+                    m.key.clone(),
+                    m.topic.clone(),
+                    opt(m.not_before.map(ts)),
+                    opt(m.last_error.as_deref()),
+                ],
+            );
         }
         t.write(out, "  ")?;
     }
@@ -442,7 +420,7 @@ fn write_status(out: &mut impl Write, s: &StatusJson) -> std::io::Result<()> {
         Some(e) => writeln!(
             out,
             "Last error: {} {}{}: {}",
-            e.at,
+            ts(e.at),
             e.kind,
             e.key
                 .as_deref()
@@ -454,19 +432,20 @@ fn write_status(out: &mut impl Write, s: &StatusJson) -> std::io::Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// JSON documents: these field names are documented in README ("Querying") and stay stable.
+// JSON documents: the store's rows as they are. Their field names are documented in README
+// ("Querying") and stay stable.
 
 #[derive(Debug, Serialize)]
 struct StatusJson {
-    now: String,
+    now: DateTime<Utc>,
     database: String,
-    upcoming: Section<MeetingJson>,
-    recordings_pending: Section<MeetingJson>,
+    upcoming: Section<OccurrenceRow>,
+    recordings_pending: Section<OccurrenceRow>,
     files: FileCountsJson,
     archived_today: ArchivedJson,
     failures: Section<FailureItem>,
-    deferred: Section<MeetingJson>,
-    last_error: Option<EventJson>,
+    deferred: Section<OccurrenceRow>,
+    last_error: Option<EventRow>,
 }
 
 /// `count` is the total; `items` the first `--limit` of them.
@@ -499,148 +478,19 @@ struct FileCountsJson {
 
 #[derive(Debug, Serialize)]
 struct ArchivedJson {
-    since: String,
+    since: DateTime<Utc>,
     files: i64,
     bytes: i64,
 }
 
 #[derive(Debug, Serialize)]
-struct EventJson {
-    id: i64,
-    at: String,
-    kind: String,
-    key: Option<String>,
-    occurrence_id: Option<i64>,
-    meeting_id: Option<i64>,
-    file_row: Option<i64>,
-    message: String,
-}
-
-impl From<&EventRow> for EventJson {
-    fn from(e: &EventRow) -> Self {
-        EventJson {
-            id: e.id,
-            at: e.at.clone(),
-            kind: e.kind.clone(),
-            key: e.key.clone(),
-            occurrence_id: e.occurrence_id,
-            meeting_id: e.meeting_id,
-            file_row: e.file_row,
-            message: e.message.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
 struct MeetingsJson {
-    meetings: Vec<MeetingJson>,
-}
-
-#[derive(Debug, Serialize)]
-struct MeetingJson {
-    id: i64,
-    key: String,
-    topic: String,
-    start_utc: String,
-    start_local: String,
-    timezone: String,
-    duration_min: i64,
-    host: String,
-    state: String,
-    meeting_id: Option<i64>,
-    join_url: Option<String>,
-    not_before: Option<String>,
-    attempts: i64,
-    last_error: Option<String>,
-    recording_state: String,
-    next_poll_at: Option<String>,
-}
-
-impl From<&OccurrenceRow> for MeetingJson {
-    fn from(o: &OccurrenceRow) -> Self {
-        MeetingJson {
-            id: o.id,
-            key: o.key.clone(),
-            topic: o.topic.clone(),
-            start_utc: o.start_utc.clone(),
-            start_local: o.start_local.clone(),
-            timezone: o.timezone.clone(),
-            duration_min: o.duration_min,
-            host: o.host.clone(),
-            state: o.state.clone(),
-            meeting_id: o.meeting_id,
-            join_url: o.join_url.clone(),
-            not_before: o.not_before.clone(),
-            attempts: o.attempts,
-            last_error: o.last_error.clone(),
-            recording_state: o.recording_state.clone(),
-            next_poll_at: o.next_poll_at.clone(),
-        }
-    }
+    meetings: Vec<OccurrenceRow>,
 }
 
 #[derive(Debug, Serialize)]
 struct FilesJson {
-    files: Vec<FileJson>,
-}
-
-#[derive(Debug, Serialize)]
-struct FileJson {
-    id: i64,
-    key: String,
-    topic: String,
-    start_utc: String,
-    start_local: String,
-    timezone: String,
-    meeting_id: Option<i64>,
-    meeting_uuid: String,
-    recording_id: i64,
-    file_id: String,
-    file_type: String,
-    file_extension: String,
-    recording_type: Option<String>,
-    recording_start: Option<String>,
-    recording_end: Option<String>,
-    state: String,
-    file_size: Option<i64>,
-    bytes: Option<i64>,
-    attempts: i64,
-    next_attempt_at: Option<String>,
-    path: Option<String>,
-    sha256: Option<String>,
-    archived_at: Option<String>,
-    last_error: Option<String>,
-}
-
-impl From<&FileRow> for FileJson {
-    fn from(f: &FileRow) -> Self {
-        FileJson {
-            id: f.id,
-            key: f.key.clone(),
-            topic: f.topic.clone(),
-            start_utc: f.start_utc.clone(),
-            start_local: f.start_local.clone(),
-            timezone: f.timezone.clone(),
-            meeting_id: f.meeting_id,
-            meeting_uuid: f.meeting_uuid.clone(),
-            recording_id: f.recording_id,
-            file_id: f.file_id.clone(),
-            file_type: f.file_type.clone(),
-            file_extension: f.file_extension.clone(),
-            recording_type: f.recording_type.clone(),
-            recording_start: f.recording_start.clone(),
-            recording_end: f.recording_end.clone(),
-            state: f.state.clone(),
-            file_size: f.file_size,
-            bytes: f.bytes,
-            attempts: f.attempts,
-            next_attempt_at: f.next_attempt_at.clone(),
-            path: f.path.clone(),
-            sha256: f.sha256.clone(),
-            archived_at: f.archived_at.clone(),
-            last_error: f.last_error.clone(),
-        }
-    }
+    files: Vec<FileRow>,
 }
 
 #[derive(Debug, Serialize)]
@@ -652,102 +502,95 @@ struct RetryJson {
 // ---------------------------------------------------------------------------------------------
 // human tables
 
-fn meetings_table(rows: &[MeetingJson], with_id: bool) -> Table {
-    let mut head = Vec::new();
-    if with_id {
-        head.push("ID");
-    }
-    head.extend([
-        "START (LOCAL)",
-        "ZONE",
-        "START (UTC)",
-        "KEY",
-        "TOPIC",
-        "MIN",
-        "STATE",
-        "MEETING ID",
-        "RECORDING",
-        "JOIN URL / NOTE",
-    ]);
-    let mut t = Table::new(&head);
+fn meetings_table(rows: &[OccurrenceRow], with_id: bool) -> Table {
+    let lead: &[&str] = if with_id { &["ID"] } else { &[] };
+    let mut t = Table::with_start(
+        lead,
+        &[
+            "KEY",
+            "TOPIC",
+            "MIN",
+            "STATE",
+            "MEETING ID",
+            "RECORDING",
+            "JOIN URL / NOTE",
+        ],
+    );
     for m in rows {
-        let mut r = Vec::new();
-        if with_id {
-            r.push(m.id.to_string());
-        }
-        let note = match (m.state.as_str(), &m.join_url) {
-            ("deferred" | "failed", _) => format!(
+        let note = match (m.state, &m.join_url) {
+            (OccurrenceState::Deferred | OccurrenceState::Failed, _) => format!(
                 "next attempt {}: {}",
-                opt(m.not_before.as_deref()),
+                opt(m.not_before.map(ts)),
                 opt(m.last_error.as_deref())
             ),
-            ("creating", _) => match &m.last_error {
+            (OccurrenceState::Creating, _) => match &m.last_error {
                 Some(e) => format!("outcome unknown: {e}"),
                 None => "being created".to_string(),
             },
             (_, Some(url)) => url.clone(),
             (_, None) => opt(m.last_error.as_deref()),
         };
-        r.extend([
-            m.start_local.clone(),
-            m.timezone.clone(),
-            m.start_utc.clone(),
-            m.key.clone(),
-            m.topic.clone(),
-            m.duration_min.to_string(),
-            m.state.clone(),
-            opt(m.meeting_id),
-            m.recording_state.clone(),
-            note,
-        ]);
-        t.row(r);
+        t.start_row(
+            if with_id {
+                vec![m.id.to_string()]
+            } else {
+                vec![]
+            },
+            (&m.start_local, m.timezone, m.start_utc),
+            vec![
+                m.key.clone(),
+                m.topic.clone(),
+                m.duration_min.to_string(),
+                m.state.to_string(),
+                opt(m.meeting_id),
+                m.recording_state.to_string(),
+                note,
+            ],
+        );
     }
     t
 }
 
-fn files_table(rows: &[FileJson]) -> Table {
-    let mut t = Table::new(&[
-        "ID",
-        "START (LOCAL)",
-        "ZONE",
-        "START (UTC)",
-        "KEY",
-        "TYPE",
-        "STATE",
-        "SIZE",
-        "ATTEMPTS",
-        "PATH / NOTE",
-    ]);
+fn files_table(rows: &[FileRow]) -> Table {
+    let mut t = Table::with_start(
+        &["ID"],
+        &["KEY", "TYPE", "STATE", "SIZE", "ATTEMPTS", "PATH / NOTE"],
+    );
     for f in rows {
-        let note = match (f.state.as_str(), &f.path, &f.last_error) {
-            ("archived", Some(p), _) => p.clone(),
+        let note = match (f.state, &f.path, &f.last_error) {
+            (FileState::Archived, Some(p), _) => p.clone(),
             (_, _, Some(e)) => e.clone(),
-            ("queued", _, None) => format!("next attempt {}", opt(f.next_attempt_at.as_deref())),
-            ("processing", _, None) => "not ready at Zoom yet".to_string(),
+            (FileState::Queued, _, None) => {
+                format!("next attempt {}", opt(f.next_attempt_at.map(ts)))
+            }
+            (FileState::Processing, _, None) => "not ready at Zoom yet".to_string(),
             (_, p, None) => opt(p.as_deref()),
         };
-        t.row(vec![
-            f.id.to_string(),
-            f.start_local.clone(),
-            f.timezone.clone(),
-            f.start_utc.clone(),
-            f.key.clone(),
-            if f.file_type.eq_ignore_ascii_case(&f.file_extension) {
-                f.file_type.clone()
-            } else {
-                format!("{} (.{})", f.file_type, f.file_extension.to_lowercase())
-            },
-            f.state.clone(),
-            f.bytes
-                .or(f.file_size)
-                .map(human_bytes)
-                .unwrap_or_else(dash),
-            f.attempts.to_string(),
-            note,
-        ]);
+        t.start_row(
+            vec![f.id.to_string()],
+            (&f.start_local, f.timezone, f.start_utc),
+            vec![
+                f.key.clone(),
+                if f.file_type.eq_ignore_ascii_case(&f.file_extension) {
+                    f.file_type.clone()
+                } else {
+                    format!("{} (.{})", f.file_type, f.file_extension.to_lowercase())
+                },
+                f.state.to_string(),
+                f.bytes
+                    .or(f.file_size)
+                    .map(human_bytes)
+                    .unwrap_or_else(dash),
+                f.attempts.to_string(),
+                note,
+            ],
+        );
     }
     t
 }
+
+/// The three columns every listing shows a meeting's start in: local with its zone, and UTC.
+const START_HEAD: [&str; 3] = ["START (LOCAL)", "ZONE", "START (UTC)"];
 
 /// Columns padded to their widest cell, two spaces apart; the last column is not padded.
 struct Table {
@@ -763,8 +606,32 @@ impl Table {
         }
     }
 
+    /// `lead` columns, the start columns, then `rest`.
+    fn with_start(lead: &[&str], rest: &[&str]) -> Table {
+        let head: Vec<&str> = lead
+            .iter()
+            .chain(&START_HEAD)
+            .chain(rest)
+            .copied()
+            .collect();
+        Table::new(&head)
+    }
+
     fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells.iter().map(|c| cell(c)).collect());
+    }
+
+    /// A row of a [`Table::with_start`] table.
+    fn start_row(
+        &mut self,
+        lead: Vec<String>,
+        (local, zone, utc): (&str, Tz, DateTime<Utc>),
+        rest: Vec<String>,
+    ) {
+        let mut cells = lead;
+        cells.extend([local.to_string(), zone.name().to_string(), ts(utc)]);
+        cells.extend(rest);
+        self.row(cells);
     }
 
     fn write(&self, out: &mut impl Write, indent: &str) -> std::io::Result<()> {

@@ -33,13 +33,8 @@ pub async fn daemon(path: &Path) -> ExitCode {
             return ExitCode::from(super::EXIT_RUNTIME);
         }
     };
-    match daemon::run(path.to_path_buf(), config, ctx, control, None).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{e}");
-            exit_for(&e)
-        }
-    }
+    daemon::run(path.to_path_buf(), config, ctx, control, None).await;
+    ExitCode::SUCCESS
 }
 
 pub async fn sync(path: &Path) -> ExitCode {

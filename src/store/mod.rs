@@ -48,12 +48,28 @@ pub enum StoreError {
     },
     #[error("database: {op}: {message}")]
     Invalid { op: &'static str, message: String },
+    /// A stored value does not parse; names the row so a person can look at it.
+    #[error("database: {op}: {source}")]
+    Corrupt {
+        op: &'static str,
+        #[source]
+        source: Corrupt,
+    },
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
 
 fn q(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |source| StoreError::Query { op, source }
+    move |source| match source {
+        sqlx::Error::Decode(inner) => match inner.downcast::<Corrupt>() {
+            Ok(c) => StoreError::Corrupt { op, source: *c },
+            Err(other) => StoreError::Query {
+                op,
+                source: sqlx::Error::Decode(other),
+            },
+        },
+        source => StoreError::Query { op, source },
+    }
 }
 
 /// Formats an instant the way the database stores it.
@@ -66,6 +82,22 @@ pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|t| t.with_timezone(&Utc))
+}
+
+/// An instant computed in SQL (`min(...)`): `None` when there is none, an error when the
+/// stored text is not an instant.
+fn instant(
+    op: &'static str,
+    column: &'static str,
+    s: Option<String>,
+) -> Result<Option<DateTime<Utc>>> {
+    match s {
+        None => Ok(None),
+        Some(s) => parse_ts(&s).map(Some).ok_or_else(|| StoreError::Invalid {
+            op,
+            message: format!("{column} holds '{s}', not an instant (YYYY-MM-DDTHH:MM:SSZ)"),
+        }),
+    }
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -161,7 +193,7 @@ impl Store {
         o: &NewOccurrence,
         now: DateTime<Utc>,
     ) -> Result<OccurrenceRow> {
-        self.insert_occurrence(o, "creating", None, None, now)
+        self.insert_occurrence(o, OccurrenceState::Creating, None, None, now)
             .await?;
         self.occurrence_by_key(&o.key, o.start_utc)
             .await?
@@ -179,7 +211,7 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        self.insert_occurrence(o, "deferred", Some(until), Some(reason), now)
+        self.insert_occurrence(o, OccurrenceState::Deferred, Some(until), Some(reason), now)
             .await
     }
 
@@ -187,7 +219,7 @@ impl Store {
     async fn insert_occurrence(
         &self,
         o: &NewOccurrence,
-        state: &str,
+        state: OccurrenceState,
         not_before: Option<DateTime<Utc>>,
         reason: Option<&str>,
         now: DateTime<Utc>,
@@ -203,15 +235,15 @@ impl Store {
         .bind(&o.key)
         .bind(ts(o.start_utc))
         .bind(&o.start_local)
-        .bind(&o.timezone)
+        .bind(o.timezone.name())
         .bind(i64::from(o.duration_min))
         .bind(&o.host)
         .bind(&o.topic)
         .bind(&o.agenda)
-        .bind(&o.settings_json)
+        .bind(settings_text(&o.settings))
         .bind(&o.marker)
         .bind(state)
-        .bind(i64::from(state == "creating"))
+        .bind(i64::from(state == OccurrenceState::Creating))
         .bind(not_before.map(ts))
         .bind(reason)
         .bind(&now)
@@ -241,7 +273,7 @@ impl Store {
         .bind(&o.host)
         .bind(&o.topic)
         .bind(&o.agenda)
-        .bind(&o.settings_json)
+        .bind(settings_text(&o.settings))
         .bind(ts(now))
         .bind(id)
         .execute(&self.pool)
@@ -282,7 +314,8 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        self.set_waiting(id, "deferred", until, reason, now).await
+        self.set_waiting(id, OccurrenceState::Deferred, until, reason, now)
+            .await
     }
 
     /// Zoom refused the create; try again at `retry_at`.
@@ -293,13 +326,14 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        self.set_waiting(id, "failed", retry_at, reason, now).await
+        self.set_waiting(id, OccurrenceState::Failed, retry_at, reason, now)
+            .await
     }
 
     async fn set_waiting(
         &self,
         id: i64,
-        state: &str,
+        state: OccurrenceState,
         until: DateTime<Utc>,
         reason: &str,
         now: DateTime<Utc>,
@@ -346,7 +380,7 @@ impl Store {
         .bind(&o.topic)
         .bind(i64::from(o.duration_min))
         .bind(&o.agenda)
-        .bind(&o.settings_json)
+        .bind(settings_text(&o.settings))
         .bind(&o.start_local)
         .bind(ts(now))
         .bind(id)
@@ -370,14 +404,6 @@ impl Store {
         .await
         .map_err(q("mark cancelled"))?;
         Ok(())
-    }
-
-    pub async fn occurrence(&self, id: i64) -> Result<Option<OccurrenceRow>> {
-        sqlx::query_as(&format!("SELECT {OCC_COLS} FROM occurrences WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(q("read occurrence"))
     }
 
     pub async fn occurrence_by_key(
@@ -422,7 +448,7 @@ impl Store {
         .fetch_one(&self.pool)
         .await
         .map_err(q("next create attempt"))?;
-        Ok(s.as_deref().and_then(parse_ts))
+        instant("next create attempt", "occurrences.not_before", s)
     }
 
     /// Every occurrence in `creating` (outcome unknown), whatever its start.
@@ -502,7 +528,7 @@ impl Store {
         .fetch_one(&self.pool)
         .await
         .map_err(q("next poll"))?;
-        Ok(s.as_deref().and_then(parse_ts))
+        instant("next poll", "occurrences.next_poll_at", s)
     }
 
     /// After a poll: the watch's state and when to look again (`None`: stop watching).
@@ -518,7 +544,7 @@ impl Store {
                  updated_at = ?
              WHERE id = ?",
         )
-        .bind(recording_state.as_str())
+        .bind(recording_state)
         .bind(next.map(ts))
         .bind(ts(now))
         .bind(id)
@@ -577,7 +603,11 @@ impl Store {
     /// Archived and failed files keep their state.
     pub async fn upsert_file(&self, f: &SeenFile, now: DateTime<Utc>) -> Result<()> {
         let now = ts(now);
-        let state = if f.completed { "queued" } else { "processing" };
+        let state = if f.completed {
+            FileState::Queued
+        } else {
+            FileState::Processing
+        };
         sqlx::query(
             "INSERT INTO recording_files (recording_id, file_id, file_type, file_extension,
                  recording_type, recording_start, recording_end, file_size, download_url, state,
@@ -665,9 +695,9 @@ impl Store {
             "UPDATE recordings SET state = ?, updated_at = ? WHERE id = ? AND state = 'archived'",
         )
         .bind(if deleted {
-            "cloud_deleted"
+            RecordingState::CloudDeleted
         } else {
-            "cloud_trashed"
+            RecordingState::CloudTrashed
         })
         .bind(ts(now))
         .bind(recording_id)
@@ -720,7 +750,7 @@ impl Store {
         .fetch_one(&self.pool)
         .await
         .map_err(q("next download"))?;
-        Ok(s.as_deref().and_then(parse_ts))
+        instant("next download", "recording_files.next_attempt_at", s)
     }
 
     /// Claims a queued file for download; false when someone else did or it changed state.
@@ -749,7 +779,7 @@ impl Store {
     ) -> Result<()> {
         sqlx::query(
             "UPDATE recording_files SET state = 'archived', bytes = ?, sha256 = ?, archived_at = ?,
-                 last_error = NULL, next_attempt_at = NULL, updated_at = ?
+                 last_error = NULL, failure_kind = NULL, next_attempt_at = NULL, updated_at = ?
              WHERE id = ?",
         )
         .bind(bytes)
@@ -768,21 +798,24 @@ impl Store {
     pub async fn download_failed(
         &self,
         id: i64,
+        kind: FailureKind,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
         stale_url: bool,
         now: DateTime<Utc>,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE recording_files SET state = ?, last_error = ?, next_attempt_at = ?,
+            "UPDATE recording_files SET state = ?, failure_kind = ?, last_error = ?,
+                 next_attempt_at = ?,
                  download_url = CASE WHEN ? THEN NULL ELSE download_url END, updated_at = ?
              WHERE id = ?",
         )
         .bind(if retry_at.is_some() {
-            "queued"
+            FileState::Queued
         } else {
-            "failed"
+            FileState::Failed
         })
+        .bind(kind)
         .bind(error)
         .bind(retry_at.map(ts))
         .bind(stale_url)
@@ -861,7 +894,7 @@ impl Store {
         sqlx::query_as(&format!(
             "{FILE_SELECT} WHERE (?1 IS NULL OR f.state = ?1) ORDER BY o.start_utc DESC, f.id"
         ))
-        .bind(state.map(FileState::as_str))
+        .bind(state)
         .fetch_all(&self.pool)
         .await
         .map_err(q("list files"))
@@ -944,18 +977,6 @@ impl Store {
         .map_err(q("list events"))
     }
 
-    /// The `upcoming_meetings` view.
-    pub async fn upcoming_meetings(&self) -> Result<Vec<UpcomingRow>> {
-        sqlx::query_as(
-            "SELECT key, topic, start_utc, start_local, timezone, duration_min, host, state,
-                    meeting_id, join_url, not_before, last_error
-             FROM upcoming_meetings",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(q("read upcoming_meetings"))
-    }
-
     /// The `archive` view.
     pub async fn archive(&self) -> Result<Vec<ArchiveRow>> {
         sqlx::query_as(
@@ -967,40 +988,11 @@ impl Store {
         .await
         .map_err(q("read archive"))
     }
+}
 
-    /// The `failures` view.
-    pub async fn failures(&self) -> Result<Vec<FailureRow>> {
-        sqlx::query_as(
-            "SELECT kind, id, key, start_utc, meeting_id, what, attempts, last_error, at
-             FROM failures ORDER BY at DESC",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(q("read failures"))
-    }
-
-    /// Counts for `zoomd status`.
-    pub async fn counts(&self, since: DateTime<Utc>) -> Result<Counts> {
-        sqlx::query_as(
-            "SELECT
-               (SELECT count(*) FROM recording_files WHERE state IN ('queued', 'downloading'))
-                   AS files_pending,
-               (SELECT count(*) FROM recording_files WHERE state = 'processing')
-                   AS files_processing,
-               (SELECT count(*) FROM occurrences WHERE state = 'created'
-                   AND recording_state IN ('waiting', 'found')) AS recordings_pending,
-               (SELECT count(*) FROM recording_files WHERE state = 'archived'
-                   AND archived_at >= ?1) AS archived_since,
-               (SELECT coalesce(sum(bytes), 0) FROM recording_files WHERE state = 'archived'
-                   AND archived_at >= ?1) AS archived_bytes_since,
-               (SELECT count(*) FROM failures) AS failures,
-               (SELECT count(*) FROM occurrences WHERE state = 'deferred') AS deferred",
-        )
-        .bind(ts(since))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(q("count status"))
-    }
+/// Settings as stored: the JSON text sent to Zoom.
+fn settings_text(s: &Settings) -> String {
+    serde_json::Value::Object(s.clone()).to_string()
 }
 
 fn base_options(path: &Path) -> SqliteConnectOptions {
@@ -1008,4 +1000,110 @@ fn base_options(path: &Path) -> SqliteConnectOptions {
         .filename(path)
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().expect("instant")
+    }
+
+    fn occurrence(key: &str, start: DateTime<Utc>) -> NewOccurrence {
+        NewOccurrence {
+            key: key.into(),
+            start_utc: start,
+            start_local: "2026-12-07T10:00:00+01:00".into(),
+            timezone: chrono_tz::Europe::Berlin,
+            duration_min: 45,
+            host: "me".into(),
+            topic: "Standup".into(),
+            agenda: Some(format!("zoomd:{key}:{}", ts(start))),
+            settings: serde_json::json!({"auto_recording": "cloud", "waiting_room": false})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            marker: format!("zoomd:{key}:{}", ts(start)),
+        }
+    }
+
+    #[tokio::test]
+    async fn rows_come_back_typed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("s.db")).await.expect("open");
+        let start = t("2026-12-07T09:00:00Z");
+        let now = t("2026-12-01T08:00:00Z");
+        let want = occurrence("standup", start);
+        let row = store
+            .record_create_intent(&want, now)
+            .await
+            .expect("intent");
+        assert_eq!(row.state, OccurrenceState::Creating);
+        assert_eq!(row.start_utc, start);
+        assert_eq!(row.updated_at, now);
+        assert_eq!(row.timezone, chrono_tz::Europe::Berlin);
+        assert_eq!(row.settings_json, want.settings);
+        assert_eq!(row.recording_state, RecordingWatch::Waiting);
+        store
+            .mark_deferred(row.id, t("2026-12-02T00:00:00Z"), "cap", now)
+            .await
+            .expect("defer");
+        let again = store
+            .occurrence_by_key("standup", start)
+            .await
+            .expect("read")
+            .expect("row");
+        assert_eq!(again.state, OccurrenceState::Deferred);
+        assert_eq!(again.not_before, Some(t("2026-12-02T00:00:00Z")));
+        assert_eq!(
+            store.next_create_attempt().await.expect("next"),
+            Some(t("2026-12-02T00:00:00Z"))
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_value_is_an_error_naming_the_row_not_a_default() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("s.db")).await.expect("open");
+        let now = t("2026-12-01T08:00:00Z");
+        let row = store
+            .record_create_intent(&occurrence("standup", t("2026-12-07T09:00:00Z")), now)
+            .await
+            .expect("intent");
+        // What a hand edit in sqlite3 could leave behind.
+        sqlx::query("UPDATE occurrences SET updated_at = 'yesterday', timezone = 'Europe/Berln'")
+            .execute(&store.pool)
+            .await
+            .expect("corrupt");
+        let err = store
+            .unresolved_creates()
+            .await
+            .expect_err("a corrupt instant must not read as a default");
+        let text = err.to_string();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+        assert!(
+            text.contains(&format!("occurrences row id={}", row.id)),
+            "{text}"
+        );
+        assert!(
+            text.contains("updated_at") || text.contains("timezone"),
+            "{text}"
+        );
+
+        sqlx::query(
+            "UPDATE occurrences SET updated_at = ?, not_before = '1 day', state = 'deferred'",
+        )
+        .bind(ts(now))
+        .execute(&store.pool)
+        .await
+        .expect("corrupt");
+        let err = store
+            .next_create_attempt()
+            .await
+            .expect_err("'1 day' is not an instant");
+        assert!(err.to_string().contains("'1 day'"), "{err}");
+        store.close().await;
+    }
 }

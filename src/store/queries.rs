@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::rows::OCC_COLS;
-use super::{EventRow, OccurrenceRow, Result, Store, q, ts};
+use super::{ERROR_EVENT_KINDS, EventRow, FailureItem, OccurrenceRow, Result, Store, q, ts};
 
 /// The numbers `zoomd status` shows, each counted from an index.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow, Serialize)]
@@ -39,24 +39,6 @@ impl StatusCounts {
     pub fn failures(&self) -> i64 {
         self.files_failed + self.recordings_missing + self.meetings_failed
     }
-}
-
-/// A row of the `failures` view with the occurrence's local start and zone.
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
-pub struct FailureItem {
-    /// `file`, `recording` or `meeting`.
-    pub kind: String,
-    /// The file's row id for `file` (what `zoomd retry` takes), else the occurrence's.
-    pub id: i64,
-    pub key: String,
-    pub start_utc: String,
-    pub start_local: String,
-    pub timezone: String,
-    pub meeting_id: Option<i64>,
-    pub what: String,
-    pub attempts: i64,
-    pub last_error: Option<String>,
-    pub at: String,
 }
 
 /// `status_counts`: ?1 = now, ?2 = since.
@@ -100,6 +82,23 @@ const NEWEST_FAILURES: &str = "SELECT fl.kind, fl.id, fl.key, fl.start_utc, o.st
      JOIN occurrences o ON o.key = fl.key AND o.start_utc = fl.start_utc
      ORDER BY fl.at DESC LIMIT ?";
 
+/// What `zoomd status` and the systemd status line show: counts from indexes and the first
+/// rows of each section.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub counts: StatusCounts,
+    /// The next upcoming occurrences, soonest first.
+    pub upcoming: Vec<OccurrenceRow>,
+    /// Started meetings whose recording is awaited or being archived, oldest first.
+    pub pending: Vec<OccurrenceRow>,
+    /// The newest rows of the `failures` view.
+    pub failures: Vec<FailureItem>,
+    /// Creates waiting for their `not_before`, soonest meeting first.
+    pub deferred: Vec<OccurrenceRow>,
+    /// The newest event of an error kind ([`ERROR_EVENT_KINDS`]).
+    pub last_error: Option<EventRow>,
+}
+
 /// The newest event of `kinds` kinds (bound one by one).
 fn newest_event_sql(kinds: usize) -> String {
     let per_kind =
@@ -111,9 +110,28 @@ fn newest_event_sql(kinds: usize) -> String {
 }
 
 impl Store {
+    /// The status at `now`, with "archived" counted from `since` and at most `limit` rows per
+    /// section. Every query reads an index (see the test below), so this is cheap enough for
+    /// every wake of the daemon's loop.
+    pub async fn status(
+        &self,
+        now: DateTime<Utc>,
+        since: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Status> {
+        Ok(Status {
+            counts: self.status_counts(now, since).await?,
+            upcoming: self.upcoming_occurrences(now, limit).await?,
+            pending: self.pending_recordings(now, limit).await?,
+            failures: self.newest_failures(limit).await?,
+            deferred: self.deferred_creates(limit).await?,
+            last_error: self.newest_event_of(&ERROR_EVENT_KINDS).await?,
+        })
+    }
+
     /// Counts for `zoomd status`: `now` splits upcoming from past, `since` starts "archived
     /// today".
-    pub async fn status_counts(
+    async fn status_counts(
         &self,
         now: DateTime<Utc>,
         since: DateTime<Utc>,
@@ -128,7 +146,7 @@ impl Store {
 
     /// The next `limit` upcoming occurrences, soonest first: the `upcoming_meetings` view's
     /// rows (same condition, with `now` a parameter) as full occurrence rows.
-    pub async fn upcoming_occurrences(
+    async fn upcoming_occurrences(
         &self,
         now: DateTime<Utc>,
         limit: i64,
@@ -143,7 +161,7 @@ impl Store {
 
     /// Created meetings that have started and whose recording is awaited or being archived,
     /// oldest first.
-    pub async fn pending_recordings(
+    async fn pending_recordings(
         &self,
         now: DateTime<Utc>,
         limit: i64,
@@ -157,7 +175,7 @@ impl Store {
     }
 
     /// Creates waiting for their `not_before`, soonest meeting first.
-    pub async fn deferred_creates(&self, limit: i64) -> Result<Vec<OccurrenceRow>> {
+    async fn deferred_creates(&self, limit: i64) -> Result<Vec<OccurrenceRow>> {
         sqlx::query_as(&format!("SELECT {OCC_COLS} {DEFERRED}"))
             .bind(limit)
             .fetch_all(&self.pool)
@@ -166,7 +184,7 @@ impl Store {
     }
 
     /// The newest `limit` rows of the `failures` view.
-    pub async fn newest_failures(&self, limit: i64) -> Result<Vec<FailureItem>> {
+    async fn newest_failures(&self, limit: i64) -> Result<Vec<FailureItem>> {
         sqlx::query_as(NEWEST_FAILURES)
             .bind(limit)
             .fetch_all(&self.pool)
@@ -175,7 +193,7 @@ impl Store {
     }
 
     /// The newest event of one of the given kinds, one index seek per kind (`events_kind`).
-    pub async fn newest_event_of(&self, kinds: &[&str]) -> Result<Option<EventRow>> {
+    async fn newest_event_of(&self, kinds: &[&str]) -> Result<Option<EventRow>> {
         if kinds.is_empty() {
             return Ok(None);
         }

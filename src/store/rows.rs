@@ -1,7 +1,277 @@
 //! The typed rows and inputs of [`super::Store`].
+//!
+//! States are enums and instants `DateTime<Utc>` (stored as `YYYY-MM-DDTHH:MM:SSZ` text, see
+//! [`super::ts`]). Rows are read through [`Cols`], so a value that does not parse is an error
+//! that names the table, the row and the column — never a default.
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
+use serde_json::{Map, Value};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite};
+
+/// Settings as sent to Zoom (`settings` of a meeting): a JSON object.
+pub type Settings = Map<String, Value>;
+
+/// A stored value that does not parse: which table, row and column, and why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{table} row {row}: column {column} holds {value}: {reason}")]
+pub struct Corrupt {
+    pub table: &'static str,
+    pub row: String,
+    pub column: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+/// One row being read: decodes columns and names the row when one is corrupt.
+pub(super) struct Cols<'r> {
+    row: &'r SqliteRow,
+    table: &'static str,
+    id: &'static str,
+}
+
+impl<'r> Cols<'r> {
+    pub(super) fn new(row: &'r SqliteRow, table: &'static str, id: &'static str) -> Self {
+        Cols { row, table, id }
+    }
+
+    pub(super) fn get<T: FromColumn>(&self, column: &'static str) -> Result<T, sqlx::Error> {
+        T::read(self, column)
+    }
+
+    fn corrupt(&self, column: &'static str, reason: String) -> sqlx::Error {
+        let text = |c: &str| {
+            self.row
+                .try_get_unchecked::<Option<String>, _>(c)
+                .ok()
+                .flatten()
+        };
+        let value = match text(column) {
+            Some(v) => format!("'{}'", v.chars().take(80).collect::<String>()),
+            None => "a value of another type".to_string(),
+        };
+        let row = self
+            .row
+            .try_get_unchecked::<Option<i64>, _>(self.id)
+            .ok()
+            .flatten()
+            .map(|i| i.to_string())
+            .or_else(|| text(self.id))
+            .unwrap_or_else(|| "?".to_string());
+        sqlx::Error::Decode(Box::new(Corrupt {
+            table: self.table,
+            row: format!("{}={row}", self.id),
+            column,
+            value,
+            reason,
+        }))
+    }
+
+    fn decode<T>(&self, column: &'static str) -> Result<T, sqlx::Error>
+    where
+        T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+    {
+        self.row.try_get(column).map_err(|e| match e {
+            sqlx::Error::ColumnDecode { source, .. } => self.corrupt(column, source.to_string()),
+            other => other,
+        })
+    }
+
+    fn parse<T>(&self, column: &'static str) -> Result<Option<T>, sqlx::Error>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let text: Option<String> = self.decode(column)?;
+        text.map(|t| {
+            t.parse()
+                .map_err(|e: T::Err| self.corrupt(column, e.to_string()))
+        })
+        .transpose()
+    }
+}
+
+/// A type a column reads into.
+pub(super) trait FromColumn: Sized {
+    fn read(cols: &Cols<'_>, column: &'static str) -> Result<Self, sqlx::Error>;
+}
+
+macro_rules! sqlx_columns {
+    ($($t:ty),* $(,)?) => {$(
+        impl FromColumn for $t {
+            fn read(cols: &Cols<'_>, column: &'static str) -> Result<Self, sqlx::Error> {
+                cols.decode(column)
+            }
+        }
+        impl FromColumn for Option<$t> {
+            fn read(cols: &Cols<'_>, column: &'static str) -> Result<Self, sqlx::Error> {
+                cols.decode(column)
+            }
+        }
+    )*};
+}
+
+sqlx_columns!(
+    i64,
+    String,
+    bool,
+    DateTime<Utc>,
+    OccurrenceState,
+    RecordingWatch,
+    RecordingState,
+    FileState,
+    FailureKind,
+    FailureSubject,
+);
+
+impl FromColumn for Tz {
+    fn read(cols: &Cols<'_>, column: &'static str) -> Result<Self, sqlx::Error> {
+        cols.parse(column)?
+            .ok_or_else(|| cols.corrupt(column, "no time zone".into()))
+    }
+}
+
+impl FromColumn for Settings {
+    fn read(cols: &Cols<'_>, column: &'static str) -> Result<Self, sqlx::Error> {
+        let text: String = cols.decode(column)?;
+        serde_json::from_str(&text)
+            .map_err(|e| cols.corrupt(column, format!("not a JSON object: {e}")))
+    }
+}
+
+/// `FromRow` for a row struct: every listed field is read with [`Cols::get`], named by
+/// `$id` (a column of the row) when corrupt.
+macro_rules! from_row {
+    ($name:ident, $table:literal, $id:literal, [$($field:ident),* $(,)?]) => {
+        impl<'r> sqlx::FromRow<'r, SqliteRow> for $name {
+            fn from_row(row: &'r SqliteRow) -> Result<Self, sqlx::Error> {
+                let cols = Cols::new(row, $table, $id);
+                Ok($name { $($field: cols.get(stringify!($field))?,)* })
+            }
+        }
+    };
+}
+
+/// A stored state: its text in the database is its `as_str`.
+macro_rules! state_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, Serialize)]
+        pub enum $name {
+            $($(#[$vm])* #[sqlx(rename = $text)] #[serde(rename = $text)] $variant,)*
+        }
+
+        impl $name {
+            pub const ALL: &[$name] = &[$($name::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text,)* }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                $name::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
+                    let all: Vec<_> = $name::ALL.iter().map(|v| v.as_str()).collect();
+                    format!("unknown state '{s}'; one of: {}", all.join(", "))
+                })
+            }
+        }
+    };
+}
+
+state_enum!(
+    /// `occurrences.state`.
+    OccurrenceState {
+        /// Intent recorded; the create's outcome is not known yet.
+        Creating = "creating",
+        Created = "created",
+        /// Waiting for `not_before` (daily cap, a transient failure).
+        Deferred = "deferred",
+        /// Zoom refused; tried again at `not_before`.
+        Failed = "failed",
+        /// Left the schedule (its meeting, if any, deleted).
+        Cancelled = "cancelled",
+    }
+);
+
+impl OccurrenceState {
+    /// Not cancelled: the occurrence is (or will be) a meeting.
+    pub fn is_live(self) -> bool {
+        self != OccurrenceState::Cancelled
+    }
+}
+
+state_enum!(
+    /// The recording watch of an occurrence (`occurrences.recording_state`).
+    RecordingWatch {
+        Waiting = "waiting",
+        Found = "found",
+        Complete = "complete",
+        Done = "done",
+        Missing = "missing",
+        /// No meeting to watch (cancelled before it took place).
+        Unwatched = "none",
+    }
+);
+
+state_enum!(
+    /// `recordings.state`.
+    RecordingState {
+        Processing = "processing",
+        Ready = "ready",
+        Archived = "archived",
+        CloudTrashed = "cloud_trashed",
+        CloudDeleted = "cloud_deleted",
+    }
+);
+
+impl RecordingState {
+    /// Every file archived (the cloud copy may since have been removed).
+    pub fn is_archived(self) -> bool {
+        matches!(
+            self,
+            RecordingState::Archived | RecordingState::CloudTrashed | RecordingState::CloudDeleted
+        )
+    }
+}
+
+state_enum!(
+    /// `recording_files.state`.
+    FileState {
+        Processing = "processing",
+        Queued = "queued",
+        Downloading = "downloading",
+        Archived = "archived",
+        Failed = "failed",
+    }
+);
+
+state_enum!(
+    /// What kind of failure a download's last attempt had (`recording_files.failure_kind`);
+    /// it decides the next attempt.
+    FailureKind {
+        /// Network, timeout, 5xx, rate limit: back off.
+        Transient = "transient",
+        /// Zoom refused the stored URL (expired): drop it and poll again at once.
+        StaleUrl = "stale_url",
+        /// Zoom refused a URL that a poll had just handed out: back off, say so.
+        Refused = "refused",
+        /// The bytes did not match Zoom's `file_size`.
+        SizeMismatch = "size_mismatch",
+        /// The archive's disk (full, permissions).
+        Disk = "disk",
+    }
+);
 
 /// What zoomd is about to send Zoom for one occurrence.
 #[derive(Debug, Clone, PartialEq)]
@@ -9,12 +279,12 @@ pub struct NewOccurrence {
     pub key: String,
     pub start_utc: DateTime<Utc>,
     pub start_local: String,
-    pub timezone: String,
+    pub timezone: Tz,
     pub duration_min: u32,
     pub host: String,
     pub topic: String,
     pub agenda: Option<String>,
-    pub settings_json: String,
+    pub settings: Settings,
     pub marker: String,
 }
 
@@ -31,59 +301,71 @@ pub(super) const OCC_COLS: &str = "id, key, start_utc, start_local, timezone, du
     topic, agenda, settings_json, marker, state, meeting_id, meeting_uuid, join_url, password,
     not_before, attempts, last_error, recording_state, next_poll_at, polls, updated_at";
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+/// An occurrence: the meeting zoomd created (or tried to) and the watch of its recording.
+#[derive(Debug, Clone, Serialize)]
 pub struct OccurrenceRow {
     pub id: i64,
     pub key: String,
-    pub start_utc: String,
+    pub start_utc: DateTime<Utc>,
     pub start_local: String,
-    pub timezone: String,
+    pub timezone: Tz,
     pub duration_min: i64,
     pub host: String,
     pub topic: String,
     pub agenda: Option<String>,
-    pub settings_json: String,
+    #[serde(skip)]
+    pub settings_json: Settings,
     pub marker: String,
-    pub state: String,
+    pub state: OccurrenceState,
     pub meeting_id: Option<i64>,
     pub meeting_uuid: Option<String>,
     pub join_url: Option<String>,
     #[serde(skip)]
     pub password: Option<String>,
-    pub not_before: Option<String>,
+    pub not_before: Option<DateTime<Utc>>,
     pub attempts: i64,
     pub last_error: Option<String>,
-    pub recording_state: String,
-    pub next_poll_at: Option<String>,
+    pub recording_state: RecordingWatch,
+    pub next_poll_at: Option<DateTime<Utc>>,
     pub polls: i64,
-    pub updated_at: String,
+    pub updated_at: DateTime<Utc>,
 }
+
+from_row!(
+    OccurrenceRow,
+    "occurrences",
+    "id",
+    [
+        id,
+        key,
+        start_utc,
+        start_local,
+        timezone,
+        duration_min,
+        host,
+        topic,
+        agenda,
+        settings_json,
+        marker,
+        state,
+        meeting_id,
+        meeting_uuid,
+        join_url,
+        password,
+        not_before,
+        attempts,
+        last_error,
+        recording_state,
+        next_poll_at,
+        polls,
+        updated_at
+    ]
+);
 
 impl OccurrenceRow {
-    pub fn start(&self) -> Option<DateTime<Utc>> {
-        super::parse_ts(&self.start_utc)
-    }
-}
-
-/// The recording watch of an occurrence (`occurrences.recording_state`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordingWatch {
-    Waiting,
-    Found,
-    Complete,
-    Done,
-    Missing,
-}
-
-impl RecordingWatch {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordingWatch::Waiting => "waiting",
-            RecordingWatch::Found => "found",
-            RecordingWatch::Complete => "complete",
-            RecordingWatch::Done => "done",
-            RecordingWatch::Missing => "missing",
-        }
+    /// The scheduled end.
+    pub fn end(&self) -> DateTime<Utc> {
+        self.start_utc + chrono::Duration::minutes(self.duration_min)
     }
 }
 
@@ -100,16 +382,31 @@ pub struct SeenRecording {
 pub(super) const REC_COLS: &str =
     "id, occurrence_id, meeting_uuid, meeting_id, start_time, total_size, state";
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct RecordingRow {
     pub id: i64,
     pub occurrence_id: i64,
     pub meeting_uuid: String,
     pub meeting_id: i64,
-    pub start_time: Option<String>,
+    pub start_time: Option<DateTime<Utc>>,
     pub total_size: Option<i64>,
-    pub state: String,
+    pub state: RecordingState,
 }
+
+from_row!(
+    RecordingRow,
+    "recordings",
+    "id",
+    [
+        id,
+        occurrence_id,
+        meeting_uuid,
+        meeting_id,
+        start_time,
+        total_size,
+        state
+    ]
+);
 
 /// A recording file as Zoom lists it.
 #[derive(Debug, Clone)]
@@ -127,59 +424,17 @@ pub struct SeenFile {
     pub completed: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileState {
-    Processing,
-    Queued,
-    Downloading,
-    Archived,
-    Failed,
-}
-
-impl FileState {
-    pub const ALL: [FileState; 5] = [
-        FileState::Processing,
-        FileState::Queued,
-        FileState::Downloading,
-        FileState::Archived,
-        FileState::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FileState::Processing => "processing",
-            FileState::Queued => "queued",
-            FileState::Downloading => "downloading",
-            FileState::Archived => "archived",
-            FileState::Failed => "failed",
-        }
-    }
-}
-
-impl std::str::FromStr for FileState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        FileState::ALL
-            .into_iter()
-            .find(|f| f.as_str() == s)
-            .ok_or_else(|| {
-                let all: Vec<_> = FileState::ALL.iter().map(|f| f.as_str()).collect();
-                format!("unknown state '{s}'; one of: {}", all.join(", "))
-            })
-    }
-}
-
 pub(super) const FILE_SELECT: &str = "SELECT f.id, f.recording_id, f.file_id, f.file_type,
     f.file_extension, f.recording_type, f.recording_start, f.recording_end, f.file_size,
     f.download_url, f.state, f.attempts, f.next_attempt_at, f.path, f.bytes, f.sha256,
-    f.last_error, f.archived_at, r.meeting_uuid, r.occurrence_id, o.key, o.topic, o.start_utc,
-    o.start_local, o.timezone, o.meeting_id
+    f.last_error, f.failure_kind, f.archived_at, r.meeting_uuid, r.occurrence_id, o.key,
+    o.topic, o.start_utc, o.start_local, o.timezone, o.meeting_id
     FROM recording_files f
     JOIN recordings r ON r.id = f.recording_id
     JOIN occurrences o ON o.id = r.occurrence_id";
 
 /// A file with what naming and downloading it needs from its recording and occurrence.
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct FileRow {
     pub id: i64,
     pub recording_id: i64,
@@ -187,28 +442,64 @@ pub struct FileRow {
     pub file_type: String,
     pub file_extension: String,
     pub recording_type: Option<String>,
-    pub recording_start: Option<String>,
-    pub recording_end: Option<String>,
+    pub recording_start: Option<DateTime<Utc>>,
+    pub recording_end: Option<DateTime<Utc>>,
     pub file_size: Option<i64>,
     #[serde(skip)]
     pub download_url: Option<String>,
-    pub state: String,
+    pub state: FileState,
     pub attempts: i64,
-    pub next_attempt_at: Option<String>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
     pub path: Option<String>,
     pub bytes: Option<i64>,
     pub sha256: Option<String>,
     pub last_error: Option<String>,
-    pub archived_at: Option<String>,
+    pub failure_kind: Option<FailureKind>,
+    pub archived_at: Option<DateTime<Utc>>,
     pub meeting_uuid: String,
     pub occurrence_id: i64,
     pub key: String,
     pub topic: String,
-    pub start_utc: String,
+    pub start_utc: DateTime<Utc>,
     pub start_local: String,
-    pub timezone: String,
+    pub timezone: Tz,
     pub meeting_id: Option<i64>,
 }
+
+from_row!(
+    FileRow,
+    "recording_files",
+    "id",
+    [
+        id,
+        recording_id,
+        file_id,
+        file_type,
+        file_extension,
+        recording_type,
+        recording_start,
+        recording_end,
+        file_size,
+        download_url,
+        state,
+        attempts,
+        next_attempt_at,
+        path,
+        bytes,
+        sha256,
+        last_error,
+        failure_kind,
+        archived_at,
+        meeting_uuid,
+        occurrence_id,
+        key,
+        topic,
+        start_utc,
+        start_local,
+        timezone,
+        meeting_id
+    ]
+);
 
 /// One line of the append-only log.
 #[derive(Debug, Clone, Default)]
@@ -221,10 +512,10 @@ pub struct NewEvent<'a> {
     pub message: String,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct EventRow {
     pub id: i64,
-    pub at: String,
+    pub at: DateTime<Utc>,
     pub kind: String,
     pub key: Option<String>,
     pub occurrence_id: Option<i64>,
@@ -233,27 +524,28 @@ pub struct EventRow {
     pub message: String,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
-pub struct UpcomingRow {
-    pub key: String,
-    pub topic: String,
-    pub start_utc: String,
-    pub start_local: String,
-    pub timezone: String,
-    pub duration_min: i64,
-    pub host: String,
-    pub state: String,
-    pub meeting_id: Option<i64>,
-    pub join_url: Option<String>,
-    pub not_before: Option<String>,
-    pub last_error: Option<String>,
-}
+from_row!(
+    EventRow,
+    "events",
+    "id",
+    [
+        id,
+        at,
+        kind,
+        key,
+        occurrence_id,
+        meeting_id,
+        file_row,
+        message
+    ]
+);
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+/// A row of the `archive` view.
+#[derive(Debug, Clone, Serialize)]
 pub struct ArchiveRow {
     pub key: String,
     pub topic: String,
-    pub start_utc: String,
+    pub start_utc: DateTime<Utc>,
     pub start_local: String,
     pub meeting_id: Option<i64>,
     pub meeting_uuid: String,
@@ -264,32 +556,78 @@ pub struct ArchiveRow {
     pub bytes: Option<i64>,
     pub sha256: Option<String>,
     pub path: Option<String>,
-    pub archived_at: Option<String>,
+    pub archived_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
-pub struct FailureRow {
-    pub kind: String,
+from_row!(
+    ArchiveRow,
+    "archive",
+    "file_row",
+    [
+        key,
+        topic,
+        start_utc,
+        start_local,
+        meeting_id,
+        meeting_uuid,
+        file_row,
+        file_id,
+        file_type,
+        file_extension,
+        bytes,
+        sha256,
+        path,
+        archived_at
+    ]
+);
+
+state_enum!(
+    /// What a row of the `failures` view is about.
+    FailureSubject {
+        /// A file that failed for good (`zoomd retry` takes its id).
+        File = "file",
+        /// A meeting whose cloud recording never came.
+        Recording = "recording",
+        /// A meeting Zoom refused to create.
+        Meeting = "meeting",
+    }
+);
+
+/// A row of the `failures` view with the occurrence's local start and zone.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureItem {
+    pub kind: FailureSubject,
+    /// The file's row id for `file` (what `zoomd retry` takes), else the occurrence's.
     pub id: i64,
     pub key: String,
-    pub start_utc: String,
+    pub start_utc: DateTime<Utc>,
+    pub start_local: String,
+    pub timezone: Tz,
     pub meeting_id: Option<i64>,
     pub what: String,
     pub attempts: i64,
     pub last_error: Option<String>,
-    pub at: String,
+    pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy, sqlx::FromRow, Serialize)]
-pub struct Counts {
-    pub files_pending: i64,
-    pub files_processing: i64,
-    pub recordings_pending: i64,
-    pub archived_since: i64,
-    pub archived_bytes_since: i64,
-    pub failures: i64,
-    pub deferred: i64,
-}
+from_row!(
+    FailureItem,
+    "failures",
+    "id",
+    [
+        kind,
+        id,
+        key,
+        start_utc,
+        start_local,
+        timezone,
+        meeting_id,
+        what,
+        attempts,
+        last_error,
+        at
+    ]
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Period {

@@ -2,9 +2,11 @@
 //! `Range` after an interruption, size checked against Zoom's `file_size`, fsynced (file and
 //! directory), renamed into place, then recorded with its sha256. Only then is it archived.
 //!
-//! Failures are retried with back-off; after [`MAX_ATTEMPTS`] the file is `failed` until
-//! `zoomd retry`. When Zoom rejects a stored `download_url` (expired), the URL is dropped and
-//! the meeting polled again at once for a fresh one.
+//! Each failed attempt keeps its kind ([`FailureKind`]) to the retry decision: a stored
+//! `download_url` that Zoom rejects (expired) is dropped and the meeting polled again at once
+//! for a fresh one; a fresh URL that is rejected the same way, a size mismatch, the disk and
+//! the network are retried with back-off. After [`MAX_ATTEMPTS`] the file is `failed` until
+//! `zoomd retry`.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -20,7 +22,7 @@ use super::archive::{self, FileName};
 use super::{Ctx, SyncError};
 use crate::config::Config;
 use crate::shutdown::Shutdown;
-use crate::store::{FileRow, NewEvent, parse_ts};
+use crate::store::{FailureKind, FileRow, NewEvent};
 use crate::zoom::{DownloadSink, ZoomError};
 
 /// Attempts before a file is marked failed.
@@ -100,26 +102,25 @@ pub async fn run_due(
 
 /// The retry delay after `attempts` failed attempts: the poll cadence (at most 30 s),
 /// doubling, capped at an hour.
-pub fn retry_delay(attempts: i64, poll_every: std::time::Duration) -> Duration {
-    let base = poll_every.as_secs().clamp(1, 30) as i64;
+pub fn retry_delay(attempts: i64, poll_every: Duration) -> Duration {
+    let base = poll_every.num_seconds().clamp(1, 30);
     let exp = attempts.saturating_sub(1).clamp(0, 20) as u32;
     Duration::seconds(base.saturating_mul(1_i64 << exp).min(MAX_RETRY_DELAY))
 }
 
 /// The archive path (relative) of a file.
-pub fn relative_path(file: &FileRow) -> PathBuf {
-    let tz = file.timezone.parse().unwrap_or(chrono_tz::UTC);
-    let start = parse_ts(&file.start_utc).unwrap_or_default();
-    archive::relative_path(&FileName {
+/// Only files of created meetings are downloaded, so the meeting id is there; `None` if not.
+pub fn relative_path(file: &FileRow) -> Option<PathBuf> {
+    Some(archive::relative_path(&FileName {
         topic: &file.topic,
-        meeting_id: file.meeting_id.unwrap_or_default(),
-        scheduled_start: start,
-        recording_start: file.recording_start.as_deref().and_then(parse_ts),
-        timezone: tz,
+        meeting_id: file.meeting_id?,
+        scheduled_start: file.start_utc,
+        recording_start: file.recording_start,
+        timezone: file.timezone,
         file_type: &file.file_type,
         recording_type: file.recording_type.as_deref(),
         extension: &file.file_extension,
-    })
+    }))
 }
 
 /// Downloads one file; every outcome is recorded in the store.
@@ -130,7 +131,13 @@ pub async fn download_one(
     mut shutdown: Shutdown,
     progress: Option<ProgressFn>,
 ) -> Result<Outcome, SyncError> {
-    let mut rel = relative_path(&file);
+    let Some(mut rel) = relative_path(&file) else {
+        let msg = "the file's occurrence has no Zoom meeting id".to_string();
+        ctx.store
+            .download_failed(file.id, FailureKind::Disk, &msg, None, false, ctx.now())
+            .await?;
+        return Ok(Outcome::Failed);
+    };
     if ctx
         .store
         .path_taken(&rel.to_string_lossy(), file.id)
@@ -148,7 +155,7 @@ pub async fn download_one(
         // Cannot happen with sanitised parts; refuse rather than write outside.
         let msg = format!("archive path {} would leave the archive", rel.display());
         ctx.store
-            .download_failed(file.id, &msg, None, false, ctx.now())
+            .download_failed(file.id, FailureKind::Disk, &msg, None, false, ctx.now())
             .await?;
         return Ok(Outcome::Failed);
     };
@@ -196,15 +203,23 @@ pub async fn download_one(
             Ok(Outcome::Archived)
         }
         Err(Failure::Local(e)) => Err(e),
-        Err(Failure::Attempt { message, stale_url }) => {
+        Err(failure) => {
+            let kind = failure.kind(file.failure_kind);
+            let message = failure.to_string();
             let give_up = attempts >= MAX_ATTEMPTS;
-            let retry_at =
-                (!give_up).then(|| now + retry_delay(attempts, config.daemon.poll_every));
+            let retry_at = (!give_up).then(|| match kind {
+                // Polled at once for a fresh URL; the download follows the poll.
+                FailureKind::StaleUrl => now,
+                _ => now + retry_delay(attempts, config.daemon.poll_every),
+            });
+            let drop_url = matches!(kind, FailureKind::StaleUrl | FailureKind::Refused);
             ctx.store
-                .download_failed(file.id, &message, retry_at, stale_url, now)
+                .download_failed(file.id, kind, &message, retry_at, drop_url, now)
                 .await?;
-            if stale_url {
-                ctx.store.poll_soon(file.occurrence_id, now).await?;
+            if drop_url {
+                // The next poll (now, or at the back-off) brings a new URL.
+                let poll_at = retry_at.unwrap_or(now);
+                ctx.store.poll_soon(file.occurrence_id, poll_at).await?;
             }
             if give_up {
                 tracing::error!(key = %file.key, file_id = %file.file_id, attempts, error = %message, "download failed for good; `zoomd retry {}` requeues it", file.id);
@@ -219,17 +234,33 @@ pub async fn download_one(
                 .await;
                 Ok(Outcome::Failed)
             } else {
-                tracing::warn!(key = %file.key, file_id = %file.file_id, attempts, error = %message, "download failed; will retry");
+                tracing::warn!(key = %file.key, file_id = %file.file_id, attempts, kind = %kind, error = %message, "download failed; will retry");
                 Ok(Outcome::Retrying)
             }
         }
     }
 }
 
+/// Why one attempt failed; the kind survives to the retry decision ([`Failure::kind`]).
+#[derive(Debug, thiserror::Error)]
 enum Failure {
-    /// This attempt failed (network, Zoom, size mismatch, disk); retried with back-off.
-    Attempt { message: String, stale_url: bool },
+    /// Zoom (or the network on the way) failed the download.
+    #[error(transparent)]
+    Zoom(ZoomError),
+    /// The file's row has no URL (dropped as stale, not yet polled again).
+    #[error("no download URL yet (waiting for a fresh one from the next poll)")]
+    NoUrl,
+    #[error("size mismatch: got {got} bytes, Zoom says {want}")]
+    SizeMismatch { got: u64, want: u64 },
+    /// The archive's disk.
+    #[error("{path}: {source}")]
+    Disk {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
     /// The database failed: not the file's fault.
+    #[error(transparent)]
     Local(SyncError),
 }
 
@@ -239,10 +270,31 @@ impl From<SyncError> for Failure {
     }
 }
 
+impl Failure {
+    /// The kind of this failure, given the kind of the attempt before it: a URL Zoom rejects
+    /// is stale the first time; rejected again right after a poll handed it out, it is refused
+    /// (a fresh URL does not expire in seconds) and waits with back-off instead of polling in
+    /// a loop.
+    fn kind(&self, before: Option<FailureKind>) -> FailureKind {
+        match self {
+            Failure::Zoom(e) if rejects_url(e) => match before {
+                Some(FailureKind::StaleUrl | FailureKind::Refused) => FailureKind::Refused,
+                _ => FailureKind::StaleUrl,
+            },
+            Failure::Zoom(ZoomError::Io { .. }) => FailureKind::Disk,
+            Failure::Zoom(_) => FailureKind::Transient,
+            Failure::NoUrl => FailureKind::StaleUrl,
+            Failure::SizeMismatch { .. } => FailureKind::SizeMismatch,
+            Failure::Disk { .. } => FailureKind::Disk,
+            Failure::Local(_) => FailureKind::Transient,
+        }
+    }
+}
+
 fn io_failure(path: &Path, e: io::Error) -> Failure {
-    Failure::Attempt {
-        message: format!("{}: {e}", path.display()),
-        stale_url: false,
+    Failure::Disk {
+        path: path.display().to_string(),
+        source: e,
     }
 }
 
@@ -276,10 +328,7 @@ async fn fetch(
         .map_err(|e| io_failure(&part, e))?;
     let offset = sink.written;
     let Some(url) = file.download_url.as_deref() else {
-        return Err(Failure::Attempt {
-            message: "no download URL yet".into(),
-            stale_url: true,
-        });
+        return Err(Failure::NoUrl);
     };
     let report = |pos: u64| {
         if let Some(p) = &progress {
@@ -288,10 +337,7 @@ async fn fetch(
     };
     let outcome = ctx.zoom.download(url, offset, &mut sink, report).await;
     let flushed = sink.file.flush().await;
-    let outcome = outcome.map_err(|e| Failure::Attempt {
-        stale_url: is_stale_url(&e),
-        message: e.to_string(),
-    })?;
+    let outcome = outcome.map_err(Failure::Zoom)?;
     flushed.map_err(|e| io_failure(&part, e))?;
     let total = sink.written;
     let want = expected.or(outcome.total_len);
@@ -302,10 +348,7 @@ async fn fetch(
             // More than Zoom announced: the part is wrong, start over next time.
             sink.restart().await.map_err(|e| io_failure(&part, e))?;
         }
-        return Err(Failure::Attempt {
-            message: format!("size mismatch: got {total} bytes, Zoom says {want}"),
-            stale_url: false,
-        });
+        return Err(Failure::SizeMismatch { got: total, want });
     }
     sink.file
         .sync_all()
@@ -320,8 +363,8 @@ async fn fetch(
     Ok((total, sha))
 }
 
-/// Zoom refused the stored URL itself (expired or revoked): fetch the recording again.
-fn is_stale_url(e: &ZoomError) -> bool {
+/// Zoom refused the URL itself (expired, revoked, or a login page instead of the file).
+fn rejects_url(e: &ZoomError) -> bool {
     match e {
         ZoomError::NotFound { .. } | ZoomError::HtmlErrorPage { .. } => true,
         ZoomError::Api { status, .. } => matches!(status, 401 | 403 | 410),
@@ -436,5 +479,73 @@ impl DownloadSink for HashingFile {
         self.hasher = Sha256::new();
         self.written = 0;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(status: u16) -> Failure {
+        Failure::Zoom(ZoomError::Api {
+            op: "download",
+            status,
+            code: None,
+            message: "Forbidden".into(),
+        })
+    }
+
+    #[test]
+    fn a_rejected_url_is_stale_once_then_refused() {
+        // First rejection of a stored URL: it expired, poll for a fresh one at once.
+        assert_eq!(refused(403).kind(None), FailureKind::StaleUrl);
+        assert_eq!(
+            refused(403).kind(Some(FailureKind::Transient)),
+            FailureKind::StaleUrl
+        );
+        // The fresh URL rejected too: not expiry; back off instead of polling in a loop.
+        assert_eq!(
+            refused(403).kind(Some(FailureKind::StaleUrl)),
+            FailureKind::Refused
+        );
+        let html = Failure::Zoom(ZoomError::HtmlErrorPage {
+            op: "download",
+            status: 200,
+        });
+        assert_eq!(html.kind(Some(FailureKind::Refused)), FailureKind::Refused);
+    }
+
+    #[test]
+    fn the_network_the_size_and_the_disk_keep_their_kind() {
+        let stalled = Failure::Zoom(ZoomError::Stalled {
+            op: "download",
+            idle: std::time::Duration::from_secs(60),
+            received: 10,
+        });
+        assert_eq!(
+            stalled.kind(Some(FailureKind::StaleUrl)),
+            FailureKind::Transient
+        );
+        let size = Failure::SizeMismatch { got: 9, want: 10 };
+        assert_eq!(size.kind(None), FailureKind::SizeMismatch);
+        assert_eq!(size.to_string(), "size mismatch: got 9 bytes, Zoom says 10");
+        let disk = io_failure(
+            Path::new("/archive/x.mp4.part"),
+            io::Error::from_raw_os_error(28),
+        );
+        assert_eq!(disk.kind(None), FailureKind::Disk);
+        assert!(
+            disk.to_string().starts_with("/archive/x.mp4.part: "),
+            "{disk}"
+        );
+    }
+
+    #[test]
+    fn retries_back_off_from_the_poll_cadence_to_an_hour() {
+        let every = Duration::minutes(5);
+        assert_eq!(retry_delay(1, every), Duration::seconds(30));
+        assert_eq!(retry_delay(2, every), Duration::seconds(60));
+        assert_eq!(retry_delay(20, every), Duration::seconds(MAX_RETRY_DELAY));
+        assert_eq!(retry_delay(1, Duration::seconds(2)), Duration::seconds(2));
     }
 }

@@ -13,12 +13,13 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
-use serde_json::{Map, Value};
 
 use super::{Ctx, SyncError};
 use crate::config::{Config, MeetingEntry};
 use crate::schedule::{self, Occurrence};
-use crate::store::{CreatedMeeting, NewEvent, NewOccurrence, OccurrenceRow, ts};
+use crate::store::{
+    CreatedMeeting, NewEvent, NewOccurrence, OccurrenceRow, OccurrenceState as State, ts,
+};
 use crate::zoom::{
     CreateMeeting, Meeting, MeetingPatch, MeetingStart, ZoomError, next_utc_midnight,
 };
@@ -59,12 +60,12 @@ pub fn desired(entry: &MeetingEntry, occ: &Occurrence) -> NewOccurrence {
         key: entry.key.clone(),
         start_utc: occ.start,
         start_local: occ.local.to_rfc3339(),
-        timezone: entry.timezone.name().to_string(),
+        timezone: entry.timezone,
         duration_min: entry.duration_min,
         host: entry.host.clone(),
         topic: entry.topic.clone(),
         agenda: Some(agenda),
-        settings_json: Value::Object(entry.settings.clone()).to_string(),
+        settings: entry.settings.clone(),
         marker,
     }
 }
@@ -84,7 +85,7 @@ pub async fn reconcile(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> 
                 report.reconciled += 1;
             }
             Ok(None) => {
-                if row.start().is_some_and(|s| s <= now) {
+                if row.start_utc <= now {
                     ctx.store
                         .mark_create_failed(
                             row.id,
@@ -93,15 +94,13 @@ pub async fn reconcile(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> 
                             now,
                         )
                         .await?;
-                } else if crate::store::parse_ts(&row.updated_at)
-                    .is_none_or(|t| t + Duration::seconds(CREATE_SETTLE) <= now)
-                {
+                } else if row.updated_at + Duration::seconds(CREATE_SETTLE) <= now {
                     unresolved.insert(row.id);
                 }
             }
             Err(e) => {
                 // Cannot tell yet: leave it; nothing new is created for this occurrence.
-                tracing::warn!(key = %row.key, start = %row.start_utc, error = %e, "cannot resolve an earlier create yet");
+                tracing::warn!(key = %row.key, start = %ts(row.start_utc), error = %e, "cannot resolve an earlier create yet");
             }
         }
     }
@@ -115,7 +114,7 @@ pub async fn reconcile(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> 
             "never created: the start passed while deferred ({})",
             row.last_error.as_deref().unwrap_or("no reason recorded")
         );
-        tracing::error!(key = %row.key, start = %row.start_utc, "{reason}");
+        tracing::error!(key = %row.key, start = %ts(row.start_utc), "{reason}");
         ctx.store
             .mark_create_failed(row.id, now, &reason, now)
             .await?;
@@ -131,7 +130,7 @@ pub async fn reconcile(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> 
     }
 
     // 2. The desired state, soonest first (so the daily cap defers the latest ones).
-    let horizon = now + to_chrono(config.daemon.create_ahead);
+    let horizon = now + config.daemon.create_ahead;
     let entries: HashMap<&str, &MeetingEntry> = config
         .meetings
         .iter()
@@ -148,28 +147,23 @@ pub async fn reconcile(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> 
             .await?;
         let outcome = match &row {
             None => Some(create(ctx, None, &want, &mut report).await?),
-            Some(r) => match r.state.as_str() {
-                "creating" if unresolved.contains(&r.id) => {
+            Some(r) => match r.state {
+                State::Creating if unresolved.contains(&r.id) => {
                     Some(create(ctx, Some(r), &want, &mut report).await?)
                 }
-                "creating" => None,
-                "deferred" | "failed" | "cancelled" => {
-                    let due = r
-                        .not_before
-                        .as_deref()
-                        .and_then(crate::store::parse_ts)
-                        .is_none_or(|t| t <= now);
-                    if due || r.state == "cancelled" {
+                State::Creating => None,
+                State::Deferred | State::Failed | State::Cancelled => {
+                    let due = r.not_before.is_none_or(|t| t <= now);
+                    if due || r.state == State::Cancelled {
                         Some(create(ctx, Some(r), &want, &mut report).await?)
                     } else {
                         None
                     }
                 }
-                "created" => {
+                State::Created => {
                     update_if_changed(ctx, r, &want, &mut report).await?;
                     None
                 }
-                _ => None,
             },
         };
         if outcome == Some(Flow::StopCreating) {
@@ -193,15 +187,9 @@ enum Flow {
     StopCreating,
 }
 
-fn to_chrono(d: std::time::Duration) -> Duration {
-    Duration::from_std(d).unwrap_or(Duration::MAX)
-}
-
 /// Whether the schedule still produces this occurrence.
 fn still_scheduled(config: &Config, row: &OccurrenceRow) -> bool {
-    let Some(start) = row.start() else {
-        return false;
-    };
+    let start = row.start_utc;
     config
         .meetings
         .iter()
@@ -223,7 +211,7 @@ async fn resolve_intent(
         let list = ctx.zoom.list_upcoming_meetings(&row.host).await?;
         cache.insert(row.host.clone(), list);
     }
-    let start = row.start();
+    let start = Some(row.start_utc);
     Ok(cache.get(&row.host).and_then(|list| {
         list.iter()
             .find(|m| m.agenda.as_deref().is_some_and(|a| a.contains(&row.marker)))
@@ -255,13 +243,13 @@ async fn record_created(
             now,
         )
         .await?;
-    tracing::info!(key = %row.key, start = %row.start_utc, meeting_id = m.id, "meeting created ({how})");
+    tracing::info!(key = %row.key, start = %ts(row.start_utc), meeting_id = m.id, "meeting created ({how})");
     ctx.event(NewEvent {
         kind: "created",
         key: Some(&row.key),
         occurrence_id: Some(row.id),
         meeting_id: Some(m.id),
-        message: format!("meeting {} for {} ({how})", m.id, row.start_utc),
+        message: format!("meeting {} for {} ({how})", m.id, ts(row.start_utc)),
         ..NewEvent::default()
     })
     .await;
@@ -285,9 +273,7 @@ async fn create(
             want.host
         );
         match existing {
-            Some(r)
-                if r.state == "deferred" && r.not_before.as_deref() == Some(ts(until).as_str()) => {
-            }
+            Some(r) if r.state == State::Deferred && r.not_before == Some(until) => {}
             Some(r) => ctx.store.mark_deferred(r.id, until, &reason, now).await?,
             None => {
                 ctx.store.record_deferred(want, until, &reason, now).await?;
@@ -305,17 +291,15 @@ async fn create(
     };
     // Counted before the call: a call whose answer is lost still counts at Zoom.
     ctx.store.count_call(&want.host, day).await?;
-    let settings: Map<String, Value> =
-        serde_json::from_str(&want.settings_json).unwrap_or_default();
     let request = CreateMeeting {
         topic: want.topic.clone(),
         start: MeetingStart::Utc {
             at: want.start_utc,
-            timezone: Some(want.timezone.clone()),
+            timezone: Some(want.timezone.name().to_string()),
         },
         duration_minutes: want.duration_min,
         agenda: want.agenda.clone(),
-        settings,
+        settings: want.settings.clone(),
     };
     match ctx.zoom.create_meeting(&want.host, &request).await {
         Ok(m) => {
@@ -418,7 +402,7 @@ async fn update_if_changed(
     let Some(meeting_id) = row.meeting_id else {
         return Ok(());
     };
-    if row.start().is_some_and(|s| s <= now) {
+    if row.start_utc <= now {
         return Ok(()); // started: never touched
     }
     let mut patch = MeetingPatch::default();
@@ -435,10 +419,8 @@ async fn update_if_changed(
         patch.agenda = want.agenda.clone();
         changed.push("agenda");
     }
-    let old: Value = serde_json::from_str(&row.settings_json).unwrap_or(Value::Null);
-    let new: Value = serde_json::from_str(&want.settings_json).unwrap_or(Value::Null);
-    if old != new {
-        patch.settings = new.as_object().cloned();
+    if row.settings_json != want.settings {
+        patch.settings = Some(want.settings.clone());
         changed.push("settings");
     }
     if changed.is_empty() {
@@ -454,7 +436,7 @@ async fn update_if_changed(
         Ok(()) => {
             ctx.store.mark_updated(row.id, want, ctx.now()).await?;
             let what = changed.join(", ");
-            tracing::info!(key = %row.key, start = %row.start_utc, meeting_id, "meeting updated: {what}");
+            tracing::info!(key = %row.key, start = %ts(row.start_utc), meeting_id, "meeting updated: {what}");
             ctx.event(NewEvent {
                 kind: "updated",
                 key: Some(&row.key),
@@ -484,9 +466,9 @@ async fn cancel(
     report: &mut Report,
 ) -> Result<(), SyncError> {
     let reason = "left the schedule";
-    match (row.state.as_str(), row.meeting_id) {
-        ("created", Some(id)) => {
-            if row.start().is_none_or(|s| s <= now) {
+    match (row.state, row.meeting_id) {
+        (State::Created, Some(id)) => {
+            if row.start_utc <= now {
                 return Ok(());
             }
             // The host may have started it early: a started meeting is never touched.
@@ -508,17 +490,17 @@ async fn cancel(
                 }
             }
         }
-        ("creating", _) => return Ok(()), // resolved first, next pass
+        (State::Creating, _) => return Ok(()), // resolved first, next pass
         _ => {}
     }
     ctx.store.mark_cancelled(row.id, reason, ctx.now()).await?;
-    tracing::info!(key = %row.key, start = %row.start_utc, meeting_id = row.meeting_id, "occurrence cancelled: {reason}");
+    tracing::info!(key = %row.key, start = %ts(row.start_utc), meeting_id = row.meeting_id, "occurrence cancelled: {reason}");
     ctx.event(NewEvent {
         kind: "cancelled",
         key: Some(&row.key),
         occurrence_id: Some(row.id),
         meeting_id: row.meeting_id,
-        message: format!("{} at {}: {reason}", row.key, row.start_utc),
+        message: format!("{} at {}: {reason}", row.key, ts(row.start_utc)),
         ..NewEvent::default()
     })
     .await;

@@ -15,7 +15,8 @@ use chrono::{DateTime, Duration, Utc};
 use super::{Ctx, SyncError};
 use crate::config::{AfterDownload, Config};
 use crate::store::{
-    NewEvent, OccurrenceRow, RecordingRow, RecordingWatch, SeenFile, SeenRecording,
+    NewEvent, OccurrenceRow, RecordingRow, RecordingState, RecordingWatch, SeenFile, SeenRecording,
+    ts,
 };
 use crate::zoom::{DeleteAction, MeetingRecordings, MeetingRef, RecordingFile, ZoomError};
 
@@ -48,7 +49,7 @@ pub fn file_key(f: &RecordingFile) -> String {
             "{}-{}-{}-{}",
             f.file_type.as_deref().unwrap_or("FILE"),
             f.recording_type.as_deref().unwrap_or(""),
-            f.recording_start.map(crate::store::ts).unwrap_or_default(),
+            f.recording_start.map(ts).unwrap_or_default(),
             f.file_extension.as_deref().unwrap_or("")
         ),
     }
@@ -65,8 +66,9 @@ pub async fn poll(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> {
                     tracing::warn!(key = %row.key, meeting_id = row.meeting_id, error = %z, "recording poll failed");
                     let now = ctx.now();
                     let next = now + delay_for(config, &row, now);
-                    let watch = watch_of(&row);
-                    ctx.store.set_poll(row.id, watch, Some(next), now).await?;
+                    ctx.store
+                        .set_poll(row.id, row.recording_state, Some(next), now)
+                        .await?;
                 }
                 other => return Err(other),
             }
@@ -75,22 +77,8 @@ pub async fn poll(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> {
     Ok(report)
 }
 
-fn watch_of(row: &OccurrenceRow) -> RecordingWatch {
-    match row.recording_state.as_str() {
-        "found" => RecordingWatch::Found,
-        "complete" => RecordingWatch::Complete,
-        _ => RecordingWatch::Waiting,
-    }
-}
-
-fn scheduled_end(row: &OccurrenceRow) -> Option<DateTime<Utc>> {
-    row.start().map(|s| s + Duration::minutes(row.duration_min))
-}
-
 fn delay_for(config: &Config, row: &OccurrenceRow, now: DateTime<Utc>) -> Duration {
-    let poll_every = Duration::from_std(config.daemon.poll_every).unwrap_or(Duration::minutes(5));
-    let end = scheduled_end(row).unwrap_or(now);
-    next_delay(now, end, poll_every)
+    next_delay(now, row.end(), config.daemon.poll_every)
 }
 
 async fn poll_one(
@@ -103,12 +91,10 @@ async fn poll_one(
         return Ok(());
     };
     let now = ctx.now();
-    let end = scheduled_end(row).unwrap_or(now);
-    let give_up =
-        end + Duration::from_std(config.daemon.give_up_after).unwrap_or(Duration::hours(72));
+    let give_up = row.end() + config.daemon.give_up_after;
     if now >= give_up {
-        let watch = if row.recording_state == "waiting" {
-            tracing::warn!(alert = "recording-missing", key = %row.key, start = %row.start_utc, meeting_id, "no cloud recording by the give-up time");
+        let watch = if row.recording_state == RecordingWatch::Waiting {
+            tracing::warn!(alert = "recording-missing", key = %row.key, start = %ts(row.start_utc), meeting_id, "no cloud recording by the give-up time");
             ctx.event(NewEvent {
                 kind: "missing",
                 key: Some(&row.key),
@@ -116,8 +102,8 @@ async fn poll_one(
                 meeting_id: Some(meeting_id),
                 message: format!(
                     "no cloud recording for {} by {}",
-                    row.start_utc,
-                    crate::store::ts(give_up)
+                    ts(row.start_utc),
+                    ts(give_up)
                 ),
                 ..NewEvent::default()
             })
@@ -151,10 +137,10 @@ async fn poll_one(
     } else {
         RecordingWatch::Found
     };
-    if row.recording_state == "waiting" && watch != RecordingWatch::Waiting {
+    if row.recording_state == RecordingWatch::Waiting && watch != RecordingWatch::Waiting {
         report.found += 1;
         let files: usize = recordings.iter().map(|r| r.recording_files.len()).sum();
-        tracing::info!(key = %row.key, start = %row.start_utc, meeting_id, instances = recordings.len(), files, "cloud recording found");
+        tracing::info!(key = %row.key, start = %ts(row.start_utc), meeting_id, instances = recordings.len(), files, "cloud recording found");
         ctx.event(NewEvent {
             kind: "recording-found",
             key: Some(&row.key),
@@ -238,10 +224,7 @@ async fn record(
             .await?;
     }
     let state = ctx.store.refresh_recording_state(recording_id, now).await?;
-    Ok(matches!(
-        state.state.as_str(),
-        "archived" | "cloud_trashed" | "cloud_deleted"
-    ))
+    Ok(state.state.is_archived())
 }
 
 /// Trashes or deletes one instance's cloud recording, if every file of it is archived.
@@ -252,9 +235,9 @@ async fn remove_cloud_copy(
     stored: &RecordingRow,
     report: &mut Report,
 ) -> Result<(), SyncError> {
-    if stored.state != "archived" {
+    if stored.state != RecordingState::Archived {
         // Already removed, or not everything verified: the cloud copy stays.
-        if stored.state != "cloud_trashed" && stored.state != "cloud_deleted" {
+        if !stored.state.is_archived() {
             tracing::warn!(key = %row.key, meeting_uuid = %stored.meeting_uuid, state = %stored.state, "cloud recording kept: not every file is archived");
         }
         return Ok(());
@@ -362,6 +345,19 @@ mod tests {
             recording_end: None,
         };
         assert_eq!(file_key(&f), "CC-closed_caption-2026-11-30T09:00:05Z-VTT");
-        assert_eq!(file_key(&f), file_key(&f.clone()));
+        // What a later listing of the same file (a fresh signed URL) is tracked by.
+        let relisted = RecordingFile {
+            download_url: Some("https://zoom.us/rec/y?fresh".into()),
+            status: Some("completed".into()),
+            file_size: Some(1024),
+            ..f.clone()
+        };
+        assert_eq!(file_key(&relisted), file_key(&f));
+        // Another file of the same type but a different start is another file.
+        let other = RecordingFile {
+            recording_start: Some(t("2026-11-30T09:30:00Z")),
+            ..f
+        };
+        assert_ne!(file_key(&other), file_key(&relisted));
     }
 }
