@@ -34,12 +34,6 @@ pub enum SyncError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Zoom(#[from] ZoomError),
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 /// What every step needs.
