@@ -798,71 +798,6 @@ fn build_status_db(rt: &tokio::runtime::Runtime, db: &Path) {
     });
 }
 
-/// The queries `zoomd status` runs (copied from src/store/queries.rs, `now` and `since`
-/// inlined, limit 5): the sqlite3 baseline and the plans.
-fn status_queries(now: &str, since: &str) -> Vec<(&'static str, String)> {
-    let occ = "id, key, start_utc, start_local, timezone, duration_min, host, topic, state, \
-               meeting_id, join_url, not_before, attempts, last_error, recording_state, \
-               next_poll_at";
-    let kinds = [
-        "create-failed",
-        "create-retry",
-        "create-unknown",
-        "failed",
-        "missing",
-        "reload-failed",
-    ]
-    .map(|k| format!("SELECT max(id) AS m FROM events WHERE kind = '{k}'"))
-    .join(" UNION ALL ");
-    vec![
-        (
-            "status_counts",
-            format!(
-                "SELECT
-     (SELECT count(*) FROM occurrences WHERE state IN ('creating', 'created', 'deferred', 'failed') AND start_utc >= '{now}'),
-     (SELECT count(*) FROM occurrences WHERE state = 'created' AND recording_state IN ('waiting', 'found') AND start_utc <= '{now}'),
-     (SELECT count(*) FROM recording_files WHERE state = 'queued'),
-     (SELECT count(*) FROM recording_files WHERE state = 'downloading'),
-     (SELECT count(*) FROM recording_files WHERE state = 'processing'),
-     (SELECT count(*) FROM recording_files WHERE state = 'failed'),
-     (SELECT count(*) FROM recording_files WHERE state = 'archived' AND archived_at >= '{since}'),
-     (SELECT coalesce(sum(bytes), 0) FROM recording_files WHERE state = 'archived' AND archived_at >= '{since}'),
-     (SELECT count(*) FROM occurrences WHERE recording_state = 'missing'),
-     (SELECT count(*) FROM occurrences WHERE state = 'failed'),
-     (SELECT count(*) FROM occurrences WHERE state = 'deferred')"
-            ),
-        ),
-        (
-            "upcoming_occurrences",
-            format!(
-                "SELECT {occ} FROM occurrences WHERE state IN ('creating', 'created', 'deferred', 'failed') AND start_utc >= '{now}' ORDER BY start_utc, key LIMIT 5"
-            ),
-        ),
-        (
-            "pending_recordings",
-            format!(
-                "SELECT {occ} FROM occurrences WHERE state = 'created' AND recording_state IN ('waiting', 'found') AND start_utc <= '{now}' ORDER BY start_utc LIMIT 5"
-            ),
-        ),
-        (
-            "deferred_creates",
-            format!(
-                "SELECT {occ} FROM occurrences WHERE state = 'deferred' ORDER BY start_utc LIMIT 5"
-            ),
-        ),
-        (
-            "newest_failures",
-            "SELECT fl.kind, fl.id, fl.key, fl.start_utc, o.start_local, o.timezone, fl.meeting_id, fl.what, fl.attempts, fl.last_error, fl.at FROM failures fl JOIN occurrences o ON o.key = fl.key AND o.start_utc = fl.start_utc ORDER BY fl.at DESC LIMIT 5".to_owned(),
-        ),
-        (
-            "newest_event_of",
-            format!(
-                "SELECT id, at, kind, key, occurrence_id, meeting_id, file_row, message FROM events WHERE id = (SELECT max(m) FROM ({kinds}))"
-            ),
-        ),
-    ]
-}
-
 fn bench_status(
     rt: &tokio::runtime::Runtime,
     work: &Path,
@@ -892,9 +827,12 @@ fn bench_status(
     )
     .expect("config");
     let now_t = Utc::now();
-    let now = now_t.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let since = format!("{}T00:00:00Z", now_t.format("%Y-%m-%d"));
-    let queries = status_queries(&now, &since);
+    let since = now_t
+        .date_naive()
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc();
+    // The very queries `zoomd status` runs, values written in, limit 5 (its default).
+    let queries = zoomd::store::queries::status_sql(now_t, since, 5);
     let sql_file = dir.join("status.sql");
     fs::write(
         &sql_file,

@@ -317,39 +317,16 @@ fn write_status(out: &mut impl Write, s: &StatusJson) -> std::io::Result<()> {
         ts(s.now),
         s.database
     )?;
-
-    writeln!(out)?;
-    if s.upcoming.items.is_empty() {
-        writeln!(out, "no upcoming meetings")?;
-    } else {
-        writeln!(out, "Next meetings{}:", s.upcoming.shown())?;
-        meetings_table(&s.upcoming.items, false).write(out, "  ")?;
-    }
-
-    writeln!(out)?;
-    if s.recordings_pending.items.is_empty() {
-        writeln!(out, "no recordings pending")?;
-    } else {
-        writeln!(out, "Recordings pending{}:", s.recordings_pending.shown())?;
-        let mut t = Table::with_start(
-            &[],
-            &["KEY", "TOPIC", "MEETING ID", "WATCH", "NEXT POLL (UTC)"],
-        );
-        for m in &s.recordings_pending.items {
-            t.start_row(
-                vec![],
-                (&m.start_local, m.timezone, m.start_utc),
-                vec![
-                    m.key.clone(),
-                    m.topic.clone(),
-                    opt(m.meeting_id),
-                    m.recording_state.to_string(),
-                    opt(m.next_poll_at.map(ts)),
-                ],
-            );
-        }
-        t.write(out, "  ")?;
-    }
+    s.upcoming
+        .write(out, "upcoming meetings", "Next meetings", |items| {
+            meetings_table(items, false)
+        })?;
+    s.recordings_pending.write(
+        out,
+        "recordings pending",
+        "Recordings pending",
+        pending_table,
+    )?;
 
     writeln!(out)?;
     let f = &s.files;
@@ -369,50 +346,10 @@ fn write_status(out: &mut impl Write, s: &StatusJson) -> std::io::Result<()> {
         a.bytes
     )?;
 
-    writeln!(out)?;
-    if s.failures.items.is_empty() {
-        writeln!(out, "no failures")?;
-    } else {
-        writeln!(out, "Failures{}:", s.failures.shown())?;
-        let mut t = Table::with_start(
-            &["AT (UTC)", "KIND", "ID"],
-            &["KEY", "WHAT", "ATTEMPTS", "LAST ERROR"],
-        );
-        for x in &s.failures.items {
-            t.start_row(
-                vec![ts(x.at), x.kind.to_string(), x.id.to_string()],
-                (&x.start_local, x.timezone, x.start_utc),
-                vec![
-                    x.key.clone(),
-                    x.what.clone(),
-                    x.attempts.to_string(),
-                    opt(x.last_error.as_deref()),
-                ],
-            );
-        }
-        t.write(out, "  ")?;
-    }
-
-    writeln!(out)?;
-    if s.deferred.items.is_empty() {
-        writeln!(out, "no deferred creates")?;
-    } else {
-        writeln!(out, "Deferred creates{}:", s.deferred.shown())?;
-        let mut t = Table::with_start(&[], &["KEY", "TOPIC", "NOT BEFORE (UTC)", "REASON"]);
-        for m in &s.deferred.items {
-            t.start_row(
-                vec![],
-                (&m.start_local, m.timezone, m.start_utc),
-                vec![
-                    m.key.clone(),
-                    m.topic.clone(),
-                    opt(m.not_before.map(ts)),
-                    opt(m.last_error.as_deref()),
-                ],
-            );
-        }
-        t.write(out, "  ")?;
-    }
+    s.failures
+        .write(out, "failures", "Failures", failures_table)?;
+    s.deferred
+        .write(out, "deferred creates", "Deferred creates", deferred_table)?;
 
     writeln!(out)?;
     match &s.last_error {
@@ -429,6 +366,64 @@ fn write_status(out: &mut impl Write, s: &StatusJson) -> std::io::Result<()> {
             cell(&e.message)
         ),
     }
+}
+
+fn pending_table(rows: &[OccurrenceRow]) -> Table {
+    let mut t = Table::with_start(
+        &[],
+        &["KEY", "TOPIC", "MEETING ID", "WATCH", "NEXT POLL (UTC)"],
+    );
+    for m in rows {
+        t.start_row(
+            vec![],
+            (&m.start_local, m.timezone, m.start_utc),
+            vec![
+                m.key.clone(),
+                m.topic.clone(),
+                opt(m.meeting_id),
+                m.recording_state.to_string(),
+                opt(m.next_poll_at.map(ts)),
+            ],
+        );
+    }
+    t
+}
+
+fn failures_table(rows: &[FailureItem]) -> Table {
+    let mut t = Table::with_start(
+        &["AT (UTC)", "KIND", "ID"],
+        &["KEY", "WHAT", "ATTEMPTS", "LAST ERROR"],
+    );
+    for x in rows {
+        t.start_row(
+            vec![ts(x.at), x.kind.to_string(), x.id.to_string()],
+            (&x.start_local, x.timezone, x.start_utc),
+            vec![
+                x.key.clone(),
+                x.what.clone(),
+                x.attempts.to_string(),
+                opt(x.last_error.as_deref()),
+            ],
+        );
+    }
+    t
+}
+
+fn deferred_table(rows: &[OccurrenceRow]) -> Table {
+    let mut t = Table::with_start(&[], &["KEY", "TOPIC", "NOT BEFORE (UTC)", "REASON"]);
+    for m in rows {
+        t.start_row(
+            vec![],
+            (&m.start_local, m.timezone, m.start_utc),
+            vec![
+                m.key.clone(),
+                m.topic.clone(),
+                opt(m.not_before.map(ts)),
+                opt(m.last_error.as_deref()),
+            ],
+        );
+    }
+    t
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -456,6 +451,22 @@ struct Section<T> {
 }
 
 impl<T> Section<T> {
+    /// A blank line, then "no <none>" or "<title> (n of count):" and the table of the items.
+    fn write(
+        &self,
+        out: &mut impl Write,
+        none: &str,
+        title: &str,
+        table: impl FnOnce(&[T]) -> Table,
+    ) -> std::io::Result<()> {
+        writeln!(out)?;
+        if self.items.is_empty() {
+            return writeln!(out, "no {none}");
+        }
+        writeln!(out, "{title}{}:", self.shown())?;
+        table(&self.items).write(out, "  ")
+    }
+
     /// " (3)" or " (5 of 12)".
     fn shown(&self) -> String {
         let n = self.items.len();
