@@ -369,61 +369,55 @@ fn write_status(out: &mut impl Write, s: &StatusJson) -> std::io::Result<()> {
 }
 
 fn pending_table(rows: &[OccurrenceRow]) -> Table {
-    let mut t = Table::with_start(
-        &[],
-        &["KEY", "TOPIC", "MEETING ID", "WATCH", "NEXT POLL (UTC)"],
-    );
-    for m in rows {
-        t.start_row(
+    let rest = ["KEY", "TOPIC", "MEETING ID", "WATCH", "NEXT POLL (UTC)"];
+    Table::of(rows, &[], &rest, |m| {
+        let watch = m.recording_state.to_string();
+        let next = opt(m.next_poll_at.map(ts));
+        let rest = [
+            m.key.clone(),
+            m.topic.clone(),
+            opt(m.meeting_id),
+            watch,
+            next,
+        ];
+        (
             vec![],
-            (&m.start_local, m.timezone, m.start_utc),
-            vec![
-                m.key.clone(),
-                m.topic.clone(),
-                opt(m.meeting_id),
-                m.recording_state.to_string(),
-                opt(m.next_poll_at.map(ts)),
-            ],
-        );
-    }
-    t
+            start_cells(&m.start_local, m.timezone, m.start_utc),
+            rest.into(),
+        )
+    })
 }
 
 fn failures_table(rows: &[FailureItem]) -> Table {
-    let mut t = Table::with_start(
-        &["AT (UTC)", "KIND", "ID"],
+    let lead = ["AT (UTC)", "KIND", "ID"];
+    Table::of(
+        rows,
+        &lead,
         &["KEY", "WHAT", "ATTEMPTS", "LAST ERROR"],
-    );
-    for x in rows {
-        t.start_row(
-            vec![ts(x.at), x.kind.to_string(), x.id.to_string()],
-            (&x.start_local, x.timezone, x.start_utc),
-            vec![
-                x.key.clone(),
-                x.what.clone(),
-                x.attempts.to_string(),
-                opt(x.last_error.as_deref()),
-            ],
-        );
-    }
-    t
+        |x| {
+            let lead = vec![ts(x.at), x.kind.to_string(), x.id.to_string()];
+            let error = opt(x.last_error.as_deref());
+            let rest = [x.key.clone(), x.what.clone(), x.attempts.to_string(), error];
+            (
+                lead,
+                start_cells(&x.start_local, x.timezone, x.start_utc),
+                rest.into(),
+            )
+        },
+    )
 }
 
 fn deferred_table(rows: &[OccurrenceRow]) -> Table {
-    let mut t = Table::with_start(&[], &["KEY", "TOPIC", "NOT BEFORE (UTC)", "REASON"]);
-    for m in rows {
-        t.start_row(
+    let rest = ["KEY", "TOPIC", "NOT BEFORE (UTC)", "REASON"];
+    Table::of(rows, &[], &rest, |m| {
+        let (next, reason) = (opt(m.not_before.map(ts)), opt(m.last_error.as_deref()));
+        let rest = [m.key.clone(), m.topic.clone(), next, reason];
+        (
             vec![],
-            (&m.start_local, m.timezone, m.start_utc),
-            vec![
-                m.key.clone(),
-                m.topic.clone(),
-                opt(m.not_before.map(ts)),
-                opt(m.last_error.as_deref()),
-            ],
-        );
-    }
-    t
+            start_cells(&m.start_local, m.timezone, m.start_utc),
+            rest.into(),
+        )
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -515,19 +509,16 @@ struct RetryJson {
 
 fn meetings_table(rows: &[OccurrenceRow], with_id: bool) -> Table {
     let lead: &[&str] = if with_id { &["ID"] } else { &[] };
-    let mut t = Table::with_start(
-        lead,
-        &[
-            "KEY",
-            "TOPIC",
-            "MIN",
-            "STATE",
-            "MEETING ID",
-            "RECORDING",
-            "JOIN URL / NOTE",
-        ],
-    );
-    for m in rows {
+    let rest = [
+        "KEY",
+        "TOPIC",
+        "MIN",
+        "STATE",
+        "MEETING ID",
+        "RECORDING",
+        "JOIN URL / NOTE",
+    ];
+    Table::of(rows, lead, &rest, |m| {
         let note = match (m.state, &m.join_url) {
             (OccurrenceState::Deferred | OccurrenceState::Failed, _) => format!(
                 "next attempt {}: {}",
@@ -541,33 +532,31 @@ fn meetings_table(rows: &[OccurrenceRow], with_id: bool) -> Table {
             (_, Some(url)) => url.clone(),
             (_, None) => opt(m.last_error.as_deref()),
         };
-        t.start_row(
-            if with_id {
-                vec![m.id.to_string()]
-            } else {
-                vec![]
-            },
-            (&m.start_local, m.timezone, m.start_utc),
-            vec![
-                m.key.clone(),
-                m.topic.clone(),
-                m.duration_min.to_string(),
-                m.state.to_string(),
-                opt(m.meeting_id),
-                m.recording_state.to_string(),
-                note,
-            ],
-        );
-    }
-    t
+        let lead = if with_id {
+            vec![m.id.to_string()]
+        } else {
+            vec![]
+        };
+        let rest = vec![
+            m.key.clone(),
+            m.topic.clone(),
+            m.duration_min.to_string(),
+            m.state.to_string(),
+            opt(m.meeting_id),
+            m.recording_state.to_string(),
+            note,
+        ];
+        (
+            lead,
+            start_cells(&m.start_local, m.timezone, m.start_utc),
+            rest,
+        )
+    })
 }
 
 fn files_table(rows: &[FileRow]) -> Table {
-    let mut t = Table::with_start(
-        &["ID"],
-        &["KEY", "TYPE", "STATE", "SIZE", "ATTEMPTS", "PATH / NOTE"],
-    );
-    for f in rows {
+    let rest = ["KEY", "TYPE", "STATE", "SIZE", "ATTEMPTS", "PATH / NOTE"];
+    Table::of(rows, &["ID"], &rest, |f| {
         let note = match (f.state, &f.path, &f.last_error) {
             (FileState::Archived, Some(p), _) => p.clone(),
             (_, _, Some(e)) => e.clone(),
@@ -577,31 +566,38 @@ fn files_table(rows: &[FileRow]) -> Table {
             (FileState::Processing, _, None) => "not ready at Zoom yet".to_string(),
             (_, p, None) => opt(p.as_deref()),
         };
-        t.start_row(
+        let kind = if f.file_type.eq_ignore_ascii_case(&f.file_extension) {
+            f.file_type.clone()
+        } else {
+            format!("{} (.{})", f.file_type, f.file_extension.to_lowercase())
+        };
+        let size = f
+            .bytes
+            .or(f.file_size)
+            .map(human_bytes)
+            .unwrap_or_else(dash);
+        let rest = vec![
+            f.key.clone(),
+            kind,
+            f.state.to_string(),
+            size,
+            f.attempts.to_string(),
+            note,
+        ];
+        (
             vec![f.id.to_string()],
-            (&f.start_local, f.timezone, f.start_utc),
-            vec![
-                f.key.clone(),
-                if f.file_type.eq_ignore_ascii_case(&f.file_extension) {
-                    f.file_type.clone()
-                } else {
-                    format!("{} (.{})", f.file_type, f.file_extension.to_lowercase())
-                },
-                f.state.to_string(),
-                f.bytes
-                    .or(f.file_size)
-                    .map(human_bytes)
-                    .unwrap_or_else(dash),
-                f.attempts.to_string(),
-                note,
-            ],
-        );
-    }
-    t
+            start_cells(&f.start_local, f.timezone, f.start_utc),
+            rest,
+        )
+    })
 }
 
 /// The three columns every listing shows a meeting's start in: local with its zone, and UTC.
 const START_HEAD: [&str; 3] = ["START (LOCAL)", "ZONE", "START (UTC)"];
+
+fn start_cells(local: &str, zone: Tz, utc: DateTime<Utc>) -> [String; 3] {
+    [local.to_string(), zone.name().to_string(), ts(utc)]
+}
 
 /// Columns padded to their widest cell, two spaces apart; the last column is not padded.
 struct Table {
@@ -617,32 +613,30 @@ impl Table {
         }
     }
 
-    /// `lead` columns, the start columns, then `rest`.
-    fn with_start(lead: &[&str], rest: &[&str]) -> Table {
+    /// One row per item: `lead` columns, the start columns, then `rest`; `cells` gives each
+    /// item's three groups of cells.
+    fn of<T>(
+        items: &[T],
+        lead: &[&str],
+        rest: &[&str],
+        cells: impl Fn(&T) -> (Vec<String>, [String; 3], Vec<String>),
+    ) -> Table {
         let head: Vec<&str> = lead
             .iter()
             .chain(&START_HEAD)
             .chain(rest)
             .copied()
             .collect();
-        Table::new(&head)
+        let mut t = Table::new(&head);
+        for item in items {
+            let (lead, start, rest) = cells(item);
+            t.row(lead.into_iter().chain(start).chain(rest).collect());
+        }
+        t
     }
 
     fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells.iter().map(|c| cell(c)).collect());
-    }
-
-    /// A row of a [`Table::with_start`] table.
-    fn start_row(
-        &mut self,
-        lead: Vec<String>,
-        (local, zone, utc): (&str, Tz, DateTime<Utc>),
-        rest: Vec<String>,
-    ) {
-        let mut cells = lead;
-        cells.extend([local.to_string(), zone.name().to_string(), ts(utc)]);
-        cells.extend(rest);
-        self.row(cells);
     }
 
     fn write(&self, out: &mut impl Write, indent: &str) -> std::io::Result<()> {

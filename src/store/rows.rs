@@ -156,11 +156,11 @@ macro_rules! from_row {
 
 /// A stored state: its text in the database is its `as_str`.
 macro_rules! state_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal),* $(,)? }) => {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, Serialize)]
         pub enum $name {
-            $($(#[$vm])* #[sqlx(rename = $text)] #[serde(rename = $text)] $variant,)*
+            $(#[sqlx(rename = $text)] #[serde(rename = $text)] $variant,)*
         }
 
         impl $name {
@@ -190,49 +190,21 @@ macro_rules! state_enum {
 }
 
 state_enum!(
-    /// `occurrences.state`.
-    OccurrenceState {
-        /// Intent recorded; the create's outcome is not known yet.
-        Creating = "creating",
-        Created = "created",
-        /// Waiting for `not_before` (daily cap, a transient failure).
-        Deferred = "deferred",
-        /// Zoom refused; tried again at `not_before`.
-        Failed = "failed",
-        /// Left the schedule (its meeting, if any, deleted).
-        Cancelled = "cancelled",
-    }
+    /// `occurrences.state`: `creating` (intent recorded, outcome not known yet), `created`,
+    /// `deferred` (waiting for `not_before`: daily cap, a transient failure), `failed` (Zoom
+    /// refused; tried again at `not_before`), `cancelled` (left the schedule).
+    OccurrenceState { Creating = "creating", Created = "created", Deferred = "deferred", Failed = "failed", Cancelled = "cancelled" }
 );
 
-impl OccurrenceState {
-    /// Not cancelled: the occurrence is (or will be) a meeting.
-    pub fn is_live(self) -> bool {
-        self != OccurrenceState::Cancelled
-    }
-}
-
 state_enum!(
-    /// The recording watch of an occurrence (`occurrences.recording_state`).
-    RecordingWatch {
-        Waiting = "waiting",
-        Found = "found",
-        Complete = "complete",
-        Done = "done",
-        Missing = "missing",
-        /// No meeting to watch (cancelled before it took place).
-        Unwatched = "none",
-    }
+    /// `occurrences.recording_state`, the watch of a meeting's recording; `none` (`Unwatched`):
+    /// no meeting to watch (cancelled before it took place).
+    RecordingWatch { Waiting = "waiting", Found = "found", Complete = "complete", Done = "done", Missing = "missing", Unwatched = "none" }
 );
 
 state_enum!(
     /// `recordings.state`.
-    RecordingState {
-        Processing = "processing",
-        Ready = "ready",
-        Archived = "archived",
-        CloudTrashed = "cloud_trashed",
-        CloudDeleted = "cloud_deleted",
-    }
+    RecordingState { Processing = "processing", Ready = "ready", Archived = "archived", CloudTrashed = "cloud_trashed", CloudDeleted = "cloud_deleted" }
 );
 
 impl RecordingState {
@@ -247,30 +219,15 @@ impl RecordingState {
 
 state_enum!(
     /// `recording_files.state`.
-    FileState {
-        Processing = "processing",
-        Queued = "queued",
-        Downloading = "downloading",
-        Archived = "archived",
-        Failed = "failed",
-    }
+    FileState { Processing = "processing", Queued = "queued", Downloading = "downloading", Archived = "archived", Failed = "failed" }
 );
 
 state_enum!(
-    /// What kind of failure a download's last attempt had (`recording_files.failure_kind`);
-    /// it decides the next attempt.
-    FailureKind {
-        /// Network, timeout, 5xx, rate limit: back off.
-        Transient = "transient",
-        /// Zoom refused the stored URL (expired): drop it and poll again at once.
-        StaleUrl = "stale_url",
-        /// Zoom refused a URL that a poll had just handed out: back off, say so.
-        Refused = "refused",
-        /// The bytes did not match Zoom's `file_size`.
-        SizeMismatch = "size_mismatch",
-        /// The archive's disk (full, permissions).
-        Disk = "disk",
-    }
+    /// The kind of a download's last failure (`recording_files.failure_kind`), which decides
+    /// the next attempt: `transient` (network, timeout, 5xx, rate limit: back off),
+    /// `stale_url` (Zoom refused the stored URL: drop it and poll again at once), `refused`
+    /// (Zoom refused a URL a poll had just handed out: back off), `size_mismatch`, `disk`.
+    FailureKind { Transient = "transient", StaleUrl = "stale_url", Refused = "refused", SizeMismatch = "size_mismatch", Disk = "disk" }
 );
 
 /// What zoomd is about to send Zoom for one occurrence.
@@ -582,15 +539,9 @@ from_row!(
 );
 
 state_enum!(
-    /// What a row of the `failures` view is about.
-    FailureSubject {
-        /// A file that failed for good (`zoomd retry` takes its id).
-        File = "file",
-        /// A meeting whose cloud recording never came.
-        Recording = "recording",
-        /// A meeting Zoom refused to create.
-        Meeting = "meeting",
-    }
+    /// What a row of the `failures` view is about: a `file` that failed for good (`zoomd
+    /// retry` takes its id), a `recording` that never came, a `meeting` Zoom refused to create.
+    FailureSubject { File = "file", Recording = "recording", Meeting = "meeting" }
 );
 
 /// A row of the `failures` view with the occurrence's local start and zone.
