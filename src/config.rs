@@ -439,7 +439,7 @@ pub fn format_duration(d: Duration) -> String {
     }
     let mut out = String::new();
     // Days only for whole days: "25h" reads better than "1d1h".
-    let units: &[(&str, u64)] = if s % 86400 == 0 {
+    let units: &[(&str, u64)] = if s.is_multiple_of(86400) {
         &[("d", 86400)]
     } else {
         &[("h", 3600), ("m", 60), ("s", 1)]

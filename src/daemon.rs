@@ -51,7 +51,9 @@ pub fn zoom_client(config: &Config) -> Result<ZoomClient, DaemonError> {
 /// needs. Interrupted downloads from an earlier run go back to the queue.
 pub async fn start(config: &Config, clock: Clock) -> Result<Ctx, DaemonError> {
     let zoom = zoom_client(config)?;
-    let store = Store::open(&config.daemon.database).await?;
+    // The one-writer lock comes first: a second `run`/`sync` must not requeue the first
+    // one's downloads or create what it is creating.
+    let store = Store::open_writer(&config.daemon.database).await?;
     let requeued = store.requeue_interrupted(clock()).await?;
     if requeued > 0 {
         tracing::info!(

@@ -63,6 +63,9 @@ pub async fn run_due(
     let limit = config.daemon.downloads.max(1);
     let mut tried = std::collections::HashSet::new();
     let mut tasks = tokio::task::JoinSet::new();
+    // Which file each task works on, so a task that fails or panics does not leave its row
+    // in `downloading` until the next start.
+    let mut working: std::collections::HashMap<tokio::task::Id, i64> = Default::default();
     loop {
         while tasks.len() < limit && !shutdown.is_triggered() {
             let due = ctx
@@ -79,25 +82,56 @@ pub async fn run_due(
                 shutdown.clone(),
                 progress.clone(),
             );
-            tasks.spawn(async move { download_one(&ctx, &config, file, shutdown, progress).await });
+            let id = file.id;
+            let task = tasks
+                .spawn(async move { download_one(&ctx, &config, file, shutdown, progress).await });
+            working.insert(task.id(), id);
         }
-        let Some(joined) = tasks.join_next().await else {
+        let Some(joined) = tasks.join_next_with_id().await else {
             break;
         };
         match joined {
-            Ok(Ok(Outcome::Archived)) => report.archived += 1,
-            Ok(Ok(Outcome::Retrying)) => report.retrying += 1,
-            Ok(Ok(Outcome::Failed)) => report.failed += 1,
-            Ok(Ok(Outcome::Interrupted)) => report.interrupted += 1,
-            Ok(Ok(Outcome::Skipped)) => {}
-            Ok(Err(e)) => {
-                tasks.abort_all();
-                return Err(e);
+            Ok((task, outcome)) => {
+                let file_id = working.remove(&task);
+                match outcome {
+                    Ok(Outcome::Archived) => report.archived += 1,
+                    Ok(Outcome::Retrying) => report.retrying += 1,
+                    Ok(Outcome::Failed) => report.failed += 1,
+                    Ok(Outcome::Interrupted) => report.interrupted += 1,
+                    Ok(Outcome::Skipped) => {}
+                    Err(e) => {
+                        tasks.abort_all();
+                        while let Some(j) = tasks.join_next_with_id().await {
+                            if let Ok((t, Ok(_))) = j {
+                                working.remove(&t);
+                            }
+                        }
+                        requeue_orphans(ctx, file_id.into_iter().chain(working.into_values()))
+                            .await;
+                        return Err(e);
+                    }
+                }
             }
-            Err(join) => tracing::error!(error = %join, "download task failed"),
+            Err(join) => {
+                tracing::error!(error = %join, "download task failed");
+                requeue_orphans(ctx, working.remove(&join.id())).await;
+            }
         }
     }
     Ok(report)
+}
+
+/// Puts files whose download task ended without recording an outcome back in the queue
+/// (only rows still `downloading` change).
+async fn requeue_orphans(ctx: &Ctx, ids: impl IntoIterator<Item = i64>) {
+    for id in ids {
+        match ctx.store.requeue(id, ctx.now()).await {
+            Ok(()) => tracing::info!(file_row = id, "download left unfinished; back in the queue"),
+            Err(e) => {
+                tracing::error!(file_row = id, error = %e, "cannot requeue; the next start does")
+            }
+        }
+    }
 }
 
 /// The retry delay after `attempts` failed attempts: the poll cadence (at most 30 s),

@@ -282,12 +282,18 @@ async fn create(
         report.deferred += 1;
         return Ok(Flow::StopCreating);
     }
-    let row = match existing {
-        Some(r) => {
-            ctx.store.retry_create_intent(r.id, want, now).await?;
-            r.clone()
-        }
+    // The intent is a claim: only the write that claimed the row may call Zoom for it.
+    let claimed = match existing {
+        Some(r) => ctx
+            .store
+            .retry_create_intent(r.id, want, now)
+            .await?
+            .then(|| r.clone()),
         None => ctx.store.record_create_intent(want, now).await?,
+    };
+    let Some(row) = claimed else {
+        tracing::debug!(key = %want.key, start = %ts(want.start_utc), "someone else claimed this create");
+        return Ok(Flow::Continue);
     };
     // Counted before the call: a call whose answer is lost still counts at Zoom.
     ctx.store.count_call(&want.host, day).await?;
