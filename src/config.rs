@@ -116,6 +116,11 @@ pub struct DaemonConfig {
     pub downloads: usize,
     pub after_download: AfterDownload,
     pub timezone: Tz,
+    /// How often each host's upcoming meetings are compared with the database.
+    pub verify_every: chrono::Duration,
+    /// More cancellations than this in one pass (or of every upcoming meeting) wait for
+    /// `zoomd apply`.
+    pub max_cancellations: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -315,6 +320,8 @@ struct RawDaemon {
     downloads: Option<Downloads>,
     after_download: Option<AfterDownload>,
     timezone: Option<Zone>,
+    verify_every: Option<Bounded<60, { 7 * 86400 }>>,
+    max_cancellations: Option<MaxCancellations>,
 }
 
 #[derive(Deserialize)]
@@ -464,6 +471,20 @@ impl<'de> Deserialize<'de> for Downloads {
             )));
         }
         Ok(Downloads(n as usize))
+    }
+}
+
+struct MaxCancellations(usize);
+
+impl<'de> Deserialize<'de> for MaxCancellations {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        if !(0..=100_000).contains(&n) {
+            return Err(de::Error::custom(format!(
+                "max_cancellations = {n} is out of range: must be 0 to 100000 (0 holds every cancellation for `zoomd apply`)"
+            )));
+        }
+        Ok(MaxCancellations(n as usize))
     }
 }
 
@@ -796,6 +817,8 @@ fn build_daemon(raw: RawDaemon, base: &Path, env: &Env) -> DaemonConfig {
                 .map_or(Duration::from_secs(72 * 3600), |b| b.0),
         ),
         downloads: raw.downloads.map_or(2, |d| d.0),
+        verify_every: span(raw.verify_every.map_or(Duration::from_secs(3600), |b| b.0)),
+        max_cancellations: raw.max_cancellations.map_or(10, |m| m.0),
         after_download: raw.after_download.unwrap_or(AfterDownload::Keep),
         timezone: raw.timezone.map_or(Tz::UTC, |z| z.0),
     }

@@ -2,6 +2,8 @@
 
 mod check;
 mod demo;
+mod output;
+mod plan;
 mod progress;
 mod query;
 mod run;
@@ -57,6 +59,12 @@ pub enum Command {
     Recordings(query::RecordingsArgs),
     /// Put failed downloads back in the queue: one file by ID, or every one with --failed
     Retry(query::RetryArgs),
+    /// What the next meetings pass would do: creates, updates, cancellations (held or not),
+    /// deferrals; from the file and the database, without calling Zoom
+    Plan(plan::PlanArgs),
+    /// Confirm the cancellations a plan holds; the running daemon (or, without one, apply
+    /// itself) carries them out at once
+    Apply(plan::ApplyArgs),
 }
 
 /// Runs one command; returns the process exit code.
@@ -85,6 +93,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Meetings(args) => query::meetings(&config_path, &args).await,
         Command::Recordings(args) => query::recordings(&config_path, &args).await,
         Command::Retry(args) => query::retry(&config_path, &args).await,
+        Command::Plan(args) => plan::plan(&config_path, &args).await,
+        Command::Apply(args) => {
+            crate::telemetry::init(cli.log_format, "info");
+            plan::apply(&config_path, &args).await
+        }
     }
 }
 

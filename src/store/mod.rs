@@ -519,10 +519,52 @@ impl Store {
         Ok(())
     }
 
+    /// Holds the cancellation of an occurrence for `zoomd apply`. True when it was not held
+    /// before (so the caller says so once).
+    pub async fn hold_cancellation(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE occurrences SET cancel_held_at = ? WHERE id = ? AND cancel_held_at IS NULL",
+        )
+        .bind(ts(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("hold cancellation"))?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// The occurrence is scheduled again: its held (or confirmed) cancellation is void.
+    pub async fn release_cancellation(&self, id: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE occurrences SET cancel_held_at = NULL, cancel_confirmed_at = NULL WHERE id = ?",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("release cancellation"))?;
+        Ok(())
+    }
+
+    /// `zoomd apply`: confirms the cancellation of these occurrences (held, or about to be).
+    pub async fn confirm_cancellation(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE occurrences SET cancel_held_at = coalesce(cancel_held_at, ?1),
+                 cancel_confirmed_at = ?1
+             WHERE id = ?2 AND state != 'cancelled'",
+        )
+        .bind(ts(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("confirm cancellation"))?;
+        Ok(())
+    }
+
     /// The occurrence left the schedule (and its meeting, if any, was deleted).
     pub async fn mark_cancelled(&self, id: i64, reason: &str, now: DateTime<Utc>) -> Result<()> {
         sqlx::query(
             "UPDATE occurrences SET state = 'cancelled', recording_state = 'none',
+                 cancel_held_at = NULL, cancel_confirmed_at = NULL,
                  next_poll_at = NULL, not_before = NULL, last_error = ?, updated_at = ?
              WHERE id = ?",
         )

@@ -256,7 +256,8 @@ pub struct CreatedMeeting {
 
 pub(super) const OCC_COLS: &str = "id, key, start_utc, start_local, timezone, duration_min, host,
     topic, agenda, settings_json, marker, state, meeting_id, meeting_uuid, join_url, password,
-    not_before, attempts, last_error, recording_state, next_poll_at, polls, updated_at";
+    not_before, attempts, last_error, recording_state, next_poll_at, polls, updated_at,
+    cancel_held_at, cancel_confirmed_at";
 
 /// An occurrence: the meeting zoomd created (or tried to) and the watch of its recording.
 #[derive(Debug, Clone, Serialize)]
@@ -286,6 +287,10 @@ pub struct OccurrenceRow {
     pub next_poll_at: Option<DateTime<Utc>>,
     pub polls: i64,
     pub updated_at: DateTime<Utc>,
+    /// Its cancellation waits for `zoomd apply` (since then).
+    pub cancel_held_at: Option<DateTime<Utc>>,
+    /// `zoomd apply` confirmed its cancellation.
+    pub cancel_confirmed_at: Option<DateTime<Utc>>,
 }
 
 from_row!(
@@ -315,7 +320,9 @@ from_row!(
         recording_state,
         next_poll_at,
         polls,
-        updated_at
+        updated_at,
+        cancel_held_at,
+        cancel_confirmed_at
     ]
 );
 

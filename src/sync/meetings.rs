@@ -14,9 +14,9 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::plan::{self, Action, Plan};
 use super::{Ctx, SyncError};
-use crate::config::{Config, MeetingEntry};
-use crate::schedule::{self, Occurrence};
+use crate::config::Config;
 use crate::store::{
     CreatedMeeting, NewEvent, NewOccurrence, OccurrenceRow, OccurrenceState as State, ts,
 };
@@ -24,8 +24,8 @@ use crate::zoom::{
     CreateMeeting, Meeting, MeetingPatch, MeetingStart, ZoomError, next_utc_midnight,
 };
 
-/// Zoom's per-host daily cap of meeting create/update calls.
-pub const DAILY_CAP: i64 = 100;
+pub use super::plan::{DAILY_CAP, desired, marker};
+
 /// An unanswered create may still be in flight at Zoom: it counts as "not created" only
 /// this long after it was sent (the client gives up on a request after 30 s).
 const CREATE_SETTLE: i64 = 45;
@@ -42,32 +42,8 @@ pub struct Report {
     pub deferred: usize,
     pub failed: usize,
     pub unknown: usize,
-}
-
-/// The marker zoomd writes into a meeting's agenda to find it again.
-pub fn marker(key: &str, start: DateTime<Utc>) -> String {
-    format!("zoomd:{key}:{}", ts(start))
-}
-
-/// What zoomd sends Zoom for an occurrence.
-pub fn desired(entry: &MeetingEntry, occ: &Occurrence) -> NewOccurrence {
-    let marker = marker(&entry.key, occ.start);
-    let agenda = match &entry.agenda {
-        Some(a) if !a.is_empty() => format!("{a}\n\n{marker}"),
-        _ => marker.clone(),
-    };
-    NewOccurrence {
-        key: entry.key.clone(),
-        start_utc: occ.start,
-        start_local: occ.local.to_rfc3339(),
-        timezone: entry.timezone,
-        duration_min: entry.duration_min,
-        host: entry.host.clone(),
-        topic: entry.topic.clone(),
-        agenda: Some(agenda),
-        settings: entry.settings.clone(),
-        marker,
-    }
+    /// Cancellations waiting for `zoomd apply`.
+    pub held: usize,
 }
 
 /// One reconcile pass.
@@ -130,53 +106,74 @@ pub async fn reconcile(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> 
     }
 
     // 2. The desired state, soonest first (so the daily cap defers the latest ones).
-    let horizon = now + config.daemon.create_ahead;
-    let entries: HashMap<&str, &MeetingEntry> = config
-        .meetings
-        .iter()
-        .map(|e| (e.key.as_str(), e))
-        .collect();
-    for occ in schedule::occurrences(&config.meetings, now, horizon) {
-        let Some(entry) = entries.get(occ.key.as_str()) else {
-            continue;
-        };
-        let want = desired(entry, &occ);
-        let row = ctx
-            .store
-            .occurrence_by_key(&want.key, want.start_utc)
-            .await?;
-        let outcome = match &row {
-            None => Some(create(ctx, None, &want, &mut report).await?),
-            Some(r) => match r.state {
-                State::Creating if unresolved.contains(&r.id) => {
-                    Some(create(ctx, Some(r), &want, &mut report).await?)
+    let plan = plan::plan(&ctx.store, config, now, &unresolved).await?;
+    for action in &plan.actions {
+        match action {
+            Action::Create { want, existing, .. } => {
+                if create(ctx, existing.as_ref(), want, &mut report).await? == Flow::StopCreating {
+                    log_cap_once(ctx, &want.host, now).await?;
                 }
-                State::Creating => None,
-                State::Deferred | State::Failed | State::Cancelled => {
-                    let due = r.not_before.is_none_or(|t| t <= now);
-                    if due || r.state == State::Cancelled {
-                        Some(create(ctx, Some(r), &want, &mut report).await?)
-                    } else {
-                        None
-                    }
-                }
-                State::Created => {
-                    update_if_changed(ctx, r, &want, &mut report).await?;
-                    None
-                }
-            },
-        };
-        if outcome == Some(Flow::StopCreating) {
-            log_cap_once(ctx, &want.host, now).await?;
+            }
+            Action::Update {
+                row, want, changes, ..
+            } => update(ctx, row, want, changes, &mut report).await?,
         }
     }
 
     // 3. Stored occurrences that left the schedule.
-    for row in ctx.store.live_occurrences_from(now).await? {
-        if still_scheduled(config, &row) {
+    cancel_planned(ctx, &plan, &mut report).await?;
+    Ok(report)
+}
+
+/// Carries out the plan's cancellations: held ones wait (said once, event `cancel-held`),
+/// the rest are cancelled.
+async fn cancel_planned(ctx: &Ctx, plan: &Plan, report: &mut Report) -> Result<(), SyncError> {
+    let now = ctx.now();
+    for id in &plan.released {
+        ctx.store.release_cancellation(*id).await?;
+    }
+    let mut newly_held = 0;
+    for c in &plan.cancellations {
+        if !c.held {
+            cancel(ctx, &c.row, now, report).await?;
             continue;
         }
-        cancel(ctx, &row, now, &mut report).await?;
+        report.held += 1;
+        if ctx.store.hold_cancellation(c.row.id, now).await? {
+            newly_held += 1;
+            ctx.event(NewEvent {
+                kind: "cancel-held",
+                key: Some(&c.row.key),
+                occurrence_id: Some(c.row.id),
+                meeting_id: c.row.meeting_id,
+                message: format!(
+                    "{} at {}: left the schedule; cancellation held for `zoomd apply`",
+                    c.row.key,
+                    ts(c.row.start_utc)
+                ),
+                ..NewEvent::default()
+            })
+            .await;
+        }
+    }
+    if newly_held > 0 {
+        let held = plan.cancellations.iter().filter(|c| c.held).count();
+        tracing::warn!(
+            held,
+            upcoming = plan.cancellations.len(),
+            "the schedule would cancel {held} upcoming meetings at once (more than max_cancellations, or all): held; `zoomd plan` lists them, `zoomd apply` carries them out"
+        );
+    }
+    Ok(())
+}
+
+/// `zoomd apply` without a daemon: cancels what it confirmed, and nothing else.
+pub async fn cancel_confirmed(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> {
+    let now = ctx.now();
+    let mut report = Report::default();
+    let plan = plan::plan(&ctx.store, config, now, &HashSet::new()).await?;
+    for c in plan.cancellations.iter().filter(|c| c.confirmed) {
+        cancel(ctx, &c.row, now, &mut report).await?;
     }
     Ok(report)
 }
@@ -185,20 +182,6 @@ pub async fn reconcile(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> 
 enum Flow {
     Continue,
     StopCreating,
-}
-
-/// Whether the schedule still produces this occurrence.
-fn still_scheduled(config: &Config, row: &OccurrenceRow) -> bool {
-    let start = row.start_utc;
-    config
-        .meetings
-        .iter()
-        .filter(|e| e.key == row.key)
-        .any(|e| {
-            schedule::occurrences(std::slice::from_ref(e), start, start + Duration::seconds(1))
-                .iter()
-                .any(|o| o.start == start)
-        })
 }
 
 /// Looks for the meeting an earlier, unanswered create may have made.
@@ -398,39 +381,25 @@ async fn log_cap_once(ctx: &Ctx, host: &str, now: DateTime<Utc>) -> Result<(), S
     Ok(())
 }
 
-async fn update_if_changed(
+async fn update(
     ctx: &Ctx,
     row: &OccurrenceRow,
     want: &NewOccurrence,
+    changes: &[&'static str],
     report: &mut Report,
 ) -> Result<(), SyncError> {
     let now = ctx.now();
     let Some(meeting_id) = row.meeting_id else {
         return Ok(());
     };
-    if row.start_utc <= now {
-        return Ok(()); // started: never touched
-    }
     let mut patch = MeetingPatch::default();
-    let mut changed = Vec::new();
-    if row.topic != want.topic {
-        patch.topic = Some(want.topic.clone());
-        changed.push("topic");
-    }
-    if row.duration_min != i64::from(want.duration_min) {
-        patch.duration_minutes = Some(want.duration_min);
-        changed.push("duration");
-    }
-    if row.agenda != want.agenda {
-        patch.agenda = want.agenda.clone();
-        changed.push("agenda");
-    }
-    if row.settings_json != want.settings {
-        patch.settings = Some(want.settings.clone());
-        changed.push("settings");
-    }
-    if changed.is_empty() {
-        return Ok(());
+    for field in changes {
+        match *field {
+            "topic" => patch.topic = Some(want.topic.clone()),
+            "duration" => patch.duration_minutes = Some(want.duration_min),
+            "agenda" => patch.agenda = want.agenda.clone(),
+            _ => patch.settings = Some(want.settings.clone()),
+        }
     }
     let day = now.date_naive();
     let (calls, exhausted) = ctx.store.quota(&row.host, day).await?;
@@ -441,7 +410,7 @@ async fn update_if_changed(
     match ctx.zoom.update_meeting(meeting_id, &patch).await {
         Ok(()) => {
             ctx.store.mark_updated(row.id, want, ctx.now()).await?;
-            let what = changed.join(", ");
+            let what = changes.join(", ");
             tracing::info!(key = %row.key, start = %ts(row.start_utc), meeting_id, "meeting updated: {what}");
             ctx.event(NewEvent {
                 kind: "updated",

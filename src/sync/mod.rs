@@ -1,7 +1,8 @@
 //! The three idempotent reconcile steps. Each reads desired and stored state, acts through
 //! [`crate::zoom`], and records what it did in [`crate::store`]; running one twice does no harm.
 //!
-//! - [`meetings`]: the schedule file is the desired state of upcoming Zoom meetings.
+//! - [`meetings`]: the schedule file is the desired state of upcoming Zoom meetings; it
+//!   carries out a [`plan`], which is computed from the file and the database alone.
 //! - [`recordings`]: watches created meetings for their cloud recordings and tracks each file.
 //! - [`downloads`]: streams queued files into the archive, verified, resumable.
 //!
@@ -11,6 +12,7 @@
 pub mod archive;
 pub mod downloads;
 pub mod meetings;
+pub mod plan;
 pub mod recordings;
 
 use std::sync::Arc;

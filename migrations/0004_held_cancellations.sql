@@ -1,0 +1,6 @@
+-- Big cancellations wait for a person: a schedule that would cancel more than
+-- `max_cancellations` upcoming meetings at once (or all of them) holds them.
+-- cancel_held_at: when zoomd first held this occurrence's cancellation;
+-- cancel_confirmed_at: when `zoomd apply` confirmed it (carried out at the next pass).
+ALTER TABLE occurrences ADD COLUMN cancel_held_at TEXT;
+ALTER TABLE occurrences ADD COLUMN cancel_confirmed_at TEXT;
