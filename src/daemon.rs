@@ -17,7 +17,7 @@ use crate::schedule;
 use crate::shutdown::Shutdown;
 use crate::store::{NewEvent, Store, StoreError};
 use crate::sync::downloads::ProgressFn;
-use crate::sync::{self, Clock, Ctx, SyncError, downloads, meetings, recordings};
+use crate::sync::{self, Clock, Ctx, SyncError, downloads, meetings, recordings, verify};
 use crate::zoom::{ClientConfig, ZoomClient, ZoomError};
 
 /// A step that failed is tried again this much later.
@@ -70,6 +70,7 @@ pub struct PassReport {
     pub meetings: meetings::Report,
     pub recordings: recordings::Report,
     pub downloads: downloads::Report,
+    pub verify: verify::Report,
 }
 
 /// One pass of every step.
@@ -78,6 +79,7 @@ pub async fn sync_once(
     config: &Config,
     progress: Option<ProgressFn>,
 ) -> Result<PassReport, SyncError> {
+    let verify = verify::verify(ctx).await?;
     let meetings = meetings::reconcile(ctx, config).await?;
     let recordings = recordings::poll(ctx, config).await?;
     let downloads = downloads::run_due(ctx, config, &Shutdown::never(), progress).await?;
@@ -85,6 +87,7 @@ pub async fn sync_once(
         meetings,
         recordings,
         downloads,
+        verify,
     })
 }
 
@@ -138,6 +141,9 @@ pub async fn run(
     ));
 
     let mut next_meetings = ctx.now();
+    // The first check comes one `verify_every` after the start: the start's own pass
+    // creates what is missing anyway.
+    let mut next_verify = ctx.now() + config_rx.borrow().daemon.verify_every;
     let mut next_polls_retry: Option<DateTime<Utc>> = None;
     let (file_tx, mut file_changed) = mpsc::unbounded_channel();
     // Keep the watcher alive for the whole run; without one (no inotify) SIGHUP still works.
@@ -154,6 +160,20 @@ pub async fn run(
         }
         let config = config_rx.borrow().clone();
         let now = ctx.now();
+        if next_verify <= now {
+            next_verify = match verify::verify(&ctx).await {
+                Ok(r) => {
+                    if r.gone > 0 {
+                        next_meetings = ctx.now(); // create them again now
+                    }
+                    ctx.now() + config.daemon.verify_every
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "drift check failed; retrying in a minute");
+                    ctx.now() + STEP_RETRY
+                }
+            };
+        }
         if next_meetings <= now {
             next_meetings = match meetings::reconcile(&ctx, &config).await {
                 Ok(r) => {
@@ -189,7 +209,9 @@ pub async fn run(
                 Some(ctx.now() + STEP_RETRY)
             }),
         };
-        let wake = next_poll.map_or(next_meetings, |p| p.min(next_meetings));
+        let wake = next_poll
+            .map_or(next_meetings, |p| p.min(next_meetings))
+            .min(next_verify);
         let mut sleep = (wake - ctx.now()).to_std().unwrap_or_default();
         if let Some(w) = watchdog {
             // The watchdog hears from the loop itself: a wedged loop gets restarted.

@@ -48,8 +48,12 @@ pub async fn sync(path: &Path) -> ExitCode {
         Ok(r) => {
             let m = &r.meetings;
             println!(
-                "meetings: {} created, {} found again, {} updated, {} cancelled, {} deferred, {} failed, {} unknown",
-                m.created, m.reconciled, m.updated, m.cancelled, m.deferred, m.failed, m.unknown
+                "meetings: {} created, {} found again, {} updated, {} cancelled, {} held, {} deferred, {} failed, {} unknown",
+                m.created, m.reconciled, m.updated, m.cancelled, m.held, m.deferred, m.failed, m.unknown
+            );
+            println!(
+                "verify: {} checked, {} gone at Zoom (created again), {} patched back",
+                r.verify.checked, r.verify.gone, r.verify.drifted
             );
             println!(
                 "recordings: {} polled, {} found, {} missing, {} cloud copies removed",

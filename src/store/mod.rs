@@ -519,6 +519,42 @@ impl Store {
         Ok(())
     }
 
+    /// Meetings zoomd created that have not started: what the drift check compares.
+    pub async fn created_upcoming(&self, now: DateTime<Utc>) -> Result<Vec<OccurrenceRow>> {
+        sqlx::query_as(&format!(
+            "SELECT {OCC_COLS} FROM occurrences
+             WHERE state = 'created' AND meeting_id IS NOT NULL AND start_utc > ?
+             ORDER BY host, start_utc"
+        ))
+        .bind(ts(now))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("list created meetings"))
+    }
+
+    /// The meeting is gone at Zoom (deleted in the web page): forget it and create it again
+    /// at the next meetings pass (a deferral due now).
+    pub async fn mark_deleted_at_zoom(
+        &self,
+        id: i64,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE occurrences SET state = 'deferred', not_before = ?1, last_error = ?2,
+                 meeting_id = NULL, meeting_uuid = NULL, join_url = NULL, password = NULL,
+                 recording_state = 'waiting', next_poll_at = NULL, updated_at = ?1
+             WHERE id = ?3 AND state = 'created'",
+        )
+        .bind(ts(now))
+        .bind(reason)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("mark deleted at Zoom"))?;
+        Ok(())
+    }
+
     /// Holds the cancellation of an occurrence for `zoomd apply`. True when it was not held
     /// before (so the caller says so once).
     pub async fn hold_cancellation(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {

@@ -5,6 +5,7 @@
 //!   carries out a [`plan`], which is computed from the file and the database alone.
 //! - [`recordings`]: watches created meetings for their cloud recordings and tracks each file.
 //! - [`downloads`]: streams queued files into the archive, verified, resumable.
+//! - [`verify`]: compares each host's upcoming meetings at Zoom with the database (drift).
 //!
 //! Steps never read the clock themselves: they take a [`Clock`], which the daemon backs with
 //! the system clock and tests with whatever they need.
@@ -14,6 +15,7 @@ pub mod downloads;
 pub mod meetings;
 pub mod plan;
 pub mod recordings;
+pub mod verify;
 
 use std::sync::Arc;
 

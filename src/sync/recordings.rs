@@ -61,6 +61,14 @@ pub async fn poll(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> {
     for row in ctx.store.due_polls(ctx.now()).await? {
         if let Err(e) = poll_one(ctx, config, &row, &mut report).await {
             match e {
+                // 3001: the meeting itself is gone (deleted before it took place), which is
+                // not a recording that went missing.
+                SyncError::Zoom(ZoomError::NotFound {
+                    code: Some(3001), ..
+                }) => {
+                    super::verify::deleted_at_zoom(ctx, &row, "deleted at Zoom before it took place")
+                        .await?;
+                }
                 SyncError::Zoom(z) => {
                     // Zoom trouble for one meeting: try it again at the next poll time.
                     tracing::warn!(key = %row.key, meeting_id = row.meeting_id, error = %z, "recording poll failed");
