@@ -346,6 +346,18 @@ async fn reload(ctx: &Ctx, path: &Path, tx: &watch::Sender<Arc<Config>>) {
                 tracing::warn!("{w}");
             }
             tracing::info!(entries = new.meetings.len(), "schedule reloaded");
+            if new.source != tx.borrow().source {
+                // A changed file may fix a host Zoom did not know: ask again now.
+                match ctx.store.forget_missing_hosts(ctx.now()).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(occurrences = n, "creates for missing hosts are due again")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot requeue creates for missing hosts")
+                    }
+                }
+            }
             ctx.event(NewEvent {
                 kind: "reloaded",
                 message: format!("{}: {} entries", path.display(), new.meetings.len()),

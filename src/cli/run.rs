@@ -49,7 +49,14 @@ pub async fn sync(path: &Path) -> ExitCode {
             let m = &r.meetings;
             println!(
                 "meetings: {} created, {} found again, {} updated, {} cancelled, {} held, {} deferred, {} failed, {} unknown",
-                m.created, m.reconciled, m.updated, m.cancelled, m.held, m.deferred, m.failed, m.unknown
+                m.created,
+                m.reconciled,
+                m.updated,
+                m.cancelled,
+                m.held,
+                m.deferred,
+                m.failed,
+                m.unknown
             );
             println!(
                 "verify: {} checked, {} gone at Zoom (created again), {} patched back",

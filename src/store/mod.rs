@@ -357,6 +357,7 @@ impl Store {
         let settings = settings_text(&o.settings);
         let query = sqlx::query(
             "UPDATE occurrences SET state = 'creating', attempts = attempts + 1, not_before = NULL,
+                 missing_host = NULL,
                  start_local = ?, duration_min = ?, host = ?, topic = ?, agenda = ?,
                  settings_json = ?, updated_at = ?
              WHERE id = ? AND state IN ('creating', 'deferred', 'failed', 'cancelled')",
@@ -552,6 +553,56 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(q("mark deleted at Zoom"))?;
+        Ok(())
+    }
+
+    /// Zoom says the host does not exist (1001): failed until `until`, the host recorded so a
+    /// changed schedule file asks again at once ([`Store::forget_missing_hosts`]).
+    pub async fn mark_host_missing(
+        &self,
+        id: i64,
+        host: &str,
+        until: DateTime<Utc>,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE occurrences SET state = 'failed', missing_host = ?, not_before = ?,
+                 last_error = ?, updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(host)
+        .bind(ts(until))
+        .bind(reason)
+        .bind(ts(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("mark host missing"))?;
+        Ok(())
+    }
+
+    /// The schedule file changed: creates that failed for a missing host are due again.
+    pub async fn forget_missing_hosts(&self, now: DateTime<Utc>) -> Result<u64> {
+        let r = sqlx::query(
+            "UPDATE occurrences SET not_before = ?1, missing_host = NULL
+             WHERE state = 'failed' AND missing_host IS NOT NULL AND start_utc > ?1",
+        )
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await
+        .map_err(q("forget missing hosts"))?;
+        Ok(r.rows_affected())
+    }
+
+    /// A create/update call that Zoom did not count (it refused before acting, e.g. 1001).
+    pub async fn uncount_call(&self, host: &str, day: NaiveDate) -> Result<()> {
+        sqlx::query("UPDATE host_quota SET calls = max(calls - 1, 0) WHERE host = ? AND day = ?")
+            .bind(host)
+            .bind(day.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(q("uncount call"))?;
         Ok(())
     }
 

@@ -107,12 +107,25 @@ pub async fn reconcile(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> 
 
     // 2. The desired state, soonest first (so the daily cap defers the latest ones).
     let plan = plan::plan(&ctx.store, config, now, &unresolved).await?;
+    let mut missing_hosts: HashSet<String> = HashSet::new();
     for action in &plan.actions {
         match action {
+            Action::Create { want, existing, .. } if missing_hosts.contains(&want.host) => {
+                skip_missing_host(ctx, existing.as_ref(), want, &mut report).await?;
+            }
             Action::Create { want, existing, .. } => {
-                if create(ctx, existing.as_ref(), want, &mut report).await? == Flow::StopCreating {
-                    log_cap_once(ctx, &want.host, now).await?;
+                match create(ctx, existing.as_ref(), want, &mut report).await? {
+                    Flow::StopCreating => log_cap_once(ctx, &want.host, now).await?,
+                    Flow::HostMissing => {
+                        missing_hosts.insert(want.host.clone());
+                    }
+                    Flow::Continue => {}
                 }
+            }
+            Action::Update {
+                row, want, changes, ..
+            } if changes.contains(&"host") => {
+                move_host(ctx, row, want, &mut report).await?;
             }
             Action::Update {
                 row, want, changes, ..
@@ -167,6 +180,87 @@ async fn cancel_planned(ctx: &Ctx, plan: &Plan, report: &mut Report) -> Result<(
     Ok(())
 }
 
+/// Another occurrence of a host Zoom just said does not exist: failed like the first one,
+/// without asking Zoom again.
+async fn skip_missing_host(
+    ctx: &Ctx,
+    existing: Option<&OccurrenceRow>,
+    want: &NewOccurrence,
+    report: &mut Report,
+) -> Result<(), SyncError> {
+    let now = ctx.now();
+    let msg = host_missing(&want.host);
+    let id = match existing {
+        Some(r) => r.id,
+        None => {
+            ctx.store.record_deferred(want, now, &msg, now).await?;
+            match ctx
+                .store
+                .occurrence_by_key(&want.key, want.start_utc)
+                .await?
+            {
+                Some(r) => r.id,
+                None => return Ok(()),
+            }
+        }
+    };
+    ctx.store
+        .mark_host_missing(id, &want.host, now + HOST_RETRY, &msg, now)
+        .await?;
+    report.failed += 1;
+    Ok(())
+}
+
+/// The entry's host changed: the meeting moves (deleted at the old host, created at the new
+/// one), unless it has started.
+async fn move_host(
+    ctx: &Ctx,
+    row: &OccurrenceRow,
+    want: &NewOccurrence,
+    report: &mut Report,
+) -> Result<(), SyncError> {
+    let Some(id) = row.meeting_id else {
+        return Ok(());
+    };
+    match ctx.zoom.get_meeting(id).await {
+        Ok(m) if m.status.as_deref() == Some("started") => return Ok(()),
+        Ok(_) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => {
+            tracing::warn!(key = %row.key, meeting_id = id, error = %e, "cannot check the meeting before moving it; next pass");
+            return Ok(());
+        }
+    }
+    match ctx.zoom.delete_meeting(id).await {
+        Ok(()) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => {
+            tracing::warn!(key = %row.key, meeting_id = id, error = %e, "cannot delete the meeting at the old host; next pass");
+            return Ok(());
+        }
+    }
+    let why = format!("host changed from '{}' to '{}'", row.host, want.host);
+    tracing::info!(key = %row.key, start = %ts(row.start_utc), meeting_id = id, "{why}: deleted at the old host");
+    ctx.event(NewEvent {
+        kind: "moved",
+        key: Some(&row.key),
+        occurrence_id: Some(row.id),
+        meeting_id: Some(id),
+        message: format!("meeting {id} deleted: {why}; created again at the new host"),
+        ..NewEvent::default()
+    })
+    .await;
+    let now = ctx.now();
+    ctx.store.mark_deleted_at_zoom(row.id, &why, now).await?;
+    let Some(fresh) = ctx.store.occurrence_by_key(&row.key, row.start_utc).await? else {
+        return Ok(());
+    };
+    if create(ctx, Some(&fresh), want, report).await? == Flow::StopCreating {
+        log_cap_once(ctx, &want.host, now).await?;
+    }
+    Ok(())
+}
+
 /// `zoomd apply` without a daemon: cancels what it confirmed, and nothing else.
 pub async fn cancel_confirmed(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> {
     let now = ctx.now();
@@ -182,6 +276,15 @@ pub async fn cancel_confirmed(ctx: &Ctx, config: &Config) -> Result<Report, Sync
 enum Flow {
     Continue,
     StopCreating,
+    /// Zoom says the host does not exist: its other occurrences are not asked this pass.
+    HostMissing,
+}
+
+/// A host Zoom does not know is asked again after this long (or when the file changes).
+const HOST_RETRY: Duration = Duration::hours(24);
+
+fn host_missing(host: &str) -> String {
+    format!("host '{host}' does not exist at Zoom (code 1001)")
 }
 
 /// Looks for the meeting an earlier, unanswered create may have made.
@@ -323,6 +426,28 @@ async fn create(
             report.unknown += 1;
             Ok(Flow::Continue)
         }
+        Err(ZoomError::NotFound {
+            code: Some(1001), ..
+        }) => {
+            // The host left the account (or never was in it). Not a cap problem: Zoom did not
+            // count the call, and asking every hour would only spend the cap.
+            ctx.store.uncount_call(&want.host, day).await?;
+            let msg = host_missing(&want.host);
+            tracing::error!(key = %want.key, start = %ts(want.start_utc), host = %want.host, "{msg}; asked again when the schedule file changes or in a day");
+            ctx.store
+                .mark_host_missing(row.id, &want.host, now + HOST_RETRY, &msg, ctx.now())
+                .await?;
+            ctx.event(NewEvent {
+                kind: "create-failed",
+                key: Some(&want.key),
+                occurrence_id: Some(row.id),
+                message: msg,
+                ..NewEvent::default()
+            })
+            .await;
+            report.failed += 1;
+            Ok(Flow::HostMissing)
+        }
         Err(e) => {
             // Transient: soon again. Refused (4xx): an hour later, and visible in `failures`.
             let (state_failed, retry_at) = if e.is_transient() {
@@ -398,7 +523,8 @@ async fn update(
             "topic" => patch.topic = Some(want.topic.clone()),
             "duration" => patch.duration_minutes = Some(want.duration_min),
             "agenda" => patch.agenda = want.agenda.clone(),
-            _ => patch.settings = Some(want.settings.clone()),
+            "settings" => patch.settings = Some(want.settings.clone()),
+            _ => {} // "host" moves the meeting instead (`move_host`)
         }
     }
     let day = now.date_naive();

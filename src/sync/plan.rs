@@ -175,6 +175,9 @@ pub fn changes(row: &OccurrenceRow, want: &NewOccurrence) -> Vec<&'static str> {
     if row.settings_json != want.settings {
         changed.push("settings");
     }
+    if row.host != want.host {
+        changed.push("host");
+    }
     changed
 }
 

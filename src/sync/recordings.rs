@@ -66,8 +66,12 @@ pub async fn poll(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> {
                 SyncError::Zoom(ZoomError::NotFound {
                     code: Some(3001), ..
                 }) => {
-                    super::verify::deleted_at_zoom(ctx, &row, "deleted at Zoom before it took place")
-                        .await?;
+                    super::verify::deleted_at_zoom(
+                        ctx,
+                        &row,
+                        "deleted at Zoom before it took place",
+                    )
+                    .await?;
                 }
                 SyncError::Zoom(z) => {
                     // Zoom trouble for one meeting: try it again at the next poll time.
