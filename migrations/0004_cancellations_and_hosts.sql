@@ -8,3 +8,11 @@ ALTER TABLE occurrences ADD COLUMN cancel_confirmed_at TEXT;
 -- A create that Zoom answered "user does not exist" (1001): the host named here is not
 -- asked again until the schedule file changes or a day has passed.
 ALTER TABLE occurrences ADD COLUMN missing_host TEXT;
+
+-- The Zoom user a configured host is (from a create's answer), so Zoom's per-user daily cap
+-- is counted once however the host is written ("me", an email, the id).
+CREATE TABLE host_ids (
+    host            TEXT    PRIMARY KEY,               -- as daemon.toml writes it
+    user_id         TEXT    NOT NULL,                  -- Zoom's user id
+    seen_at         TEXT    NOT NULL
+);

@@ -110,6 +110,9 @@ fn instant(
     }
 }
 
+/// The key a host's daily calls count under (`?1` = the host as written).
+const QUOTA_KEY: &str = "coalesce((SELECT user_id FROM host_ids WHERE host = ?1), ?1)";
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Clone, Debug)]
@@ -593,17 +596,6 @@ impl Store {
         .await
         .map_err(q("forget missing hosts"))?;
         Ok(r.rows_affected())
-    }
-
-    /// A create/update call that Zoom did not count (it refused before acting, e.g. 1001).
-    pub async fn uncount_call(&self, host: &str, day: NaiveDate) -> Result<()> {
-        sqlx::query("UPDATE host_quota SET calls = max(calls - 1, 0) WHERE host = ? AND day = ?")
-            .bind(host)
-            .bind(day.to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(q("uncount call"))?;
-        Ok(())
     }
 
     /// Holds the cancellation of an occurrence for `zoomd apply`. True when it was not held
@@ -1162,44 +1154,130 @@ impl Store {
     // daily create/update cap
 
     /// Create/update calls made for `host` on `day` (UTC), and whether Zoom said the cap is hit.
+    /// Every quota method counts under the Zoom user the host is known to be (`host_ids`),
+    /// else under the name as written.
     pub async fn quota(&self, host: &str, day: NaiveDate) -> Result<(i64, bool)> {
-        let row: Option<(i64, bool)> =
-            sqlx::query_as("SELECT calls, exhausted FROM host_quota WHERE host = ? AND day = ?")
-                .bind(host)
-                .bind(day.to_string())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(q("read quota"))?;
+        let row: Option<(i64, bool)> = sqlx::query_as(&format!(
+            "SELECT calls, exhausted FROM host_quota WHERE host = {QUOTA_KEY} AND day = ?2"
+        ))
+        .bind(host)
+        .bind(day.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(q("read quota"))?;
         Ok(row.unwrap_or((0, false)))
     }
 
     /// Counts one create/update call against the host's day.
     pub async fn count_call(&self, host: &str, day: NaiveDate) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO host_quota (host, day, calls) VALUES (?, ?, 1)
+        self.quota_write(
+            "count call",
+            "INSERT INTO host_quota (host, day, calls) VALUES (QUOTA_KEY, ?2, 1)
              ON CONFLICT (host, day) DO UPDATE SET calls = calls + 1",
+            host,
+            day,
         )
-        .bind(host)
-        .bind(day.to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(q("count call"))?;
+        .await?;
+        Ok(())
+    }
+
+    /// A create/update call that Zoom did not count (it refused before acting, e.g. 1001).
+    pub async fn uncount_call(&self, host: &str, day: NaiveDate) -> Result<()> {
+        self.quota_write(
+            "uncount call",
+            "UPDATE host_quota SET calls = max(calls - 1, 0) WHERE host = QUOTA_KEY AND day = ?2",
+            host,
+            day,
+        )
+        .await?;
         Ok(())
     }
 
     /// Zoom says the host's cap is reached for `day`. Returns false if already known (so the
     /// caller logs it once).
     pub async fn mark_quota_exhausted(&self, host: &str, day: NaiveDate) -> Result<bool> {
-        let r = sqlx::query(
-            "INSERT INTO host_quota (host, day, calls, exhausted) VALUES (?, ?, 0, 1)
-             ON CONFLICT (host, day) DO UPDATE SET exhausted = 1 WHERE exhausted = 0",
+        let changed = self
+            .quota_write(
+                "mark quota",
+                "INSERT INTO host_quota (host, day, calls, exhausted) VALUES (QUOTA_KEY, ?2, 0, 1)
+                 ON CONFLICT (host, day) DO UPDATE SET exhausted = 1 WHERE exhausted = 0",
+                host,
+                day,
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    /// One write to `host_quota`; `QUOTA_KEY` in `sql` stands for the host's counting key.
+    async fn quota_write(
+        &self,
+        op: &'static str,
+        sql: &str,
+        host: &str,
+        day: NaiveDate,
+    ) -> Result<u64> {
+        let sql = sql.replace("QUOTA_KEY", QUOTA_KEY);
+        let r = sqlx::query(&sql)
+            .bind(host)
+            .bind(day.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(q(op))?;
+        Ok(r.rows_affected())
+    }
+
+    /// Zoom answered that `host` is the user `user_id`: from now on its calls count under the
+    /// id, and what `day` counted under the name moves there.
+    pub async fn remember_host_id(
+        &self,
+        host: &str,
+        user_id: &str,
+        day: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let op = "remember host id";
+        let mut tx = self.pool.begin().await.map_err(q(op))?;
+        let known: Option<String> =
+            sqlx::query_scalar("SELECT user_id FROM host_ids WHERE host = ?")
+                .bind(host)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(q(op))?;
+        if known.as_deref() == Some(user_id) {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO host_ids (host, user_id, seen_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (host) DO UPDATE SET user_id = ?2, seen_at = ?3",
         )
         .bind(host)
-        .bind(day.to_string())
-        .execute(&self.pool)
+        .bind(user_id)
+        .bind(ts(now))
+        .execute(&mut *tx)
         .await
-        .map_err(q("mark quota"))?;
-        Ok(r.rows_affected() == 1)
+        .map_err(q(op))?;
+        if host != user_id {
+            sqlx::query(
+                "INSERT INTO host_quota (host, day, calls, exhausted)
+                     SELECT ?2, day, calls, exhausted FROM host_quota WHERE host = ?1 AND day = ?3
+                 ON CONFLICT (host, day) DO UPDATE SET calls = calls + excluded.calls,
+                     exhausted = max(exhausted, excluded.exhausted)",
+            )
+            .bind(host)
+            .bind(user_id)
+            .bind(day.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(q(op))?;
+            sqlx::query("DELETE FROM host_quota WHERE host = ? AND day = ?")
+                .bind(host)
+                .bind(day.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(q(op))?;
+        }
+        tx.commit().await.map_err(q(op))?;
+        Ok(())
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1401,6 +1479,7 @@ mod tests {
         // Created: a retry cannot claim it again.
         let made = CreatedMeeting {
             meeting_id: 81234567890,
+            host_id: Some("KdYKjnimT4KPd8FFgQt9FQ".into()),
             uuid: None,
             join_url: None,
             password: None,
@@ -1446,5 +1525,49 @@ mod tests {
         drop(first);
         let again = Store::open_writer(&db).await.expect("lock released");
         again.close().await;
+    }
+
+    #[tokio::test]
+    async fn the_daily_cap_counts_one_zoom_user_however_the_host_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("s.db")).await.expect("open");
+        let now = t("2026-12-01T08:00:00Z");
+        let day = now.date_naive();
+        store.count_call("me", day).await.expect("count");
+        store.count_call("me", day).await.expect("count");
+        store
+            .count_call("owner@example.com", day)
+            .await
+            .expect("count");
+        assert_eq!(store.quota("me", day).await.expect("quota"), (2, false));
+        // Both names turn out to be one user: what they counted adds up under the id.
+        store
+            .remember_host_id("me", "u1", day, now)
+            .await
+            .expect("remember");
+        store
+            .remember_host_id("owner@example.com", "u1", day, now)
+            .await
+            .expect("remember");
+        assert_eq!(store.quota("me", day).await.expect("quota"), (3, false));
+        store
+            .count_call("owner@example.com", day)
+            .await
+            .expect("count");
+        assert_eq!(store.quota("me", day).await.expect("quota"), (4, false));
+        store.uncount_call("me", day).await.expect("uncount");
+        assert_eq!(store.quota("u1", day).await.expect("quota"), (3, false));
+        assert!(store.mark_quota_exhausted("me", day).await.expect("mark"));
+        assert!(
+            !store
+                .mark_quota_exhausted("owner@example.com", day)
+                .await
+                .expect("mark")
+        );
+        assert_eq!(
+            store.quota("owner@example.com", day).await.expect("quota"),
+            (3, true)
+        );
+        store.close().await;
     }
 }

@@ -249,6 +249,8 @@ pub struct NewOccurrence {
 #[derive(Debug, Clone)]
 pub struct CreatedMeeting {
     pub meeting_id: i64,
+    /// The Zoom user the meeting belongs to (the host as Zoom resolved it).
+    pub host_id: Option<String>,
     pub uuid: Option<String>,
     pub join_url: Option<String>,
     pub password: Option<String>,

@@ -322,6 +322,7 @@ async fn record_created(
             row.id,
             &CreatedMeeting {
                 meeting_id: m.id,
+                host_id: m.host_id.clone(),
                 uuid: m.uuid.clone(),
                 join_url: m.join_url.clone(),
                 password: m.password.clone(),
@@ -329,6 +330,12 @@ async fn record_created(
             now,
         )
         .await?;
+    if let Some(user) = m.host_id.as_deref().filter(|u| !u.is_empty()) {
+        // Zoom's cap is per user: "me" and the owner's email are one host.
+        ctx.store
+            .remember_host_id(&row.host, user, now.date_naive(), now)
+            .await?;
+    }
     tracing::info!(key = %row.key, start = %ts(row.start_utc), meeting_id = m.id, "meeting created ({how})");
     ctx.event(NewEvent {
         kind: "created",
