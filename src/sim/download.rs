@@ -293,7 +293,8 @@ fn body_stream(sh: Arc<Shared>, content: Content, start: u64, end: u64, mode: Bo
                     let d = st.sh.cfg.stall_for;
                     wait(&st.sh, d).await;
                 }
-                // Let hyper flush what was sent, so the client sees a short body.
+                // Let hyper flush what was sent, so the client sees a short body (real
+                // time: this is about the socket, not the sim's clock).
                 _ => tokio::time::sleep(Duration::from_millis(30)).await,
             }
             let e = io::Error::new(io::ErrorKind::ConnectionAborted, "sim: body cut short");

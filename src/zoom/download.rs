@@ -13,14 +13,15 @@
 //!   body shorter than its `Content-Length` is [`ZoomError::Truncated`]; no data for
 //!   `read_idle` is [`ZoomError::Stalled`]. Either way the bytes written so far stay in
 //!   the sink, so the caller can resume from its length.
-//! - Before the body starts, 429, 5xx and transport failures are retried per the policy,
-//!   and a 401 with code 124 renews the token once.
+//! - Before the body starts, 429, 5xx and transport failures are retried per the policy
+//!   (waiting on the client's clock), and a 401 with code 124 renews the token once.
+//! - The request and idle timeouts are I/O timeouts: they measure the server, so they run
+//!   on tokio's timer, not on the client's clock.
 
 use std::future::Future;
 use std::io;
 use std::time::Duration;
 
-use chrono::Utc;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE, RETRY_AFTER};
@@ -256,13 +257,7 @@ impl ZoomClient {
                 }
                 Attempt::Retry(delay) => {
                     debug_assert!(attempt < policy.max_attempts);
-                    tracing::warn!(
-                        op = OP,
-                        attempt,
-                        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                        "retrying download"
-                    );
-                    tokio::time::sleep(delay).await;
+                    self.wait_to_retry(OP, attempt, delay, "download").await;
                 }
             }
         }
@@ -307,6 +302,7 @@ impl ZoomClient {
                 offset,
                 "download request"
             );
+            // I/O timeout (tokio's timer, see the module docs).
             let detail = match tokio::time::timeout(inner.timeouts.request, rb.send()).await {
                 Ok(Ok(resp)) => {
                     if resp.status().is_redirection() && resp.status() != StatusCode::NOT_MODIFIED {
@@ -402,6 +398,7 @@ impl ZoomClient {
         let mut stream = resp.bytes_stream();
         let idle = inner.timeouts.read_idle;
         loop {
+            // I/O timeout (tokio's timer, see the module docs).
             match tokio::time::timeout(idle, stream.next()).await {
                 Err(_) => {
                     return Err(ZoomError::Stalled {
@@ -467,10 +464,10 @@ impl ZoomClient {
         let inner = &self.inner;
         let status = resp.status();
         let code = status.as_u16();
-        let now = Utc::now();
+        let now = inner.clock.now();
         let retry_after = header_str(&resp, RETRY_AFTER).and_then(|v| parse_retry_after(&v, now));
         let content_range = header_str(&resp, CONTENT_RANGE);
-        // Error bodies are small; bound the wait anyway.
+        // Error bodies are small; bound the wait anyway (an I/O timeout, on tokio's timer).
         let body = tokio::time::timeout(inner.timeouts.request, resp.bytes())
             .await
             .ok()
