@@ -14,9 +14,9 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::auth::TokenSource;
-use super::download::TrustedHosts;
 use super::error::{ApiErrorBody, ZoomError, describe_reqwest, scrub};
 use super::retry::{RetryPolicy, is_daily_limit, next_utc_midnight, parse_retry_after};
+use super::trust::TrustedHosts;
 use super::types::{
     CreateMeeting, DeleteAction, Instances, Meeting, MeetingPatch, MeetingRecordings, MeetingRef,
     Page, PastInstance, month_windows,

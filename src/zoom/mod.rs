@@ -21,6 +21,7 @@ mod client;
 mod download;
 mod error;
 mod retry;
+mod trust;
 mod types;
 
 use std::time::Duration;
