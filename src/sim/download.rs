@@ -21,7 +21,7 @@ use super::api::ApiError;
 use super::conn::ConnCtl;
 use super::content::{CHUNK, Content};
 use super::faults::{Fault, Hop, Route};
-use super::routes::{fault_response, html_error_page, wait};
+use super::respond::{fault_response, html_error_page, wait};
 use super::state::{FileState, Shared};
 
 /// `GET /rec/download/<opaque>` on the API host (the gate has checked the Bearer token).

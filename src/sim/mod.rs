@@ -39,6 +39,7 @@ mod conn;
 mod content;
 mod download;
 mod faults;
+mod respond;
 mod routes;
 mod state;
 mod validate;
