@@ -154,11 +154,6 @@ impl ZoomClient {
         self.inner.auth.bearer().await
     }
 
-    /// The shared token source.
-    pub fn token_source(&self) -> Arc<TokenSource> {
-        Arc::clone(&self.inner.auth)
-    }
-
     // ---- operations -------------------------------------------------------------------
 
     /// `POST /users/{user_id}/meetings`: create a scheduled meeting (type 2).
@@ -323,25 +318,6 @@ impl ZoomClient {
     ) -> Result<(), ZoomError> {
         const OP: &str = "delete_recordings";
         let mut url = self.api(&["meetings", &meeting.path_segment(), "recordings"]);
-        url.query_pairs_mut().append_pair("action", action.as_str());
-        self.delete(OP, url).await
-    }
-
-    /// `DELETE /meetings/{uuid}/recordings/{file_id}?action=trash|delete` (204). Already
-    /// gone: [`ZoomError::NotFound`].
-    pub async fn delete_recording_file(
-        &self,
-        meeting: &MeetingRef,
-        file_id: &str,
-        action: DeleteAction,
-    ) -> Result<(), ZoomError> {
-        const OP: &str = "delete_recording_file";
-        let mut url = self.api(&[
-            "meetings",
-            &meeting.path_segment(),
-            "recordings",
-            &segment(file_id),
-        ]);
         url.query_pairs_mut().append_pair("action", action.as_str());
         self.delete(OP, url).await
     }

@@ -11,7 +11,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-/// When a meeting starts, in one of the two forms Zoom accepts.
+/// When a meeting starts. zoomd resolves local times itself (see `schedule`), so it only
+/// sends the UTC form; Zoom's local form (wall time plus `timezone`) is not offered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MeetingStart {
     /// Sent as `yyyy-MM-ddTHH:mm:ssZ`. `timezone` (IANA), if given, is only how Zoom
@@ -20,9 +21,6 @@ pub enum MeetingStart {
         at: DateTime<Utc>,
         timezone: Option<String>,
     },
-    /// Local wall time, sent as `yyyy-MM-ddTHH:mm:ss` with `timezone` (IANA), which Zoom
-    /// then resolves.
-    Local { at: NaiveDateTime, timezone: String },
 }
 
 impl MeetingStart {
@@ -31,10 +29,6 @@ impl MeetingStart {
             MeetingStart::Utc { at, timezone } => (
                 at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
                 timezone.as_deref(),
-            ),
-            MeetingStart::Local { at, timezone } => (
-                at.format("%Y-%m-%dT%H:%M:%S").to_string(),
-                Some(timezone.as_str()),
             ),
         }
     }
@@ -55,11 +49,12 @@ pub struct CreateMeeting {
     pub settings: Map<String, Value>,
 }
 
-/// Changes to a meeting (`PATCH`); `None` fields are left as they are.
+/// Changes to a meeting (`PATCH`); `None` fields are left as they are. No start field:
+/// zoomd never moves a meeting (an occurrence is its key and start, so a new start is a new
+/// meeting).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MeetingPatch {
     pub topic: Option<String>,
-    pub start: Option<MeetingStart>,
     pub duration_minutes: Option<u32>,
     pub agenda: Option<String>,
     /// Merged by Zoom into the meeting's settings (keys not given stay as they are).
@@ -137,13 +132,6 @@ impl MeetingPatch {
         let mut body = Map::new();
         if let Some(t) = &self.topic {
             body.insert("topic".into(), Value::from(t.clone()));
-        }
-        if let Some(s) = &self.start {
-            let (start, tz) = s.fields();
-            body.insert("start_time".into(), Value::from(start));
-            if let Some(tz) = tz {
-                body.insert("timezone".into(), Value::from(tz));
-            }
         }
         if let Some(d) = self.duration_minutes {
             body.insert("duration".into(), Value::from(d));
@@ -517,16 +505,14 @@ mod tests {
         let mut c2 = c.clone();
         c2.settings
             .insert("auto_recording".into(), Value::from("none"));
-        c2.start = MeetingStart::Local {
-            at: NaiveDate::from_ymd_opt(2026, 3, 2)
-                .unwrap()
-                .and_hms_opt(9, 0, 0)
-                .unwrap(),
-            timezone: "Europe/Berlin".into(),
+        c2.start = MeetingStart::Utc {
+            at: Utc.with_ymd_and_hms(2026, 3, 2, 8, 0, 0).unwrap(),
+            timezone: Some("Europe/Berlin".into()),
         };
         let b2 = c2.to_body().unwrap();
         assert_eq!(b2["settings"]["auto_recording"], "none");
-        assert_eq!(b2["start_time"], "2026-03-02T09:00:00");
+        // The zone only labels the meeting; the instant stays UTC.
+        assert_eq!(b2["start_time"], "2026-03-02T08:00:00Z");
         assert_eq!(b2["timezone"], "Europe/Berlin");
     }
 
@@ -535,7 +521,7 @@ mod tests {
         let mut c = CreateMeeting {
             topic: "x".repeat(201),
             start: MeetingStart::Utc {
-                at: Utc::now(),
+                at: Utc.with_ymd_and_hms(2026, 3, 2, 8, 0, 0).unwrap(),
                 timezone: None,
             },
             duration_minutes: 45,
