@@ -1457,3 +1457,32 @@ async fn create_retries_a_503_with_retry_after() {
     assert!(seen[0].starts_with("POST /v2/users/me/meetings "));
     assert!(seen[1].contains(r#""auto_recording":"cloud""#));
 }
+
+#[tokio::test]
+async fn an_absurd_retry_after_is_surfaced_without_an_instant() {
+    // 10^13 s is past the last instant chrono can hold: no wait, no instant, no panic.
+    let (base, _) = canned(vec![http(
+        "429 Too Many Requests",
+        &[
+            ("Retry-After", "10000000000000"),
+            ("Content-Type", "application/json"),
+        ],
+        r#"{"code":429,"message":"slow down"}"#,
+    )])
+    .await;
+    let clock = manual_clock();
+    let c = canned_client_on(&base, &clock);
+    let e = c.get_meeting(1).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ZoomError::RateLimited {
+                attempts: 1,
+                retry_at: None,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(clock.sleeps().is_empty());
+}

@@ -23,7 +23,7 @@ use tokio::sync::Mutex;
 use url::Url;
 
 use super::error::{ZoomError, describe_reqwest, scrub};
-use super::retry::{RetryPolicy, parse_retry_after};
+use super::retry::{RetryPolicy, instant_after, parse_retry_after};
 use crate::clock::SharedClock;
 use crate::secret::Secret;
 
@@ -150,7 +150,9 @@ pub fn oauth_renew_at(obtained: DateTime<Utc>, expires_in: Duration) -> DateTime
     } else {
         expires_in - EARLY
     };
-    obtained + chrono::Duration::from_std(lead).unwrap_or(chrono::Duration::zero())
+    // `expires_in` comes from the token endpoint: an absurd one must not overflow. Such a
+    // token is kept until Zoom refuses it (401/124 renews it then).
+    instant_after(obtained, lead).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// JWT claims as Zoom reads them. Times are Unix seconds.
@@ -416,9 +418,7 @@ impl TokenSource {
                     ZoomError::RateLimited {
                         op: OP,
                         attempts: attempt,
-                        retry_at: retry_after
-                            .and_then(|d| chrono::Duration::from_std(d).ok())
-                            .map(|d| now + d),
+                        retry_at: retry_after.and_then(|d| instant_after(now, d)),
                     }
                 } else {
                     ZoomError::Auth {
@@ -514,6 +514,11 @@ mod tests {
             t0() + chrono::Duration::seconds(301)
         );
         assert_eq!(oauth_renew_at(t0(), Duration::ZERO), t0());
+        assert_eq!(
+            oauth_renew_at(t0(), Duration::from_secs(10_000_000_000_000)),
+            DateTime::<Utc>::MAX_UTC,
+            "no overflow"
+        );
     }
 
     #[test]

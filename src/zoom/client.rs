@@ -15,7 +15,9 @@ use url::Url;
 
 use super::auth::TokenSource;
 use super::error::{ApiErrorBody, ZoomError, describe_reqwest, scrub};
-use super::retry::{RetryPolicy, is_daily_limit, next_utc_midnight, parse_retry_after};
+use super::retry::{
+    RetryPolicy, instant_after, is_daily_limit, next_utc_midnight, parse_retry_after,
+};
 use super::trust::TrustedHosts;
 use super::types::{
     CreateMeeting, DeleteAction, Instances, Meeting, MeetingPatch, MeetingRecordings, MeetingRef,
@@ -591,9 +593,7 @@ impl ZoomClient {
                     ZoomError::RateLimited {
                         op,
                         attempts: attempt,
-                        retry_at: retry_after
-                            .and_then(|d| chrono::Duration::from_std(d).ok())
-                            .map(|d| now + d),
+                        retry_at: retry_after.and_then(|d| instant_after(now, d)),
                     }
                 } else {
                     api.into_error(op, code)

@@ -30,7 +30,7 @@ use url::Url;
 
 use super::client::ZoomClient;
 use super::error::{ApiErrorBody, ZoomError, describe_reqwest, scrub};
-use super::retry::parse_retry_after;
+use super::retry::{instant_after, parse_retry_after};
 use crate::secret::Secret;
 
 const OP: &str = "download";
@@ -449,9 +449,7 @@ impl ZoomClient {
                 return Err(ZoomError::RateLimited {
                     op: OP,
                     attempts: attempt,
-                    retry_at: retry_after
-                        .and_then(|d| chrono::Duration::from_std(d).ok())
-                        .map(|d| now + d),
+                    retry_at: retry_after.and_then(|d| instant_after(now, d)),
                 });
             }
         }
