@@ -93,6 +93,10 @@ async fn meetings_contract() {
 
     let patch = MeetingPatch {
         topic: Some("Renamed".into()),
+        start: Some(MeetingStart::Utc {
+            at: Utc.with_ymd_and_hms(2026, 3, 9, 8, 0, 0).unwrap(),
+            timezone: None,
+        }),
         duration_minutes: Some(30),
         agenda: Some("New agenda".into()),
         settings: Some(

@@ -49,12 +49,12 @@ pub struct CreateMeeting {
     pub settings: Map<String, Value>,
 }
 
-/// Changes to a meeting (`PATCH`); `None` fields are left as they are. No start field:
-/// zoomd never moves a meeting (an occurrence is its key and start, so a new start is a new
-/// meeting).
+/// Changes to a meeting (`PATCH`); `None` fields are left as they are.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MeetingPatch {
     pub topic: Option<String>,
+    /// Puts a meeting that was moved at Zoom back at its scheduled start.
+    pub start: Option<MeetingStart>,
     pub duration_minutes: Option<u32>,
     pub agenda: Option<String>,
     /// Merged by Zoom into the meeting's settings (keys not given stay as they are).
@@ -132,6 +132,13 @@ impl MeetingPatch {
         let mut body = Map::new();
         if let Some(t) = &self.topic {
             body.insert("topic".into(), Value::from(t.clone()));
+        }
+        if let Some(s) = &self.start {
+            let (start, tz) = s.fields();
+            body.insert("start_time".into(), Value::from(start));
+            if let Some(tz) = tz {
+                body.insert("timezone".into(), Value::from(tz));
+            }
         }
         if let Some(d) = self.duration_minutes {
             body.insert("duration".into(), Value::from(d));
@@ -543,6 +550,17 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(p.to_body().unwrap(), serde_json::json!({"duration": 30}));
+        let p = MeetingPatch {
+            start: Some(MeetingStart::Utc {
+                at: Utc.with_ymd_and_hms(2026, 3, 2, 8, 0, 0).unwrap(),
+                timezone: Some("Europe/Berlin".into()),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            p.to_body().unwrap(),
+            serde_json::json!({"start_time": "2026-03-02T08:00:00Z", "timezone": "Europe/Berlin"})
+        );
     }
 
     #[test]
