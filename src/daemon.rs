@@ -40,21 +40,28 @@ pub enum DaemonError {
 
 /// The Zoom client for a config.
 pub fn zoom_client(config: &Config) -> Result<ZoomClient, DaemonError> {
+    zoom_client_on(config, sync::system_clock())
+}
+
+/// The Zoom client for a config, reading time and waiting on `clock`.
+fn zoom_client_on(config: &Config, clock: Clock) -> Result<ZoomClient, DaemonError> {
     let credentials = config.credentials()?.clone();
     let mut cc = ClientConfig::new(credentials);
     cc.api_url = config.zoom.api_url.clone();
     cc.oauth_url = config.zoom.oauth_url.clone();
+    cc.clock = clock;
     Ok(ZoomClient::new(cc)?)
 }
 
 /// Opens the database (migrating it) and builds the client: what every command that acts
 /// needs. Interrupted downloads from an earlier run go back to the queue.
 pub async fn start(config: &Config, clock: Clock) -> Result<Ctx, DaemonError> {
-    let zoom = zoom_client(config)?;
+    // One clock for the steps and the client, so both see the same "now".
+    let zoom = zoom_client_on(config, clock.clone())?;
     // The one-writer lock comes first: a second `run`/`sync` must not requeue the first
     // one's downloads or create what it is creating.
     let store = Store::open_writer(&config.daemon.database).await?;
-    let requeued = store.requeue_interrupted(clock()).await?;
+    let requeued = store.requeue_interrupted(clock.now()).await?;
     if requeued > 0 {
         tracing::info!(
             requeued,

@@ -10,9 +10,12 @@
 //! - [`daemon`]: wires the steps to time, signals and reloads; holds no business rules.
 //! - [`sim`]: a simulated Zoom on loopback for tests and `zoomd demo`.
 //! - [`cli`]: one function per command; `main.rs` only parses arguments.
+//! - [`clock`]: where "now" and retry waits come from (the system clock, or a manual one
+//!   in tests); [`zoom`] and [`sync`] take one instead of reading the time themselves.
 //! - [`secret`], [`shutdown`], [`telemetry`]: small shared pieces.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod schedule;

@@ -1,38 +1,46 @@
 //! The fault matrix: one test per fault the simulated Zoom can inject, at pipeline level.
 //!
 //! Each test runs the real reconcile steps (`meetings::reconcile`, `recordings::poll`,
-//! `downloads::run_due`) in-process against `sim`, with a clock the test moves (so retry
-//! and back-off delays cost no real time) and a Zoom client with short timeouts. Each one
+//! `downloads::run_due`) in-process against `sim`, with a clock the test moves, and a Zoom
+//! client with short timeouts whose retry and back-off waits go to a manual clock (so
+//! they cost no real time and the tests assert on them). Each one
 //! asserts what the fault must lead to (retried in place, deferred, looked for before
 //! creating again, failed-and-retryable, never archived while incomplete) and that nothing
 //! leaked: no token in a URL, no `Authorization` header at the download host.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveTime, SubsecRound, TimeZone, Utc};
 use sha2::{Digest, Sha256};
 use url::Url;
+use zoomd::clock::{Clock, ManualClock};
 use zoomd::config::{Config, Env};
 use zoomd::secret::Secret;
 use zoomd::shutdown::Shutdown;
 use zoomd::sim::{Fault, RetryAfter, Route, Sim, SimConfig};
 use zoomd::store::{OccurrenceRow, Store, ts};
-use zoomd::sync::{Clock, Ctx, downloads, meetings, recordings};
+use zoomd::sync::{Ctx, downloads, meetings, recordings};
 use zoomd::zoom::{
     ClientConfig, Credentials, RetryPolicy, Timeouts, ZoomClient, next_utc_midnight,
 };
 
 /// A sim, a config and store in a temp dir, and a `Ctx` whose clock the test sets.
+///
+/// Two manual clocks, both starting at the same second: `clock` is the steps' (the test
+/// jumps it to schedule times), `zoom_clock` is shared by the client and the sim and only
+/// moves when the client waits. Kept apart so Zoom's side stays where it was when the test
+/// jumps days ahead (meetings do not "happen" at the sim unless forced), while a
+/// `Retry-After` date from the sim still names an exact wait on the client's clock.
 struct Pipe {
     /// Kept for its lifetime: the config, database and archive live in it.
     _dir: tempfile::TempDir,
     sim: Sim,
     config: Config,
     ctx: Ctx,
-    now: Arc<Mutex<DateTime<Utc>>>,
+    clock: ManualClock,
+    zoom_clock: ManualClock,
     /// The first occurrence's start; entry `i` starts `i` hours later.
     base: DateTime<Utc>,
 }
@@ -65,6 +73,7 @@ fn client_config(sim: &Sim) -> ClientConfig {
     });
     cc.api_url = Url::parse(&sim.api_url()).expect("api url");
     cc.oauth_url = Url::parse(&sim.oauth_url()).expect("oauth url");
+    cc.clock = sim.config().clock.clone();
     cc.retry = RetryPolicy {
         max_attempts: 4,
         base_delay: Duration::from_millis(50),
@@ -82,7 +91,15 @@ fn client_config(sim: &Sim) -> ClientConfig {
 
 async fn pipe(opts: Opts) -> Pipe {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sim = Sim::start(opts.sim.clone()).await.expect("sim");
+    // Whole seconds: the sim's HTTP dates have no fraction.
+    let start = Utc::now().trunc_subsecs(0);
+    let zoom_clock = ManualClock::new(start);
+    let sim = Sim::start(SimConfig {
+        clock: zoom_clock.shared(),
+        ..opts.sim.clone()
+    })
+    .await
+    .expect("sim");
     let secret = dir.path().join("secret");
     std::fs::write(&secret, &opts.sim.client_secret).expect("secret");
     {
@@ -91,7 +108,7 @@ async fn pipe(opts: Opts) -> Pipe {
     }
     // Two days ahead at 10:00 UTC: after the next 00:00 UTC, so the daily-cap test can move
     // its clock past midnight with every occurrence still in the future.
-    let day = Utc::now().date_naive() + chrono::Days::new(2);
+    let day = start.date_naive() + chrono::Days::new(2);
     let base = Utc.from_utc_datetime(&day.and_time(NaiveTime::from_hms_opt(10, 0, 0).expect("t")));
     let mut meetings = String::new();
     for i in 0..opts.entries {
@@ -117,30 +134,31 @@ async fn pipe(opts: Opts) -> Pipe {
     let path = dir.path().join("daemon.toml");
     std::fs::write(&path, &text).expect("config");
     let config = Config::parse(&text, &path, &Env::default()).expect("valid config");
-    let now = Arc::new(Mutex::new(Utc::now()));
-    let clock: Clock = {
-        let now = now.clone();
-        Arc::new(move || *now.lock().expect("clock"))
-    };
+    let clock = ManualClock::new(start);
     let store = Store::open(&config.daemon.database).await.expect("store");
     let zoom = ZoomClient::new(client_config(&sim)).expect("client");
     Pipe {
         _dir: dir,
         sim,
         config,
-        ctx: Ctx { store, zoom, clock },
-        now,
+        ctx: Ctx {
+            store,
+            zoom,
+            clock: clock.shared(),
+        },
+        clock,
+        zoom_clock,
         base,
     }
 }
 
 impl Pipe {
     fn set_clock(&self, t: DateTime<Utc>) {
-        *self.now.lock().expect("clock") = t;
+        self.clock.set(t);
     }
 
     fn clock(&self) -> DateTime<Utc> {
-        *self.now.lock().expect("clock")
+        self.clock.now()
     }
 
     fn advance(&self, secs: i64) {
@@ -335,15 +353,10 @@ async fn rate_limited_with_retry_after_seconds_is_waited_out() {
         Fault::RateLimited(RetryAfter::Seconds(2)),
         1,
     );
-    let t = Instant::now();
     let r = p.reconcile().await;
     // A 429 is a refusal before any work: the create is repeated, after the wait asked for.
     assert_eq!(r.created, 1, "{r:?}");
-    assert!(
-        t.elapsed() >= Duration::from_millis(1900),
-        "{:?}",
-        t.elapsed()
-    );
+    assert_eq!(p.zoom_clock.sleeps(), [Duration::from_secs(2)]);
     assert_eq!(p.sim.counters().get(Route::CreateMeeting), 2);
     assert_eq!(p.status_count(429), 1);
     p.assert_meetings(1);
@@ -369,9 +382,8 @@ async fn rate_limited_longer_than_the_policy_waits_is_persisted_not_waited() {
         Fault::RateLimited(RetryAfter::Seconds(600)),
         1,
     );
-    let t = Instant::now();
     let r = p.reconcile().await;
-    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(p.zoom_clock.sleeps().is_empty(), "not waited in place");
     assert_eq!((r.created, r.deferred), (0, 1), "{r:?}");
     let row = p.occ("m0").await;
     assert_eq!(row.state, "deferred");
@@ -380,10 +392,10 @@ async fn rate_limited_longer_than_the_policy_waits_is_persisted_not_waited() {
         .as_deref()
         .and_then(zoomd::store::parse_ts)
         .expect("not_before");
-    let wait = not_before - Utc::now();
-    assert!(
-        wait > chrono::Duration::seconds(590) && wait <= chrono::Duration::seconds(601),
-        "{wait}"
+    // Counted from the client's clock, which Zoom's answer was dated by.
+    assert_eq!(
+        not_before - p.zoom_clock.now(),
+        chrono::Duration::seconds(600)
     );
     assert!(
         row.last_error
@@ -412,14 +424,9 @@ async fn rate_limited_with_retry_after_http_date_is_waited_out() {
         1,
     );
     let before = p.sim.counters().get(Route::GetRecordings);
-    let t = Instant::now();
     let r = p.poll().await;
-    // An HTTP date has whole seconds: "2 s from now" is 1 to 2 s away.
-    assert!(
-        t.elapsed() >= Duration::from_millis(900),
-        "{:?}",
-        t.elapsed()
-    );
+    // The sim dated its answer by the client's clock: the wait is exactly 2 s.
+    assert_eq!(p.zoom_clock.take_sleeps(), [Duration::from_secs(2)]);
     assert_eq!(r.found, 1, "{r:?}");
     assert_eq!(p.sim.counters().get(Route::GetRecordings) - before, 2);
     assert_eq!(p.status_count(429), 1);
@@ -438,6 +445,14 @@ async fn rate_limited_without_retry_after_backs_off_and_retries() {
     // Retried within the same attempt: every file archived on the first pass.
     assert_eq!((r.archived, r.retrying, r.failed), (5, 0, 0), "{r:?}");
     assert_eq!(p.status_count(429), 2);
+    // One back-off per refusal (two files, or one file twice): each within the ceiling of
+    // a second retry at most.
+    let sleeps = p.zoom_clock.take_sleeps();
+    assert_eq!(sleeps.len(), 2, "{sleeps:?}");
+    assert!(
+        sleeps.iter().all(|d| *d <= Duration::from_millis(100)),
+        "{sleeps:?}"
+    );
     assert!(p.all_archived().await);
     p.assert_clean().await;
 }
@@ -458,8 +473,10 @@ async fn daily_cap(as_300: bool) {
     .await;
     let r = p.reconcile().await;
     assert_eq!((r.created, r.deferred), (2, 3), "{r:?}");
-    // Two creates went through, the third met the cap, the rest were never sent.
+    // Two creates went through, the third met the cap (not waited for), the rest were
+    // never sent.
     assert_eq!(p.sim.counters().get(Route::CreateMeeting), 3);
+    assert!(p.zoom_clock.sleeps().is_empty());
     let midnight = next_utc_midnight(p.clock());
     // Soonest first: the two earliest exist, the later three wait for 00:00 UTC.
     for key in ["m0", "m1"] {
@@ -657,6 +674,9 @@ async fn http_503_on_token_reads_and_downloads_is_retried() {
     let r = p.reconcile().await;
     assert_eq!(r.created, 1, "{r:?}");
     assert_eq!(p.sim.counters().get(Route::Token), 3);
+    let sleeps = p.zoom_clock.take_sleeps();
+    assert_eq!(sleeps.len(), 2, "two back-offs: {sleeps:?}");
+    assert!(sleeps[0] <= Duration::from_millis(50) && sleeps[1] <= Duration::from_millis(100));
     p.force_all();
     p.set_clock(p.base + chrono::Duration::minutes(1));
     p.sim.inject(Route::PastInstances, Fault::Status(503), 1);

@@ -21,7 +21,7 @@ use super::api::ApiError;
 use super::conn::ConnCtl;
 use super::content::{CHUNK, Content};
 use super::faults::{Fault, Hop, Route};
-use super::routes::{fault_response, html_error_page, wait};
+use super::respond::{fault_response, html_error_page, wait};
 use super::state::{FileState, Shared};
 
 /// `GET /rec/download/<opaque>` on the API host (the gate has checked the Bearer token).
@@ -293,7 +293,8 @@ fn body_stream(sh: Arc<Shared>, content: Content, start: u64, end: u64, mode: Bo
                     let d = st.sh.cfg.stall_for;
                     wait(&st.sh, d).await;
                 }
-                // Let hyper flush what was sent, so the client sees a short body.
+                // Let hyper flush what was sent, so the client sees a short body (real
+                // time: this is about the socket, not the sim's clock).
                 _ => tokio::time::sleep(Duration::from_millis(30)).await,
             }
             let e = io::Error::new(io::ErrorKind::ConnectionAborted, "sim: body cut short");

@@ -4,8 +4,9 @@
 //! `/rec/download/...`) and a separate "download" host that serves the signed URLs the
 //! API's download links redirect to, like Zoom's CDN. The sim checks what it is sent as
 //! strictly as Zoom does (credentials, bearer tokens only in headers, body fields, the
-//! double encoding of uuids starting with `/`), produces recordings on a wall-clock
-//! timeline, and can inject faults (see [`Fault`]) per route.
+//! double encoding of uuids starting with `/`), produces recordings on a timeline of its
+//! clock (the wall clock unless [`SimConfig::clock`] says otherwise), and can inject faults
+//! (see [`Fault`]) per route.
 //!
 //! Timeline of a meeting with `auto_recording = "cloud"` (each instance on its own):
 //! at `start_time` the instance has happened; `recording_after` later its recording
@@ -38,6 +39,7 @@ mod conn;
 mod content;
 mod download;
 mod faults;
+mod respond;
 mod routes;
 mod state;
 mod validate;
@@ -53,6 +55,8 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+use crate::clock::{self, SharedClock};
 
 pub use faults::{Chaos, Fault, RetryAfter, Route};
 
@@ -113,6 +117,13 @@ pub struct SimConfig {
     pub stall_for: Duration,
     /// Seed of every random choice (ids, uuids, tokens).
     pub seed: u64,
+    /// The time source the sim's clock ([`Sim::now`]) adds its offset to; the system clock
+    /// by default. Give the sim and the client one [`crate::clock::ManualClock`] and
+    /// Zoom's side moves with the client's waits: a `Retry-After` date means exactly the
+    /// wait it names, a token expires when the client's clock says so. The sim's own
+    /// pauses (injected delays, stalled bodies) stay real: they are I/O, which the client
+    /// times on tokio's timer.
+    pub clock: SharedClock,
 }
 
 impl Default for SimConfig {
@@ -152,6 +163,7 @@ impl Default for SimConfig {
             signed_url_ttl: Duration::from_secs(300),
             stall_for: Duration::from_secs(60),
             seed: 0x5EED_200A,
+            clock: clock::system(),
         }
     }
 }
@@ -363,7 +375,7 @@ impl Sim {
 
     // ----- clock --------------------------------------------------------------------
 
-    /// The sim's "now" (wall clock plus offset).
+    /// The sim's "now" (its time source, by default the wall clock, plus an offset).
     pub fn now(&self) -> DateTime<Utc> {
         self.shared.now()
     }
@@ -374,7 +386,7 @@ impl Sim {
         st.clock_offset += state::to_delta(by);
     }
 
-    /// Sets the offset of the sim's clock from the wall clock.
+    /// Sets the offset of the sim's clock from its time source.
     pub fn set_clock_offset(&self, offset: TimeDelta) {
         self.shared.lock().clock_offset = offset;
     }

@@ -3,26 +3,28 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, RawQuery, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use chrono::{Months, NaiveDate};
 use percent_encoding::percent_decode_str;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::api::{ApiError, ApiResult};
 use super::auth;
 use super::conn::ConnCtl;
 use super::download;
-use super::faults::{Fault, Hop, RetryAfter, Route};
-use super::state::{Shared, State as SimState, fmt_time, to_delta};
+use super::faults::{Fault, Hop, Route};
+use super::respond::{fault_response, wait};
+use super::state::{Shared, State as SimState, fmt_time};
 use super::validate::parse_meeting;
 use super::{RequestLog, SimConfig};
 
@@ -159,75 +161,6 @@ async fn gate_inner(
     (resp, answer_lost)
 }
 
-/// Sleeps `d`, or less if the sim shuts down.
-pub(crate) async fn wait(sh: &Shared, d: Duration) {
-    let mut rx = sh.shutdown.subscribe();
-    tokio::select! {
-        _ = tokio::time::sleep(d) => {}
-        _ = rx.wait_for(|down| *down) => {}
-    }
-}
-
-/// The answer of a fault that replaces the normal one.
-pub(crate) fn fault_response(sh: &Shared, route: Route, fault: &Fault) -> Response {
-    let cfg = &sh.cfg;
-    match fault {
-        Fault::Status(429) => rate_limited(sh, route, RetryAfter::Absent),
-        Fault::Status(s) => {
-            let msg = match s {
-                500 => "Internal Server Error",
-                502 => "Bad Gateway",
-                503 => "Service Unavailable",
-                504 => "Gateway Timeout",
-                _ => "Simulated error",
-            };
-            ApiError::new(*s, *s as i64, msg).into_response()
-        }
-        Fault::RateLimited(ra) => rate_limited(sh, route, *ra),
-        Fault::DailyCap => sh.lock().daily_cap_error(cfg).into_response(),
-        Fault::HtmlPage => html_error_page(),
-        Fault::DownloadUrlExpired => ApiError::recording_not_found().into_response(),
-        // The others do not replace the answer; reaching here means a caller slipped.
-        _ => ApiError::new(500, 500, "Internal Server Error").into_response(),
-    }
-}
-
-fn rate_limited(sh: &Shared, route: Route, ra: RetryAfter) -> Response {
-    let mut e = ApiError::new(
-        429,
-        429,
-        "You have reached the maximum per-second rate limit for this API. Try again later.",
-    );
-    let now = sh.now();
-    let at = |secs: u64| now + to_delta(Duration::from_secs(secs));
-    match ra {
-        RetryAfter::Absent => {}
-        RetryAfter::Seconds(s) => e = e.with_header("retry-after", s.to_string()),
-        RetryAfter::HttpDate(s) => {
-            let t: std::time::SystemTime = at(s).into();
-            e = e.with_header("retry-after", httpdate::fmt_http_date(t));
-        }
-        RetryAfter::Iso8601(s) => e = e.with_header("retry-after", fmt_time(at(s))),
-    }
-    if sh.cfg.rate_limit_headers {
-        e = e
-            .with_header("x-ratelimit-category", route.category())
-            .with_header("x-ratelimit-type", "QPS")
-            .with_header("x-ratelimit-remaining", "0");
-    }
-    e.into_response()
-}
-
-/// What Zoom's web tier answers when it wants a browser, not an API client.
-pub(crate) fn html_error_page() -> Response {
-    Html(
-        "<!DOCTYPE html><html><head><title>Error - Zoom</title></head><body>\
-         <h1>Sorry, this page is not available</h1>\
-         <p>Please sign in to continue.</p></body></html>",
-    )
-    .into_response()
-}
-
 async fn not_found() -> ApiError {
     ApiError::new(404, 404, "Not Found")
 }
@@ -314,6 +247,106 @@ fn instance_of(st: &mut SimState, once: &str, path: &str) -> Option<(i64, usize)
     }
 }
 
+// ----- extractors -------------------------------------------------------------------
+//
+// The handler prologues: read the `{id}` segment and turn it into what the handler works
+// on, or answer as Zoom does. Each runs in the order the handler did before, so answers
+// (and side effects such as `encoding_errors`) stay the same.
+
+/// The `{id}` path parameter (the only one the extractors read; `{file}` may follow).
+#[derive(Deserialize)]
+struct IdParam {
+    id: String,
+}
+
+/// The `{id}` segment, decoded once by the router. A segment that is not UTF-8 once
+/// decoded gets axum's own `Path` rejection, as a plain `Path<String>` did.
+async fn id_segment(parts: &mut Parts, sh: &Arc<Shared>) -> Result<String, Response> {
+    Path::<IdParam>::from_request_parts(parts, sh)
+        .await
+        .map(|Path(p)| p.id)
+        .map_err(IntoResponse::into_response)
+}
+
+/// The instance a `{id}` segment (meeting id or instance uuid) names, if any.
+async fn instance_in_path(
+    parts: &mut Parts,
+    sh: &Arc<Shared>,
+) -> Result<Option<(i64, usize)>, Response> {
+    let once = id_segment(parts, sh).await?;
+    Ok(instance_of(&mut sh.lock(), &once, parts.uri.path()))
+}
+
+/// A numeric meeting id from the path; anything else is Zoom's 404 code 3001.
+struct MeetingId(i64);
+
+impl FromRequestParts<Arc<Shared>> for MeetingId {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, sh: &Arc<Shared>) -> Result<Self, Response> {
+        let id = id_segment(parts, sh).await?;
+        numeric_id(&id)
+            .map(MeetingId)
+            .ok_or_else(|| ApiError::meeting_not_found().into_response())
+    }
+}
+
+/// The instance whose recording the path names: (meeting id, instance index). Unknown:
+/// Zoom's 404 code 3301.
+struct RecordingOf(i64, usize);
+
+impl FromRequestParts<Arc<Shared>> for RecordingOf {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, sh: &Arc<Shared>) -> Result<Self, Response> {
+        instance_in_path(parts, sh)
+            .await?
+            .map(|(m, i)| RecordingOf(m, i))
+            .ok_or_else(|| ApiError::recording_not_found().into_response())
+    }
+}
+
+/// The past instance the path names: (meeting id, instance index). Unknown: Zoom's 404
+/// code 3001.
+struct PastInstanceOf(i64, usize);
+
+impl FromRequestParts<Arc<Shared>> for PastInstanceOf {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, sh: &Arc<Shared>) -> Result<Self, Response> {
+        instance_in_path(parts, sh)
+            .await?
+            .map(|(m, i)| PastInstanceOf(m, i))
+            .ok_or_else(|| ApiError::meeting_not_found().into_response())
+    }
+}
+
+/// A recording delete (`?action=trash|delete`) of the instance the path names. The
+/// action is checked before the instance is looked up, as Zoom (and the handlers before
+/// these extractors) did: a bad action is a 400 even for an unknown recording.
+struct RecordingDelete {
+    meeting: i64,
+    index: usize,
+    action: String,
+}
+
+impl FromRequestParts<Arc<Shared>> for RecordingDelete {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, sh: &Arc<Shared>) -> Result<Self, Response> {
+        let once = id_segment(parts, sh).await?;
+        let query = parts.uri.query().map(str::to_string);
+        let action = action(&query_map(&query)).map_err(IntoResponse::into_response)?;
+        let (meeting, index) = instance_of(&mut sh.lock(), &once, parts.uri.path())
+            .ok_or_else(|| ApiError::recording_not_found().into_response())?;
+        Ok(RecordingDelete {
+            meeting,
+            index,
+            action,
+        })
+    }
+}
+
 // ----- meetings ---------------------------------------------------------------------
 
 async fn create_meeting(
@@ -392,22 +425,20 @@ async fn list_meetings(
 
 async fn get_meeting(
     State(sh): State<Arc<Shared>>,
-    Path(id): Path<String>,
+    MeetingId(id): MeetingId,
 ) -> ApiResult<Json<Value>> {
     let st = sh.lock();
-    let id = numeric_id(&id).ok_or_else(ApiError::meeting_not_found)?;
     let m = st.meeting(id)?;
     Ok(Json(st.meeting_json(m)))
 }
 
 async fn update_meeting(
     State(sh): State<Arc<Shared>>,
-    Path(id): Path<String>,
+    MeetingId(id): MeetingId,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     let mut st = sh.lock();
-    let id = numeric_id(&id).ok_or_else(ApiError::meeting_not_found)?;
     let tz = st.meeting(id)?.timezone.clone();
     let v = json_body(&headers, &body)?;
     let input = parse_meeting(&v, &tz, false)?;
@@ -417,10 +448,9 @@ async fn update_meeting(
 
 async fn delete_meeting(
     State(sh): State<Arc<Shared>>,
-    Path(id): Path<String>,
+    MeetingId(id): MeetingId,
 ) -> ApiResult<StatusCode> {
     let mut st = sh.lock();
-    let id = numeric_id(&id).ok_or_else(ApiError::meeting_not_found)?;
     st.delete_meeting(id)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -429,12 +459,9 @@ async fn delete_meeting(
 
 async fn get_recordings(
     State(sh): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    req_uri: axum::http::Uri,
+    RecordingOf(mid, idx): RecordingOf,
 ) -> ApiResult<Json<Value>> {
     let mut st = sh.lock();
-    let (mid, idx) =
-        instance_of(&mut st, &id, req_uri.path()).ok_or_else(ApiError::recording_not_found)?;
     st.recording_json(&sh.cfg, &sh.api_origin, mid, idx)
         .map(Json)
         .ok_or_else(ApiError::recording_not_found)
@@ -450,29 +477,26 @@ fn action(q: &HashMap<String, String>) -> ApiResult<String> {
 
 async fn delete_recordings(
     State(sh): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    req_uri: axum::http::Uri,
+    del: RecordingDelete,
 ) -> ApiResult<StatusCode> {
-    let act = action(&query_map(&q))?;
     let mut st = sh.lock();
-    let (mid, idx) =
-        instance_of(&mut st, &id, req_uri.path()).ok_or_else(ApiError::recording_not_found)?;
-    st.remove_recording(&sh.cfg, mid, idx, None, &act)?;
+    st.remove_recording(&sh.cfg, del.meeting, del.index, None, &del.action)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The `{file}` path parameter of a one-file delete.
+#[derive(Deserialize)]
+struct FileParam {
+    file: String,
 }
 
 async fn delete_recording_file(
     State(sh): State<Arc<Shared>>,
-    Path((id, file)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-    req_uri: axum::http::Uri,
+    del: RecordingDelete,
+    Path(FileParam { file }): Path<FileParam>,
 ) -> ApiResult<StatusCode> {
-    let act = action(&query_map(&q))?;
     let mut st = sh.lock();
-    let (mid, idx) =
-        instance_of(&mut st, &id, req_uri.path()).ok_or_else(ApiError::recording_not_found)?;
-    st.remove_recording(&sh.cfg, mid, idx, Some(&file), &act)?;
+    st.remove_recording(&sh.cfg, del.meeting, del.index, Some(&file), &del.action)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -593,10 +617,9 @@ fn trashed_json(st: &SimState, id: i64, idx: usize) -> Option<Value> {
 
 async fn past_instances(
     State(sh): State<Arc<Shared>>,
-    Path(id): Path<String>,
+    MeetingId(id): MeetingId,
 ) -> ApiResult<Json<Value>> {
     let st = sh.lock();
-    let id = numeric_id(&id).ok_or_else(ApiError::meeting_not_found)?;
     let m = st
         .meetings
         .get(&id)
@@ -613,12 +636,9 @@ async fn past_instances(
 
 async fn past_meeting(
     State(sh): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    req_uri: axum::http::Uri,
+    PastInstanceOf(mid, idx): PastInstanceOf,
 ) -> ApiResult<Json<Value>> {
-    let mut st = sh.lock();
-    let (mid, idx) =
-        instance_of(&mut st, &id, req_uri.path()).ok_or_else(ApiError::meeting_not_found)?;
+    let st = sh.lock();
     let now = st.now();
     let m = st
         .meetings
@@ -647,4 +667,77 @@ async fn past_meeting(
         "source": "Zoom",
         "has_meeting_summary": false,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use crate::sim::{Sim, SimConfig};
+
+    /// Status, and the Zoom error code when the body has one.
+    async fn ask(sim: &Sim, method: reqwest::Method, path: &str) -> (u16, Option<i64>) {
+        let tok = sim.issue_token();
+        let url = format!("{}{path}", sim.api_url());
+        let r = reqwest::Client::new()
+            .request(method, url)
+            .bearer_auth(tok)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: Option<Value> = r.json().await.ok();
+        (status, body.and_then(|v| v["code"].as_i64()))
+    }
+
+    /// The extractors answer in the order the handler prologues did.
+    #[tokio::test]
+    async fn path_extractors_answer_as_zoom_does() {
+        use reqwest::Method;
+        let sim = Sim::start(SimConfig::default()).await.unwrap();
+        assert_eq!(
+            ask(&sim, Method::GET, "/meetings/abc").await,
+            (404, Some(3001))
+        );
+        assert_eq!(
+            ask(&sim, Method::GET, "/past_meetings/12x/instances").await,
+            (404, Some(3001))
+        );
+        assert_eq!(
+            ask(&sim, Method::GET, "/past_meetings/nope").await,
+            (404, Some(3001))
+        );
+        assert_eq!(
+            ask(&sim, Method::GET, "/meetings/nope/recordings").await,
+            (404, Some(3301))
+        );
+        // The action is checked before the recording is looked up.
+        assert_eq!(
+            ask(
+                &sim,
+                Method::DELETE,
+                "/meetings/nope/recordings?action=shred"
+            )
+            .await,
+            (400, Some(300))
+        );
+        assert_eq!(
+            ask(
+                &sim,
+                Method::DELETE,
+                "/meetings/nope/recordings/f1?action=shred"
+            )
+            .await,
+            (400, Some(300))
+        );
+        assert!(sim.report().encoding_errors.is_empty());
+        // A uuid with `//` encoded once: logged, and not found.
+        assert_eq!(
+            ask(&sim, Method::GET, "/meetings/ab%2F%2Fcd/recordings").await,
+            (404, Some(3301))
+        );
+        assert_eq!(sim.report().encoding_errors.len(), 1);
+        // Not UTF-8 once decoded: axum's own path rejection, as with `Path<String>`.
+        assert_eq!(ask(&sim, Method::GET, "/meetings/%FF").await, (400, None));
+    }
 }

@@ -18,6 +18,7 @@ use super::content::{self, Content};
 use super::faults::{FaultQueue, Route};
 use super::validate::{MeetingInput, default_settings};
 use super::{Counters, MeetingRecord, RecordingRemoval, RequestLog, SimConfig, SimReport, SimUser};
+use crate::clock::SharedClock;
 
 /// Host of the fake join/start/share URLs (`.invalid` never resolves).
 pub(crate) const WEB_HOST: &str = "https://zoom.sim.invalid";
@@ -157,6 +158,8 @@ struct Cursor {
 /// The mutable state behind the lock.
 pub(crate) struct State {
     pub rng: StdRng,
+    /// The time source (`SimConfig::clock`); `clock_offset` is added to it.
+    clock: SharedClock,
     pub clock_offset: TimeDelta,
     pub users: Vec<SimUser>,
     /// Opaque OAuth tokens and their expiry.
@@ -185,6 +188,7 @@ impl State {
     pub(crate) fn new(cfg: &SimConfig) -> Self {
         Self {
             rng: StdRng::seed_from_u64(cfg.seed),
+            clock: cfg.clock.clone(),
             clock_offset: TimeDelta::zero(),
             users: cfg.users.clone(),
             tokens: HashMap::new(),
@@ -206,10 +210,10 @@ impl State {
         }
     }
 
-    /// The sim's clock: real time plus a settable offset.
+    /// The sim's clock: its time source plus a settable offset.
     pub(crate) fn now(&self) -> DateTime<Utc> {
-        let real = Utc::now();
-        real.checked_add_signed(self.clock_offset).unwrap_or(real)
+        let base = self.clock.now();
+        base.checked_add_signed(self.clock_offset).unwrap_or(base)
     }
 
     // ----- random identifiers -------------------------------------------------------

@@ -24,12 +24,12 @@ use chrono::{DateTime, Utc};
 use crate::store::{NewEvent, Store, StoreError};
 use crate::zoom::{ZoomClient, ZoomError};
 
-/// Where "now" comes from.
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+/// Where "now" comes from: the crate's one clock type, shared.
+pub type Clock = crate::clock::SharedClock;
 
 /// The system clock.
 pub fn system_clock() -> Clock {
-    Arc::new(Utc::now)
+    Arc::new(crate::clock::SystemClock)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +50,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn now(&self) -> DateTime<Utc> {
-        (self.clock)()
+        self.clock.now()
     }
 
     /// Appends to the `events` table; a failure to log is logged, never fatal.

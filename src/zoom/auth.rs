@@ -6,7 +6,9 @@
 //! flight). When that renewal fails, callers that were already queued get the same failure
 //! instead of each asking again.
 //!
-//! The timing rules are pure functions of `now` so they are tested without waiting:
+//! The timing rules are pure functions of `now` so they are tested without waiting; the
+//! source reads `now` from the client's clock and waits between token-endpoint attempts on
+//! it, so the whole renewal cycle runs on a manual clock in tests:
 //! - OAuth: renew 5 minutes before `expires_in` ends; when the token lives 10 minutes or
 //!   less, renew at half its life.
 //! - JWT: regenerate once less than a quarter of its life is left.
@@ -21,7 +23,8 @@ use tokio::sync::Mutex;
 use url::Url;
 
 use super::error::{ZoomError, describe_reqwest, scrub};
-use super::retry::{RetryPolicy, parse_retry_after};
+use super::retry::{RetryPolicy, instant_after, parse_retry_after};
+use crate::clock::SharedClock;
 use crate::secret::Secret;
 
 const OP: &str = "token";
@@ -147,7 +150,9 @@ pub fn oauth_renew_at(obtained: DateTime<Utc>, expires_in: Duration) -> DateTime
     } else {
         expires_in - EARLY
     };
-    obtained + chrono::Duration::from_std(lead).unwrap_or(chrono::Duration::zero())
+    // `expires_in` comes from the token endpoint: an absurd one must not overflow. Such a
+    // token is kept until Zoom refuses it (401/124 renews it then).
+    instant_after(obtained, lead).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// JWT claims as Zoom reads them. Times are Unix seconds.
@@ -233,6 +238,7 @@ pub struct TokenSource {
     oauth_url: Url,
     retry: RetryPolicy,
     request_timeout: Duration,
+    clock: SharedClock,
     state: Mutex<State>,
     /// Renewals finished (success or failure); read before queueing on the lock.
     renewals: AtomicU64,
@@ -245,6 +251,7 @@ impl TokenSource {
         oauth_url: Url,
         retry: RetryPolicy,
         request_timeout: Duration,
+        clock: SharedClock,
     ) -> Self {
         TokenSource {
             credentials,
@@ -252,6 +259,7 @@ impl TokenSource {
             oauth_url,
             retry,
             request_timeout,
+            clock,
             state: Mutex::new(State::default()),
             renewals: AtomicU64::new(0),
         }
@@ -261,7 +269,7 @@ impl TokenSource {
     pub async fn bearer(&self) -> Result<Secret, ZoomError> {
         let seen = self.renewals.load(Ordering::Acquire);
         let mut state = self.state.lock().await;
-        let now = Utc::now();
+        let now = self.clock.now();
         if let Some(c) = &state.cached
             && c.is_fresh(now)
         {
@@ -342,13 +350,14 @@ impl TokenSource {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let sent_at = Utc::now();
+            let sent_at = self.clock.now();
             let result = self
                 .http
                 .post(self.oauth_url.clone())
                 .basic_auth(client_id, Some(client_secret.expose()))
                 .header(ACCEPT, "application/json")
                 .form(&form)
+                // An I/O timeout: it measures the server, so it stays on tokio's timer.
                 .timeout(self.request_timeout)
                 .send()
                 .await;
@@ -400,15 +409,16 @@ impl TokenSource {
                 .join(": ");
             let detail = scrub(&detail, &[client_secret.expose()]);
             if code == 429 || status.is_server_error() {
+                let now = self.clock.now();
                 let retry_after = headers
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| parse_retry_after(v, Utc::now()));
+                    .and_then(|v| parse_retry_after(v, now));
                 let fail = if code == 429 {
                     ZoomError::RateLimited {
                         op: OP,
                         attempts: attempt,
-                        retry_at: retry_after.map(|d| Utc::now() + d),
+                        retry_at: retry_after.and_then(|d| instant_after(now, d)),
                     }
                 } else {
                     ZoomError::Auth {
@@ -453,8 +463,8 @@ impl TokenSource {
             Some(d) => d,
             None => self.retry.backoff(attempt - 1),
         };
-        tracing::warn!(op = OP, attempt, delay_ms = delay.as_millis() as u64, error = %fail, "retrying");
-        tokio::time::sleep(delay).await;
+        tracing::warn!(op = OP, attempt, delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), error = %fail, "retrying");
+        self.clock.sleep(delay).await;
         Ok(())
     }
 }
@@ -470,6 +480,7 @@ fn transport(attempt: u32, e: reqwest::Error) -> ZoomError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::{Clock, ManualClock};
     use chrono::TimeZone;
 
     fn t0() -> DateTime<Utc> {
@@ -503,6 +514,11 @@ mod tests {
             t0() + chrono::Duration::seconds(301)
         );
         assert_eq!(oauth_renew_at(t0(), Duration::ZERO), t0());
+        assert_eq!(
+            oauth_renew_at(t0(), Duration::from_secs(10_000_000_000_000)),
+            DateTime::<Utc>::MAX_UTC,
+            "no overflow"
+        );
     }
 
     #[test]
@@ -555,6 +571,96 @@ mod tests {
             ttl: Duration::from_secs(30),
         };
         assert!(creds.validate().is_err());
+    }
+
+    /// An origin nothing listens on: connecting fails at once.
+    fn dead_origin() -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    }
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(4),
+            max_retry_after: Duration::from_secs(60),
+        }
+    }
+
+    fn source(credentials: Credentials, oauth_url: &str, clock: &ManualClock) -> TokenSource {
+        TokenSource::new(
+            credentials,
+            reqwest::Client::new(),
+            Url::parse(oauth_url).unwrap(),
+            policy(),
+            Duration::from_secs(5),
+            clock.shared(),
+        )
+    }
+
+    #[tokio::test]
+    async fn jwt_is_regenerated_when_the_clock_says() {
+        let clock = ManualClock::new(t0());
+        let src = source(
+            Credentials::Jwt {
+                api_key: "KEY".into(),
+                api_secret: Secret::new("jwt-secret"),
+                ttl: Duration::from_secs(30),
+            },
+            &dead_origin(),
+            &clock,
+        );
+        let first = src.bearer().await.unwrap();
+        // A quarter of 30 s left from 22 s on (the quarter rounds up to 8 s).
+        clock.advance(Duration::from_secs(21));
+        assert_eq!(src.bearer().await.unwrap(), first, "still fresh");
+        clock.advance(Duration::from_secs(1));
+        let second = src.bearer().await.unwrap();
+        assert_ne!(second, first);
+        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        v.validate_exp = false;
+        v.required_spec_claims.clear();
+        let claims = jsonwebtoken::decode::<JwtClaims>(
+            second.expose(),
+            &jsonwebtoken::DecodingKey::from_secret(b"jwt-secret"),
+            &v,
+        )
+        .unwrap()
+        .claims;
+        assert_eq!(
+            claims.iat,
+            (t0() + chrono::Duration::seconds(22)).timestamp()
+        );
+        assert!(clock.sleeps().is_empty(), "renewal never waits");
+    }
+
+    #[tokio::test]
+    async fn token_endpoint_failures_back_off_on_the_clock() {
+        let clock = ManualClock::new(t0());
+        let src = source(
+            Credentials::OAuth {
+                account_id: "acc".into(),
+                client_id: "cid".into(),
+                client_secret: Secret::new("client-secret"),
+            },
+            &format!("{}/oauth/token", dead_origin()),
+            &clock,
+        );
+        let e = src.bearer().await.unwrap_err();
+        assert!(
+            matches!(e, ZoomError::Transport { attempts: 4, .. }),
+            "{e:?}"
+        );
+        // Three waits between four attempts, each within its full-jitter ceiling, all on
+        // the clock.
+        let sleeps = clock.sleeps();
+        assert_eq!(sleeps.len(), 3, "{sleeps:?}");
+        for (retry, d) in sleeps.iter().enumerate() {
+            assert!(*d <= policy().ceiling(retry as u32), "{retry}: {d:?}");
+        }
+        let slept = chrono::Duration::from_std(clock.slept()).unwrap();
+        assert_eq!(clock.now(), t0() + slept);
     }
 
     #[test]

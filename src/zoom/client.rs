@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use percent_encoding::utf8_percent_encode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
@@ -14,14 +14,17 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::auth::TokenSource;
-use super::download::TrustedHosts;
 use super::error::{ApiErrorBody, ZoomError, describe_reqwest, scrub};
-use super::retry::{RetryPolicy, is_daily_limit, next_utc_midnight, parse_retry_after};
+use super::retry::{
+    RetryPolicy, instant_after, is_daily_limit, next_utc_midnight, parse_retry_after,
+};
+use super::trust::TrustedHosts;
 use super::types::{
     CreateMeeting, DeleteAction, Instances, Meeting, MeetingPatch, MeetingRecordings, MeetingRef,
     Page, PastInstance, month_windows,
 };
 use super::{ClientConfig, Timeouts};
+use crate::clock::SharedClock;
 use crate::secret::Secret;
 
 /// Zoom's maximum page size for listings.
@@ -42,6 +45,8 @@ pub(crate) struct Inner {
     pub(crate) retry: RetryPolicy,
     pub(crate) timeouts: Timeouts,
     pub(crate) trusted: TrustedHosts,
+    /// Every time read and retry wait of the client goes through this.
+    pub(crate) clock: SharedClock,
 }
 
 /// Whether repeating a request is harmless.
@@ -130,6 +135,7 @@ impl ZoomClient {
             config.oauth_url,
             config.retry.clone(),
             config.timeouts.request,
+            config.clock.clone(),
         ));
         Ok(ZoomClient {
             inner: Arc::new(Inner {
@@ -139,6 +145,7 @@ impl ZoomClient {
                 retry: config.retry,
                 timeouts: config.timeouts,
                 trusted,
+                clock: config.clock,
             }),
         })
     }
@@ -147,11 +154,6 @@ impl ZoomClient {
     /// `zoomd token`; the value is only reachable through [`Secret::expose`].
     pub async fn token(&self) -> Result<Secret, ZoomError> {
         self.inner.auth.bearer().await
-    }
-
-    /// The shared token source.
-    pub fn token_source(&self) -> Arc<TokenSource> {
-        Arc::clone(&self.inner.auth)
     }
 
     // ---- operations -------------------------------------------------------------------
@@ -322,25 +324,6 @@ impl ZoomClient {
         self.delete(OP, url).await
     }
 
-    /// `DELETE /meetings/{uuid}/recordings/{file_id}?action=trash|delete` (204). Already
-    /// gone: [`ZoomError::NotFound`].
-    pub async fn delete_recording_file(
-        &self,
-        meeting: &MeetingRef,
-        file_id: &str,
-        action: DeleteAction,
-    ) -> Result<(), ZoomError> {
-        const OP: &str = "delete_recording_file";
-        let mut url = self.api(&[
-            "meetings",
-            &meeting.path_segment(),
-            "recordings",
-            &segment(file_id),
-        ]);
-        url.query_pairs_mut().append_pair("action", action.as_str());
-        self.delete(OP, url).await
-    }
-
     // ---- plumbing ---------------------------------------------------------------------
 
     /// `api_url` + already-encoded path segments.
@@ -443,6 +426,8 @@ impl ZoomClient {
                 .request(call.method.clone(), call.url.clone())
                 .bearer_auth(token.expose())
                 .header(ACCEPT, "application/json")
+                // An I/O timeout: it measures the server, so it stays on tokio's timer
+                // whatever the client's clock.
                 .timeout(self.inner.timeouts.request);
             if let Some(body) = &call.body {
                 rb = rb
@@ -455,7 +440,7 @@ impl ZoomClient {
                 Ok(r) => r,
                 Err(e) => match self.transport_failure(&call, attempt, e) {
                     Next::Retry(d) => {
-                        sleep(op, attempt, d, "transport").await;
+                        self.wait_to_retry(op, attempt, d, "transport").await;
                         continue;
                     }
                     Next::Fail(err) => return Err(err),
@@ -469,7 +454,7 @@ impl ZoomClient {
                 Err(_) if !status.is_success() => Bytes::new(),
                 Err(e) => match self.transport_failure(&call, attempt, e) {
                     Next::Retry(d) => {
-                        sleep(op, attempt, d, "truncated answer").await;
+                        self.wait_to_retry(op, attempt, d, "truncated answer").await;
                         continue;
                     }
                     Next::Fail(err) => return Err(err),
@@ -504,10 +489,28 @@ impl ZoomClient {
                 continue;
             }
             match self.error_answer(&call, attempt, status, &headers, api) {
-                Next::Retry(d) => sleep(op, attempt, d, "error answer").await,
+                Next::Retry(d) => self.wait_to_retry(op, attempt, d, "error answer").await,
                 Next::Fail(err) => return Err(err),
             }
         }
+    }
+
+    /// Wait `delay` on the client's clock before attempt `attempt + 1`.
+    pub(crate) async fn wait_to_retry(
+        &self,
+        op: &'static str,
+        attempt: u32,
+        delay: Duration,
+        why: &'static str,
+    ) {
+        tracing::warn!(
+            op,
+            attempt,
+            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            why,
+            "retrying Zoom request"
+        );
+        self.inner.clock.sleep(delay).await;
     }
 
     /// A request that got no HTTP answer.
@@ -551,7 +554,7 @@ impl ZoomClient {
         let op = call.op;
         let code = status.as_u16();
         let policy = &self.inner.retry;
-        let now = Utc::now();
+        let now = self.inner.clock.now();
         let retry_after = headers
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
@@ -590,9 +593,7 @@ impl ZoomClient {
                     ZoomError::RateLimited {
                         op,
                         attempts: attempt,
-                        retry_at: retry_after
-                            .and_then(|d| chrono::Duration::from_std(d).ok())
-                            .map(|d| now + d),
+                        retry_at: retry_after.and_then(|d| instant_after(now, d)),
                     }
                 } else {
                     api.into_error(op, code)
@@ -681,17 +682,6 @@ impl ApiError {
     }
 }
 
-async fn sleep(op: &'static str, attempt: u32, delay: Duration, why: &'static str) {
-    tracing::warn!(
-        op,
-        attempt,
-        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-        why,
-        "retrying Zoom request"
-    );
-    tokio::time::sleep(delay).await;
-}
-
 fn json_bytes(op: &'static str, v: &serde_json::Value) -> Result<Bytes, ZoomError> {
     serde_json::to_vec(v)
         .map(Bytes::from)
@@ -741,6 +731,46 @@ mod tests {
             c.api(&["meetings", "1"]).as_str(),
             "http://127.0.0.1:1234/meetings/1"
         );
+    }
+
+    #[tokio::test]
+    async fn backoff_waits_on_the_clock() {
+        use crate::clock::{Clock, ManualClock};
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let start = chrono::DateTime::<chrono::Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let clock = ManualClock::new(start);
+        let mut cfg = ClientConfig::new(Credentials::Jwt {
+            api_key: "k".into(),
+            api_secret: Secret::new("s3cret-value"),
+            ttl: Duration::from_secs(30),
+        });
+        cfg.api_url = Url::parse(&format!("http://{dead}/v2")).unwrap();
+        // Real waits of up to a minute each: the test only finishes at once because they
+        // are on the manual clock.
+        cfg.retry = RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_secs(10),
+            max_delay: Duration::from_secs(60),
+            max_retry_after: Duration::from_secs(60),
+        };
+        cfg.clock = clock.shared();
+        let policy = cfg.retry.clone();
+        let c = ZoomClient::new(cfg).unwrap();
+        let e = c.get_meeting(1).await.unwrap_err();
+        assert!(
+            matches!(e, ZoomError::Transport { attempts: 5, .. }),
+            "{e:?}"
+        );
+        let sleeps = clock.sleeps();
+        assert_eq!(sleeps.len(), 4, "{sleeps:?}");
+        for (retry, d) in sleeps.iter().enumerate() {
+            assert!(*d <= policy.ceiling(retry as u32), "{retry}: {d:?}");
+        }
+        let slept = chrono::Duration::from_std(clock.slept()).unwrap();
+        assert_eq!(clock.now(), start + slept);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! - The body is streamed chunk by chunk into the caller's writer: constant memory for
 //!   files of many GB.
 //! - Redirects are followed by hand (at most [`MAX_REDIRECTS`] hops). The bearer token is
-//!   sent only to trusted origins ([`TrustedHosts`]); a redirect to any other host (a signed
+//!   sent only to trusted origins (see `trust`); a redirect to any other host (a signed
 //!   storage URL) is followed without `Authorization`.
 //! - Resume: with `offset > 0` the request carries `Range: bytes=offset-`. A 206 must start
 //!   exactly at `offset`. A 200 means the server ignored the range and sends the whole
@@ -13,14 +13,15 @@
 //!   body shorter than its `Content-Length` is [`ZoomError::Truncated`]; no data for
 //!   `read_idle` is [`ZoomError::Stalled`]. Either way the bytes written so far stay in
 //!   the sink, so the caller can resume from its length.
-//! - Before the body starts, 429, 5xx and transport failures are retried per the policy,
-//!   and a 401 with code 124 renews the token once.
+//! - Before the body starts, 429, 5xx and transport failures are retried per the policy
+//!   (waiting on the client's clock), and a 401 with code 124 renews the token once.
+//! - The request and idle timeouts are I/O timeouts: they measure the server, so they run
+//!   on tokio's timer, not on the client's clock.
 
 use std::future::Future;
 use std::io;
 use std::time::Duration;
 
-use chrono::Utc;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE, RETRY_AFTER};
@@ -29,7 +30,7 @@ use url::Url;
 
 use super::client::ZoomClient;
 use super::error::{ApiErrorBody, ZoomError, describe_reqwest, scrub};
-use super::retry::parse_retry_after;
+use super::retry::{instant_after, parse_retry_after};
 use crate::secret::Secret;
 
 const OP: &str = "download";
@@ -89,78 +90,6 @@ pub struct DownloadOutcome {
     /// `Content-Length`).
     pub total_len: Option<u64>,
     pub content_type: Option<String>,
-}
-
-/// Origins that may receive the bearer token.
-#[derive(Debug, Clone)]
-pub(crate) struct TrustedHosts {
-    /// (scheme, host, port) matched exactly.
-    origins: Vec<(String, String, u16)>,
-    /// HTTPS hosts matched exactly (port 443).
-    https_hosts: Vec<String>,
-    /// HTTPS host suffixes, each starting with `.` (port 443).
-    https_suffixes: Vec<String>,
-}
-
-fn origin_of(u: &Url) -> Option<(String, String, u16)> {
-    Some((
-        u.scheme().to_owned(),
-        u.host_str()?.to_ascii_lowercase(),
-        u.port_or_known_default()?,
-    ))
-}
-
-impl TrustedHosts {
-    pub(crate) fn new(api: &Url, oauth: &Url, extra: &[String]) -> Result<Self, ZoomError> {
-        let mut t = TrustedHosts {
-            origins: [api, oauth].into_iter().filter_map(origin_of).collect(),
-            https_hosts: vec!["zoom.us".to_owned()],
-            https_suffixes: vec![".zoom.us".to_owned()],
-        };
-        for entry in extra {
-            let e = entry.trim().to_ascii_lowercase();
-            let bad = || ZoomError::InvalidInput {
-                op: "client",
-                detail: format!(
-                    "extra trusted host {entry:?}: expected an origin (https://host:port), a host name or *.domain"
-                ),
-            };
-            if e.contains("://") {
-                let u = Url::parse(&e).map_err(|_| bad())?;
-                t.origins.push(origin_of(&u).ok_or_else(bad)?);
-            } else if let Some(suffix) = e.strip_prefix("*.") {
-                if suffix.is_empty() || suffix.contains(['/', ':', '*']) {
-                    return Err(bad());
-                }
-                t.https_suffixes.push(format!(".{suffix}"));
-            } else {
-                if e.is_empty() || e.contains(['/', ':', '*']) {
-                    return Err(bad());
-                }
-                t.https_hosts.push(e);
-            }
-        }
-        Ok(t)
-    }
-
-    /// Whether `url` may receive the Authorization header.
-    pub(crate) fn allows(&self, url: &Url) -> bool {
-        let Some(origin) = origin_of(url) else {
-            return false;
-        };
-        if self.origins.contains(&origin) {
-            return true;
-        }
-        let (scheme, host, port) = origin;
-        if scheme != "https" || port != 443 {
-            return false;
-        }
-        self.https_hosts.contains(&host)
-            || self
-                .https_suffixes
-                .iter()
-                .any(|s| host.ends_with(s.as_str()))
-    }
 }
 
 /// Parse `Content-Range: bytes a-b/total` (total may be `*`).
@@ -256,13 +185,7 @@ impl ZoomClient {
                 }
                 Attempt::Retry(delay) => {
                     debug_assert!(attempt < policy.max_attempts);
-                    tracing::warn!(
-                        op = OP,
-                        attempt,
-                        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                        "retrying download"
-                    );
-                    tokio::time::sleep(delay).await;
+                    self.wait_to_retry(OP, attempt, delay, "download").await;
                 }
             }
         }
@@ -307,6 +230,7 @@ impl ZoomClient {
                 offset,
                 "download request"
             );
+            // I/O timeout (tokio's timer, see the module docs).
             let detail = match tokio::time::timeout(inner.timeouts.request, rb.send()).await {
                 Ok(Ok(resp)) => {
                     if resp.status().is_redirection() && resp.status() != StatusCode::NOT_MODIFIED {
@@ -402,6 +326,7 @@ impl ZoomClient {
         let mut stream = resp.bytes_stream();
         let idle = inner.timeouts.read_idle;
         loop {
+            // I/O timeout (tokio's timer, see the module docs).
             match tokio::time::timeout(idle, stream.next()).await {
                 Err(_) => {
                     return Err(ZoomError::Stalled {
@@ -467,10 +392,10 @@ impl ZoomClient {
         let inner = &self.inner;
         let status = resp.status();
         let code = status.as_u16();
-        let now = Utc::now();
+        let now = inner.clock.now();
         let retry_after = header_str(&resp, RETRY_AFTER).and_then(|v| parse_retry_after(&v, now));
         let content_range = header_str(&resp, CONTENT_RANGE);
-        // Error bodies are small; bound the wait anyway.
+        // Error bodies are small; bound the wait anyway (an I/O timeout, on tokio's timer).
         let body = tokio::time::timeout(inner.timeouts.request, resp.bytes())
             .await
             .ok()
@@ -524,9 +449,7 @@ impl ZoomClient {
                 return Err(ZoomError::RateLimited {
                     op: OP,
                     attempts: attempt,
-                    retry_at: retry_after
-                        .and_then(|d| chrono::Duration::from_std(d).ok())
-                        .map(|d| now + d),
+                    retry_at: retry_after.and_then(|d| instant_after(now, d)),
                 });
             }
         }
@@ -553,60 +476,6 @@ impl ZoomClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn trusted(extra: &[&str]) -> TrustedHosts {
-        TrustedHosts::new(
-            &Url::parse("http://127.0.0.1:8080/v2").unwrap(),
-            &Url::parse("http://127.0.0.1:8081/oauth/token").unwrap(),
-            &extra.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn trusted_origins() {
-        let t = trusted(&[
-            "http://127.0.0.1:9000",
-            "files.example.org",
-            "*.zoomgov.com",
-        ]);
-        let ok = |s: &str| t.allows(&Url::parse(s).unwrap());
-        assert!(ok("http://127.0.0.1:8080/rec/download/x"));
-        assert!(ok("http://127.0.0.1:8081/x"));
-        assert!(ok("http://127.0.0.1:9000/x"));
-        assert!(
-            !ok("http://127.0.0.1:9001/x"),
-            "another port is another origin"
-        );
-        assert!(!ok("http://localhost:8080/x"));
-        assert!(ok("https://zoom.us/rec/download/abc"));
-        assert!(ok("https://us02web.zoom.us/rec/download/abc"));
-        assert!(ok("https://ZOOM.US/x"));
-        assert!(!ok("http://zoom.us/x"), "no token over plain HTTP");
-        assert!(!ok("https://zoom.us:8443/x"));
-        assert!(!ok("https://evilzoom.us/x"));
-        assert!(!ok("https://zoom.us.evil.com/x"));
-        assert!(!ok("https://ssrweb.s3.amazonaws.com/x"));
-        assert!(ok("https://files.example.org/x"));
-        assert!(!ok("https://sub.files.example.org/x"));
-        assert!(ok("https://a.zoomgov.com/x"));
-        assert!(!ok("https://zoomgov.com/x"));
-    }
-
-    #[test]
-    fn bad_extra_entries_are_refused() {
-        for bad in ["", "*.", "a/b", "*.a:1", "http://"] {
-            assert!(
-                TrustedHosts::new(
-                    &Url::parse("https://api.zoom.us/v2").unwrap(),
-                    &Url::parse("https://zoom.us/oauth/token").unwrap(),
-                    &[bad.to_string()],
-                )
-                .is_err(),
-                "{bad:?}"
-            );
-        }
-    }
 
     #[test]
     fn content_range_parsing() {

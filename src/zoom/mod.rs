@@ -7,7 +7,8 @@
 //!   instances, recordings (get, list per user, delete), and a streaming, resumable
 //!   [`ZoomClient::download`].
 //! - Retries ([`RetryPolicy`]): 429, 5xx and transport failures of idempotent requests with
-//!   exponential back-off and full jitter, honouring `Retry-After`. A meeting create is
+//!   exponential back-off and full jitter, honouring `Retry-After`. Every wait and every
+//!   reading of the time goes through [`ClientConfig::clock`]. A meeting create is
 //!   retried only when Zoom certainly did not process it; otherwise the caller gets
 //!   [`ZoomError::OutcomeUnknown`] and must look before creating again.
 //! - Secrets: the token goes in `Authorization: Bearer` only, and only to Zoom's hosts
@@ -20,11 +21,14 @@ mod client;
 mod download;
 mod error;
 mod retry;
+mod trust;
 mod types;
 
 use std::time::Duration;
 
 use url::Url;
+
+use crate::clock::{self, SharedClock};
 
 pub use auth::{
     CachedToken, Credentials, DEFAULT_JWT_TTL, JwtClaims, TokenSource, make_jwt, oauth_renew_at,
@@ -83,10 +87,14 @@ pub struct ClientConfig {
     /// HTTPS subdomains only). Redirects to anything else are followed without the
     /// `Authorization` header.
     pub extra_trusted_hosts: Vec<String>,
+    /// Where the client reads the time (token renewal, `Retry-After` dates, the daily-cap
+    /// reset) and waits between attempts. The request and idle timeouts in `timeouts` are
+    /// I/O timeouts and stay on tokio's timer whatever this is.
+    pub clock: SharedClock,
 }
 
 impl ClientConfig {
-    /// Zoom's production endpoints, default retry policy and timeouts.
+    /// Zoom's production endpoints, default retry policy and timeouts, the system clock.
     pub fn new(credentials: Credentials) -> Self {
         ClientConfig {
             // Both constants are valid URLs; parsing cannot fail.
@@ -96,6 +104,7 @@ impl ClientConfig {
             retry: RetryPolicy::default(),
             timeouts: Timeouts::default(),
             extra_trusted_hosts: Vec::new(),
+            clock: clock::system(),
         }
     }
 }

@@ -52,6 +52,14 @@ impl RetryPolicy {
     }
 }
 
+/// The instant `d` after `now`; `None` past the last instant chrono holds (a hostile
+/// `Retry-After` of 10^13 seconds must not panic the client).
+pub(crate) fn instant_after(now: DateTime<Utc>, d: Duration) -> Option<DateTime<Utc>> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+}
+
 /// Parse a `Retry-After` value into the wait it asks for, counted from `now`.
 ///
 /// Accepted: delta seconds (`"120"`, also fractional `"1.5"` as some proxies send), an HTTP
@@ -154,6 +162,17 @@ mod tests {
             parse_retry_after("2026-03-10T12:00:05.500Z", now()),
             Some(Duration::from_millis(5500))
         );
+    }
+
+    #[test]
+    fn instants_after_now_do_not_overflow() {
+        assert_eq!(
+            instant_after(now(), Duration::from_secs(60)),
+            Some(Utc.with_ymd_and_hms(2026, 3, 10, 12, 1, 0).unwrap())
+        );
+        let absurd = parse_retry_after("10000000000000", now()).unwrap();
+        assert_eq!(instant_after(now(), absurd), None);
+        assert_eq!(instant_after(now(), Duration::MAX), None);
     }
 
     #[test]

@@ -11,7 +11,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-/// When a meeting starts, in one of the two forms Zoom accepts.
+/// When a meeting starts. zoomd resolves local times itself (see `schedule`), so it only
+/// sends the UTC form; Zoom's local form (wall time plus `timezone`) is not offered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MeetingStart {
     /// Sent as `yyyy-MM-ddTHH:mm:ssZ`. `timezone` (IANA), if given, is only how Zoom
@@ -20,9 +21,6 @@ pub enum MeetingStart {
         at: DateTime<Utc>,
         timezone: Option<String>,
     },
-    /// Local wall time, sent as `yyyy-MM-ddTHH:mm:ss` with `timezone` (IANA), which Zoom
-    /// then resolves.
-    Local { at: NaiveDateTime, timezone: String },
 }
 
 impl MeetingStart {
@@ -31,10 +29,6 @@ impl MeetingStart {
             MeetingStart::Utc { at, timezone } => (
                 at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
                 timezone.as_deref(),
-            ),
-            MeetingStart::Local { at, timezone } => (
-                at.format("%Y-%m-%dT%H:%M:%S").to_string(),
-                Some(timezone.as_str()),
             ),
         }
     }
@@ -59,6 +53,7 @@ pub struct CreateMeeting {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MeetingPatch {
     pub topic: Option<String>,
+    /// Puts a meeting that was moved at Zoom back at its scheduled start.
     pub start: Option<MeetingStart>,
     pub duration_minutes: Option<u32>,
     pub agenda: Option<String>,
@@ -517,16 +512,14 @@ mod tests {
         let mut c2 = c.clone();
         c2.settings
             .insert("auto_recording".into(), Value::from("none"));
-        c2.start = MeetingStart::Local {
-            at: NaiveDate::from_ymd_opt(2026, 3, 2)
-                .unwrap()
-                .and_hms_opt(9, 0, 0)
-                .unwrap(),
-            timezone: "Europe/Berlin".into(),
+        c2.start = MeetingStart::Utc {
+            at: Utc.with_ymd_and_hms(2026, 3, 2, 8, 0, 0).unwrap(),
+            timezone: Some("Europe/Berlin".into()),
         };
         let b2 = c2.to_body().unwrap();
         assert_eq!(b2["settings"]["auto_recording"], "none");
-        assert_eq!(b2["start_time"], "2026-03-02T09:00:00");
+        // The zone only labels the meeting; the instant stays UTC.
+        assert_eq!(b2["start_time"], "2026-03-02T08:00:00Z");
         assert_eq!(b2["timezone"], "Europe/Berlin");
     }
 
@@ -535,7 +528,7 @@ mod tests {
         let mut c = CreateMeeting {
             topic: "x".repeat(201),
             start: MeetingStart::Utc {
-                at: Utc::now(),
+                at: Utc.with_ymd_and_hms(2026, 3, 2, 8, 0, 0).unwrap(),
                 timezone: None,
             },
             duration_minutes: 45,
@@ -557,6 +550,17 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(p.to_body().unwrap(), serde_json::json!({"duration": 30}));
+        let p = MeetingPatch {
+            start: Some(MeetingStart::Utc {
+                at: Utc.with_ymd_and_hms(2026, 3, 2, 8, 0, 0).unwrap(),
+                timezone: Some("Europe/Berlin".into()),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            p.to_body().unwrap(),
+            serde_json::json!({"start_time": "2026-03-02T08:00:00Z", "timezone": "Europe/Berlin"})
+        );
     }
 
     #[test]
