@@ -155,20 +155,41 @@ pub async fn run(
     let (file_tx, mut file_changed) = mpsc::unbounded_channel();
     // Keep the watcher alive for the whole run; without one (no inotify) SIGHUP still works.
     let _watcher = watch_file(&config_path, file_tx);
+    // The loop and every request of its steps beat; the watchdog task pings systemd only
+    // while the beat is recent (see `liveness`).
+    let beat = ctx.zoom.heartbeat();
     let watchdog = watchdog_interval();
+    let _watchdog = watchdog.map(|w| {
+        let grace = w.max(LOOP_GRACE);
+        AbortOnDrop(tokio::spawn(crate::liveness::watchdog(
+            beat.clone(),
+            w,
+            grace,
+            || notify(&[NotifyState::Watchdog]),
+        )))
+    });
     notify(&[NotifyState::Ready]);
     tracing::info!(config = %config_path.display(), "zoomd running");
+    // A step ends at its next await when shutdown fires: what it recorded stays recorded,
+    // and an intent whose request was cut off is resolved at the next start.
+    macro_rules! step {
+        ($fut:expr) => {
+            tokio::select! {
+                biased;
+                _ = control.shutdown.wait() => break,
+                r = $fut => r,
+            }
+        };
+    }
     loop {
+        beat.beat();
         if control.shutdown.is_triggered() {
             break;
-        }
-        if watchdog.is_some() {
-            notify(&[NotifyState::Watchdog]);
         }
         let config = config_rx.borrow().clone();
         let now = ctx.now();
         if next_verify <= now {
-            next_verify = match verify::verify(&ctx).await {
+            next_verify = match step!(verify::verify(&ctx)) {
                 Ok(r) => {
                     if r.gone > 0 {
                         next_meetings = ctx.now(); // create them again now
@@ -182,7 +203,7 @@ pub async fn run(
             };
         }
         if next_meetings <= now {
-            next_meetings = match meetings::reconcile(&ctx, &config).await {
+            next_meetings = match step!(meetings::reconcile(&ctx, &config)) {
                 Ok(r) => {
                     if r != meetings::Report::default() {
                         tracing::debug!(?r, "meetings step");
@@ -197,7 +218,7 @@ pub async fn run(
         }
         if next_polls_retry.is_none_or(|t| t <= ctx.now()) {
             next_polls_retry = None;
-            match recordings::poll(&ctx, &config).await {
+            match step!(recordings::poll(&ctx, &config)) {
                 Ok(r) => {
                     if r.found > 0 || r.polled > 0 {
                         wake_downloads.notify_one();
@@ -220,9 +241,9 @@ pub async fn run(
             .map_or(next_meetings, |p| p.min(next_meetings))
             .min(next_verify);
         let mut sleep = (wake - ctx.now()).to_std().unwrap_or_default();
-        if let Some(w) = watchdog {
-            // The watchdog hears from the loop itself: a wedged loop gets restarted.
-            sleep = sleep.min(w / 2);
+        if watchdog.is_some() {
+            // Under the watchdog even an idle loop turns (and beats) within its grace.
+            sleep = sleep.min(LOOP_GRACE / 2);
         }
         notify(&[NotifyState::Status(&status_line(&ctx, &config).await)]);
         tracing::trace!(wake = %crate::store::ts(wake), "sleeping");
@@ -258,6 +279,19 @@ pub async fn run(
     }
     ctx.store.close().await;
     tracing::info!("stopped");
+}
+
+/// How long the loop may go without a beat before the watchdog is withheld: longer than
+/// one request to Zoom may take (30 s) plus a wait between attempts (at most 5 s).
+const LOOP_GRACE: std::time::Duration = std::time::Duration::from_secs(45);
+
+/// Aborts the task when dropped (the watchdog ends with the loop).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Tells systemd, when started by it (no-op otherwise).

@@ -12,12 +12,14 @@
 //! - [`cli`]: one function per command; `main.rs` only parses arguments.
 //! - [`clock`]: where "now" and retry waits come from (the system clock, or a manual one
 //!   in tests); [`zoom`] and [`sync`] take one instead of reading the time themselves.
+//! - [`liveness`]: the heartbeat the loop and Zoom requests feed, and the systemd watchdog.
 //! - [`secret`], [`shutdown`], [`telemetry`]: small shared pieces.
 
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod liveness;
 pub mod schedule;
 pub mod secret;
 pub mod shutdown;

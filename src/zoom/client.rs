@@ -47,6 +47,7 @@ pub(crate) struct Inner {
     pub(crate) trusted: TrustedHosts,
     /// Every time read and retry wait of the client goes through this.
     pub(crate) clock: SharedClock,
+    pub(crate) heartbeat: crate::liveness::Heartbeat,
 }
 
 /// Whether repeating a request is harmless.
@@ -146,8 +147,14 @@ impl ZoomClient {
                 timeouts: config.timeouts,
                 trusted,
                 clock: config.clock,
+                heartbeat: config.heartbeat,
             }),
         })
+    }
+
+    /// The heartbeat its requests feed (shared with whoever keeps the watchdog).
+    pub fn heartbeat(&self) -> crate::liveness::Heartbeat {
+        self.inner.heartbeat.clone()
     }
 
     /// A bearer token for the configured credentials (cached, renewed as needed). For
@@ -435,7 +442,9 @@ impl ZoomClient {
                     .body(body.clone());
             }
             tracing::debug!(op, method = %call.method, path = call.url.path(), attempt, "zoom request");
+            self.inner.heartbeat.beat();
             let sent = rb.send().await;
+            self.inner.heartbeat.beat();
             let resp = match sent {
                 Ok(r) => r,
                 Err(e) => match self.transport_failure(&call, attempt, e) {

@@ -28,6 +28,8 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::liveness::Heartbeat;
+
 use crate::clock::{self, SharedClock};
 
 pub use auth::{
@@ -91,6 +93,9 @@ pub struct ClientConfig {
     /// reset) and waits between attempts. The request and idle timeouts in `timeouts` are
     /// I/O timeouts and stay on tokio's timer whatever this is.
     pub clock: SharedClock,
+    /// Beaten as each request goes out and comes back (and after each wait between
+    /// attempts), so a slow Zoom counts as progress for the watchdog.
+    pub heartbeat: Heartbeat,
 }
 
 impl ClientConfig {
@@ -105,6 +110,7 @@ impl ClientConfig {
             timeouts: Timeouts::default(),
             extra_trusted_hosts: Vec::new(),
             clock: clock::system(),
+            heartbeat: Heartbeat::new(),
         }
     }
 }

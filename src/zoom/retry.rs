@@ -27,8 +27,11 @@ impl Default for RetryPolicy {
         RetryPolicy {
             max_attempts: 5,
             base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
-            max_retry_after: Duration::from_secs(120),
+            // No wait of more than a few seconds in place: a step that waits keeps the
+            // daemon's loop from everything else. A longer Retry-After ends the call with
+            // the instant, which the caller stores as a "not before".
+            max_delay: Duration::from_secs(5),
+            max_retry_after: Duration::from_secs(5),
         }
     }
 }
