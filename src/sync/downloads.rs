@@ -244,7 +244,14 @@ pub async fn download_one(
             let retry_at = (!give_up).then(|| match kind {
                 // Polled at once for a fresh URL; the download follows the poll.
                 FailureKind::StaleUrl => now,
-                _ => now + retry_delay(attempts, config.daemon.poll_every),
+                _ => {
+                    let backoff = now + retry_delay(attempts, config.daemon.poll_every);
+                    // Zoom's own "not before" (a long Retry-After) wins over the back-off.
+                    match &failure {
+                        Failure::Zoom(z) => z.retry_at().map_or(backoff, |t| t.max(backoff)),
+                        _ => backoff,
+                    }
+                }
             });
             let drop_url = matches!(kind, FailureKind::StaleUrl | FailureKind::Refused);
             ctx.store

@@ -77,7 +77,9 @@ pub async fn poll(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> {
                     // Zoom trouble for one meeting: try it again at the next poll time.
                     tracing::warn!(key = %row.key, meeting_id = row.meeting_id, error = %z, "recording poll failed");
                     let now = ctx.now();
+                    // Zoom's own "not before" (a long Retry-After) wins over the cadence.
                     let next = now + delay_for(config, &row, now);
+                    let next = z.retry_at().map_or(next, |t| t.max(next));
                     ctx.store
                         .set_poll(row.id, row.recording_state, Some(next), now)
                         .await?;
