@@ -168,6 +168,15 @@ impl Default for SimConfig {
     }
 }
 
+/// What a person changes about a meeting in Zoom's web page.
+#[derive(Debug, Clone, Default)]
+pub struct PersonEdit {
+    pub topic: Option<String>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub duration: Option<u32>,
+    pub agenda: Option<String>,
+}
+
 /// Errors of the sim itself (not the HTTP answers it gives).
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
@@ -402,6 +411,51 @@ impl Sim {
     pub fn meetings(&self) -> Vec<MeetingRecord> {
         let st = self.shared.lock();
         st.meetings.values().map(|m| m.record()).collect()
+    }
+
+    /// A person deletes the meeting in Zoom's web page (not one of zoomd's DELETEs: the
+    /// report's `meetings_deleted` does not list it).
+    pub fn person_deletes_meeting(&self, meeting_id: i64) -> Result<(), SimError> {
+        let mut st = self.shared.lock();
+        let m = st
+            .meetings
+            .get_mut(&meeting_id)
+            .ok_or(SimError::NoSuchMeeting(meeting_id))?;
+        m.deleted = true;
+        Ok(())
+    }
+
+    /// A person edits the meeting in Zoom's web page (not counted against the daily cap,
+    /// not in the report's `meetings_updated`).
+    pub fn person_edits_meeting(&self, meeting_id: i64, edit: PersonEdit) -> Result<(), SimError> {
+        let cfg = &self.shared.cfg;
+        let mut st = self.shared.lock();
+        let input = validate::MeetingInput {
+            topic: edit.topic,
+            start_time: edit.start_time,
+            duration: edit.duration,
+            agenda: edit.agenda,
+            ..validate::MeetingInput::default()
+        };
+        st.edit_meeting(cfg, meeting_id, input)
+            .map_err(|_| SimError::NoSuchMeeting(meeting_id))
+    }
+
+    /// The user (id or email) leaves the account: Zoom answers 1001 for it from now on.
+    pub fn remove_user(&self, user: &str) {
+        let mut st = self.shared.lock();
+        st.users
+            .retain(|u| u.id != user && !u.email.eq_ignore_ascii_case(user));
+    }
+
+    /// Every API request waits `d` before it is handled (a slow Zoom).
+    pub fn set_latency(&self, d: Duration) {
+        self.shared.lock().latency = d;
+    }
+
+    /// The most API requests the sim was handling at once.
+    pub fn max_in_flight(&self) -> u32 {
+        self.shared.lock().max_in_flight
     }
 
     /// The meeting's instances happen now and end now: their recordings appear

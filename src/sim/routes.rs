@@ -96,6 +96,13 @@ async fn gate(
     let path = req.uri().path().to_string();
     let query = req.uri().query().map(str::to_string);
     let route = classify(&method, &path);
+    {
+        let mut st = sh.lock();
+        st.in_flight += 1;
+        st.max_in_flight = st.max_in_flight.max(st.in_flight);
+    }
+    // Counted down however the handler ends (a client that hangs up drops it).
+    let _done = InFlight(&sh);
     let (resp, killed) = gate_inner(&sh, &ctl, route, req, next).await;
     let mut st = sh.lock();
     if killed {
@@ -109,6 +116,15 @@ async fn gate(
         status: if killed { 0 } else { resp.status().as_u16() },
     });
     resp
+}
+
+struct InFlight<'a>(&'a Shared);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        st.in_flight = st.in_flight.saturating_sub(1);
+    }
 }
 
 async fn gate_inner(
@@ -150,6 +166,10 @@ async fn gate_inner(
         Some(Fault::CreateSucceedsAnswerLost) => answer_lost = true,
         Some(Fault::Delay(d)) => wait(sh, d).await,
         Some(f) => return (fault_response(sh, route, &f), false),
+    }
+    let latency = sh.lock().latency;
+    if !latency.is_zero() {
+        wait(sh, latency).await;
     }
     if needs_bearer && let Err(e) = auth::check_bearer(sh, req.headers()) {
         return (e.into_response(), false);

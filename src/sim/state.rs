@@ -162,6 +162,11 @@ pub(crate) struct State {
     clock: SharedClock,
     pub clock_offset: TimeDelta,
     pub users: Vec<SimUser>,
+    /// Every API request waits this long before it is handled (a slow Zoom).
+    pub latency: Duration,
+    /// API requests being handled right now, and the most at once.
+    pub in_flight: u32,
+    pub max_in_flight: u32,
     /// Opaque OAuth tokens and their expiry.
     pub tokens: HashMap<String, DateTime<Utc>>,
     /// JWTs seen so far (revocable by a `TokenExpired` fault).
@@ -191,6 +196,9 @@ impl State {
             clock: cfg.clock.clone(),
             clock_offset: TimeDelta::zero(),
             users: cfg.users.clone(),
+            latency: Duration::ZERO,
+            in_flight: 0,
+            max_in_flight: 0,
             tokens: HashMap::new(),
             jwt_seen: HashSet::new(),
             jwt_revoked: HashSet::new(),
@@ -489,6 +497,19 @@ impl State {
     ) -> ApiResult<()> {
         let host = self.meeting(id)?.host_id.clone();
         self.charge_daily(cfg, &host)?;
+        self.edit_meeting(cfg, id, input)?;
+        self.report.meetings_updated.push((id, body));
+        Ok(())
+    }
+
+    /// Changes a meeting's fields (a PATCH, or a person in Zoom's web page); instances that
+    /// have not happened follow a new start.
+    pub(crate) fn edit_meeting(
+        &mut self,
+        cfg: &SimConfig,
+        id: i64,
+        input: MeetingInput,
+    ) -> ApiResult<()> {
         let now = self.now();
         let m = self
             .meetings
@@ -525,7 +546,6 @@ impl State {
             }
             start = inst.start + to_delta(cfg.second_instance_gap);
         }
-        self.report.meetings_updated.push((id, body));
         Ok(())
     }
 
