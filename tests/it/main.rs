@@ -1,0 +1,15 @@
+//! The integration tests, in one binary: one module per area.
+
+mod cli;
+mod config;
+mod contract;
+mod crash;
+mod e2e;
+mod faults;
+mod hostile;
+mod query;
+mod schedule;
+mod security;
+mod sim;
+mod store;
+mod zoom;
