@@ -7,22 +7,22 @@
 //! creating again, failed-and-retryable, never archived while incomplete) and that nothing
 //! leaked: no token in a URL, no `Authorization` header at the download host.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveTime, TimeZone, Utc};
-use sha2::{Digest, Sha256};
 use url::Url;
 use zoomd::config::{Config, Env};
-use zoomd::secret::Secret;
 use zoomd::shutdown::Shutdown;
 use zoomd::sim::{Fault, RetryAfter, Route, Sim, SimConfig};
-use zoomd::store::{OccurrenceRow, Store, ts};
+use zoomd::store::{OccurrenceRow, ts};
 use zoomd::sync::{Clock, Ctx, downloads, meetings, recordings};
-use zoomd::zoom::{
-    ClientConfig, Credentials, RetryPolicy, Timeouts, ZoomClient, next_utc_midnight,
+use zoomd::zoom::{ZoomClient, next_utc_midnight};
+
+use crate::helpers::{
+    DaemonToml, Entry, Login, assert_markers_unique, assert_no_leaks, assert_sound, client_config,
+    event_kinds, holds_exactly, oauth_credentials, part_files, spawn_sim, walk,
 };
 
 /// A sim, a config and store in a temp dir, and a `Ctx` whose clock the test sets.
@@ -56,74 +56,51 @@ impl Default for Opts {
     }
 }
 
-fn client_config(sim: &Sim) -> ClientConfig {
-    let c = sim.config();
-    let mut cc = ClientConfig::new(Credentials::OAuth {
-        account_id: c.account_id.clone(),
-        client_id: c.client_id.clone(),
-        client_secret: Secret::new(c.client_secret.clone()),
-    });
-    cc.api_url = Url::parse(&sim.api_url()).expect("api url");
-    cc.oauth_url = Url::parse(&sim.oauth_url()).expect("oauth url");
-    cc.retry = RetryPolicy {
-        max_attempts: 4,
-        base_delay: Duration::from_millis(50),
-        max_delay: Duration::from_millis(400),
-        max_retry_after: Duration::from_secs(5),
-    };
-    // The daemon's read_idle is 60 s; a test cannot wait that long for a stall.
-    cc.timeouts = Timeouts {
-        connect: Duration::from_secs(2),
-        request: Duration::from_secs(10),
-        read_idle: Duration::from_secs(1),
-    };
-    cc
+/// Opts with `sim` as the sim's knobs.
+fn with_sim(sim: SimConfig) -> Opts {
+    Opts {
+        sim,
+        ..Opts::default()
+    }
 }
 
 async fn pipe(opts: Opts) -> Pipe {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sim = Sim::start(opts.sim.clone()).await.expect("sim");
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, &opts.sim.client_secret).expect("secret");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
+    let sim = spawn_sim(opts.sim.clone()).await;
     // Two days ahead at 10:00 UTC: after the next 00:00 UTC, so the daily-cap test can move
     // its clock past midnight with every occurrence still in the future.
     let day = Utc::now().date_naive() + chrono::Days::new(2);
     let base = Utc.from_utc_datetime(&day.and_time(NaiveTime::from_hms_opt(10, 0, 0).expect("t")));
-    let mut meetings = String::new();
-    for i in 0..opts.entries {
-        let at = base + chrono::Duration::hours(i as i64);
-        meetings.push_str(&format!(
-            "[[meeting]]\nkey = \"m{i}\"\ntopic = \"Fault meeting {i}\"\nhost = \"me\"\nat = \"{}\"\ntimezone = \"UTC\"\nduration = \"2h\"\n\n",
-            at.format("%Y-%m-%dT%H:%M")
-        ));
-    }
     let archive = opts
         .archive
         .clone()
         .unwrap_or_else(|| dir.path().join("recordings"));
-    let text = format!(
-        "[zoom]\nauth = \"oauth\"\naccount_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"secret\"\napi_url = \"{}\"\noauth_url = \"{}\"\n\n[daemon]\ndatabase = \"state.db\"\narchive = \"{}\"\ncreate_ahead = \"7d\"\npoll_every = \"1s\"\ndownloads = {}\n\n{meetings}",
-        opts.sim.account_id,
-        opts.sim.client_id,
-        sim.api_url(),
-        sim.oauth_url(),
-        archive.display(),
-        opts.downloads,
-    );
-    let path = dir.path().join("daemon.toml");
-    std::fs::write(&path, &text).expect("config");
-    let config = Config::parse(&text, &path, &Env::default()).expect("valid config");
+    let mut toml = DaemonToml::new(&sim)
+        .login(Login::OAuthFile)
+        .set("archive", &format!("\"{}\"", archive.display()))
+        .set("create_ahead", "\"7d\"")
+        .set("poll_every", "\"1s\"")
+        .set("downloads", &opts.downloads.to_string());
+    for i in 0..opts.entries {
+        let at = base + chrono::Duration::hours(i as i64);
+        let entry = Entry::at(
+            &format!("m{i}"),
+            &format!("Fault meeting {i}"),
+            &at.format("%Y-%m-%dT%H:%M").to_string(),
+        );
+        toml = toml.meetings(&entry.duration("2h").toml());
+    }
+    let path = toml.write(dir.path());
+    let config = Config::parse(&toml.text(), &path, &Env::default()).expect("valid config");
     let now = Arc::new(Mutex::new(Utc::now()));
     let clock: Clock = {
         let now = now.clone();
         Arc::new(move || *now.lock().expect("clock"))
     };
-    let store = Store::open(&config.daemon.database).await.expect("store");
-    let zoom = ZoomClient::new(client_config(&sim)).expect("client");
+    let store = zoomd::store::Store::open(&config.daemon.database)
+        .await
+        .expect("store");
+    let zoom = ZoomClient::new(client_config(&sim, oauth_credentials(&sim))).expect("client");
     Pipe {
         _dir: dir,
         sim,
@@ -132,6 +109,14 @@ async fn pipe(opts: Opts) -> Pipe {
         now,
         base,
     }
+}
+
+/// A pipe whose meeting(s) exist, recorded and polled: every file is queued for download.
+async fn polled(opts: Opts) -> Pipe {
+    let p = pipe(opts).await;
+    p.created_and_recorded().await;
+    p.poll().await;
+    p
 }
 
 impl Pipe {
@@ -181,14 +166,7 @@ impl Pipe {
     }
 
     async fn event_kinds(&self) -> Vec<String> {
-        self.ctx
-            .store
-            .events(10_000)
-            .await
-            .expect("events")
-            .into_iter()
-            .map(|e| e.kind)
-            .collect()
+        event_kinds(&self.ctx.store).await
     }
 
     /// Creates the meeting(s) without faults and makes their recordings complete now.
@@ -217,13 +195,7 @@ impl Pipe {
     async fn all_archived(&self) -> bool {
         let expected = self.sim.expected_files();
         let archive = self.ctx.store.archive().await.expect("archive");
-        !expected.is_empty()
-            && expected.len() == archive.len()
-            && expected.iter().all(|e| {
-                archive.iter().any(|a| {
-                    a.meeting_uuid == e.uuid && a.sha256.as_deref() == Some(e.sha256.as_str())
-                })
-            })
+        !expected.is_empty() && holds_exactly(&expected, &archive)
     }
 
     /// Polls and downloads, moving the clock 2 minutes per round (past any retry delay),
@@ -247,44 +219,19 @@ impl Pipe {
     /// Disk matches the database, no partial file is left, the database is sound, and no
     /// token went anywhere but an Authorization header to the API host.
     async fn assert_clean(&self) {
-        for a in self.ctx.store.archive().await.expect("archive") {
-            let rel = a.path.clone().expect("path");
-            let full = self.archive_dir().join(&rel);
-            assert!(full.starts_with(self.archive_dir()));
-            let bytes = std::fs::read(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()));
-            assert_eq!(Some(bytes.len() as i64), a.bytes, "{rel}");
-            assert_eq!(Some(hex::encode(Sha256::digest(&bytes))), a.sha256, "{rel}");
-        }
-        let parts: Vec<_> = walk(self.archive_dir())
-            .into_iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "part"))
-            .collect();
-        assert!(parts.is_empty(), "left over: {parts:?}");
-        assert_eq!(self.ctx.store.integrity_check().await.expect("check"), "ok");
-        self.assert_no_leak();
-    }
-
-    fn assert_no_leak(&self) {
-        let r = self.sim.report();
-        assert!(r.tokens_in_urls.is_empty(), "{:?}", r.tokens_in_urls);
-        assert!(
-            r.download_auth_headers.is_empty(),
-            "Authorization sent to the download host: {} time(s)",
-            r.download_auth_headers.len()
-        );
+        assert_sound(&self.ctx.store, self.archive_dir(), &self.sim).await;
     }
 
     /// One meeting per marker, `n` in all.
     fn assert_meetings(&self, n: usize) {
-        let mut seen = HashMap::new();
-        for m in self.sim.meetings() {
-            let marker = m.agenda.lines().last().unwrap_or_default().to_string();
-            assert!(marker.starts_with("zoomd:"), "{:?}", m.agenda);
-            if let Some(other) = seen.insert(marker.clone(), m.id) {
-                panic!("two meetings ({other}, {}) for {marker}", m.id);
-            }
-        }
-        assert_eq!(seen.len(), n, "{:?}", self.sim.meetings());
+        let markers = assert_markers_unique(&self.sim.meetings());
+        assert_eq!(markers.len(), n, "{:?}", self.sim.meetings());
+    }
+
+    /// Deferred creates, as `zoomd status` counts them.
+    async fn deferred_count(&self) -> i64 {
+        let counts = self.ctx.store.counts(self.clock()).await.expect("counts");
+        counts.deferred
     }
 
     fn status_count(&self, status: u16) -> u64 {
@@ -297,31 +244,8 @@ impl Pipe {
     }
 
     fn part_files(&self) -> Vec<(PathBuf, u64)> {
-        walk(self.archive_dir())
-            .into_iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "part"))
-            .map(|p| {
-                let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-                (p, len)
-            })
-            .collect()
+        part_files(self.archive_dir())
     }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------
@@ -402,7 +326,7 @@ async fn rate_limited_longer_than_the_policy_waits_is_persisted_not_waited() {
     let r = p.reconcile().await;
     assert_eq!(r.created, 1, "{r:?}");
     p.assert_meetings(1);
-    p.assert_no_leak();
+    assert_no_leaks(&p.sim);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -426,9 +350,7 @@ async fn rate_limited_with_retry_after_http_date_is_waited_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limited_without_retry_after_backs_off_and_retries() {
-    let p = pipe(Opts::default()).await;
-    p.created_and_recorded().await;
-    p.poll().await;
+    let p = polled(Opts::default()).await;
     p.sim
         .inject(Route::Download, Fault::RateLimited(RetryAfter::Absent), 2);
     let r = p.download().await;
@@ -479,15 +401,7 @@ async fn daily_cap(as_300: bool) {
         3,
         "{upcoming:?}"
     );
-    assert_eq!(
-        p.ctx
-            .store
-            .counts(p.clock())
-            .await
-            .expect("counts")
-            .deferred,
-        3
-    );
+    assert_eq!(p.deferred_count().await, 3);
     // Said once, however many passes run; and no further create is sent today.
     p.advance(60);
     p.reconcile().await;
@@ -506,7 +420,7 @@ async fn daily_cap(as_300: bool) {
     let r = p.reconcile().await;
     assert_eq!(r.created, 3, "{r:?}");
     p.assert_meetings(5);
-    p.assert_no_leak();
+    assert_no_leaks(&p.sim);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -554,15 +468,7 @@ async fn a_create_deferred_past_its_start_becomes_a_visible_failure() {
             .any(|f| f.kind == "meeting" && f.id == row.id),
         "{failures:?}"
     );
-    assert_eq!(
-        p.ctx
-            .store
-            .counts(p.clock())
-            .await
-            .expect("counts")
-            .deferred,
-        0
-    );
+    assert_eq!(p.deferred_count().await, 0);
     assert!(p.event_kinds().await.contains(&"create-failed".to_string()));
     // And it is never created later.
     p.sim.set_daily_cap(100);
@@ -752,16 +658,11 @@ async fn one_partial_file(p: &Pipe, error_has: &str) -> zoomd::store::FileRow {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_body_is_retried_and_resumed_from_the_partial_file() {
-    let p = pipe(Opts {
-        sim: SimConfig {
-            mp4_size: 2 * 1024 * 1024,
-            ..SimConfig::default()
-        },
-        ..Opts::default()
-    })
+    let p = polled(with_sim(SimConfig {
+        mp4_size: 2 * 1024 * 1024,
+        ..SimConfig::default()
+    }))
     .await;
-    p.created_and_recorded().await;
-    p.poll().await;
     p.sim.inject(Route::Download, Fault::TruncatedBody, 1);
     let r = p.download().await;
     assert_eq!((r.archived, r.retrying), (4, 1), "{r:?}");
@@ -782,18 +683,13 @@ async fn truncated_body_is_retried_and_resumed_from_the_partial_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_body_times_out_and_resumes() {
-    let p = pipe(Opts {
-        sim: SimConfig {
-            mp4_size: 2 * 1024 * 1024,
-            // The sim would hang far longer than the client's idle timeout (1 s here).
-            stall_for: Duration::from_secs(60),
-            ..SimConfig::default()
-        },
-        ..Opts::default()
-    })
+    let p = polled(with_sim(SimConfig {
+        mp4_size: 2 * 1024 * 1024,
+        // The sim would hang far longer than the client's idle timeout (700 ms here).
+        stall_for: Duration::from_secs(60),
+        ..SimConfig::default()
+    }))
     .await;
-    p.created_and_recorded().await;
-    p.poll().await;
     p.sim.inject(Route::Download, Fault::StalledBody, 1);
     let r = p.download().await;
     // Given up by the client's idle timeout (the sim would stall 60 s, then cut the body
@@ -811,9 +707,7 @@ async fn stalled_body_times_out_and_resumes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn html_page_instead_of_a_file_is_never_archived() {
-    let p = pipe(Opts::default()).await;
-    p.created_and_recorded().await;
-    p.poll().await;
+    let p = polled(Opts::default()).await;
     p.sim.inject(Route::Download, Fault::HtmlPage, 1);
     let r = p.download().await;
     assert_eq!((r.archived, r.retrying), (4, 1), "{r:?}");
@@ -848,9 +742,7 @@ async fn html_page_instead_of_a_file_is_never_archived() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_expiry_during_downloads_renews_once_and_continues() {
-    let p = pipe(Opts::default()).await;
-    p.created_and_recorded().await;
-    p.poll().await;
+    let p = polled(Opts::default()).await;
     let tokens = p.sim.counters().get(Route::Token);
     assert_eq!(tokens, 1, "one token so far");
     // Every token is revoked at the first download request; it answers 401 code 124.
@@ -865,9 +757,7 @@ async fn token_expiry_during_downloads_renews_once_and_continues() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn download_url_expired_is_fetched_again() {
-    let p = pipe(Opts::default()).await;
-    p.created_and_recorded().await;
-    p.poll().await;
+    let p = polled(Opts::default()).await;
     p.sim.expire_download_urls();
     let r = p.download().await;
     assert_eq!(r.archived, 0, "{r:?}");
@@ -882,9 +772,7 @@ async fn download_url_expired_is_fetched_again() {
 async fn redirect_to_the_foreign_download_host_gets_no_authorization() {
     // Like Zoom, the sim's download_url on the API host answers 302 to a signed URL on a
     // different origin (another port: outside the trusted API and OAuth origins).
-    let p = pipe(Opts::default()).await;
-    p.created_and_recorded().await;
-    p.poll().await;
+    let p = polled(Opts::default()).await;
     let files = p.ctx.store.list_files(None).await.expect("files");
     let api = Url::parse(&p.sim.api_url()).expect("url");
     for f in &files {
@@ -1016,7 +904,7 @@ async fn disk_full_fails_the_file_retryably_and_never_archives_it() {
         eprintln!("SKIPPED disk_full: cannot mount a tmpfs (not root?)");
         return;
     };
-    let p = pipe(Opts {
+    let p = polled(Opts {
         sim: SimConfig {
             mp4_size: 3 * 1024 * 1024,
             ..SimConfig::default()
@@ -1027,8 +915,6 @@ async fn disk_full_fails_the_file_retryably_and_never_archives_it() {
         ..Opts::default()
     })
     .await;
-    p.created_and_recorded().await;
-    p.poll().await;
     let mp4 = p
         .ctx
         .store

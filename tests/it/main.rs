@@ -1,4 +1,7 @@
-//! The integration tests, in one binary: one module per area.
+//! The integration tests, in one binary: one module per area, and the harness they share
+//! (`helpers`).
+
+mod helpers;
 
 mod cli;
 mod config;

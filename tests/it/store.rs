@@ -6,6 +6,8 @@ use zoomd::store::{
     Store,
 };
 
+use crate::helpers::claim;
+
 fn t(s: &str) -> DateTime<Utc> {
     s.parse().expect("instant")
 }
@@ -23,6 +25,19 @@ fn occurrence(key: &str, start: DateTime<Utc>) -> NewOccurrence {
         settings_json: r#"{"auto_recording":"cloud"}"#.into(),
         marker: format!("zoomd:{key}:{}", zoomd::store::ts(start)),
     }
+}
+
+async fn upsert(store: &Store, file: &SeenFile, now: DateTime<Utc>) {
+    store.upsert_file(file, now).await.expect("file");
+}
+
+/// The recording's state after refreshing it from its files.
+async fn recording_state(store: &Store, rec: i64, now: DateTime<Utc>) -> String {
+    let row = store
+        .refresh_recording_state(rec, now)
+        .await
+        .expect("state");
+    row.state
 }
 
 #[tokio::test]
@@ -137,70 +152,29 @@ async fn full_round_trip_through_every_view() {
         download_url: Some(format!("https://zoom.us/rec/download/{id}")),
         completed,
     };
-    store
-        .upsert_file(&file("f1", true), now)
-        .await
-        .expect("file");
-    store
-        .upsert_file(&file("f2", false), now)
-        .await
-        .expect("file");
-    assert_eq!(
-        store
-            .refresh_recording_state(rec, now)
-            .await
-            .expect("state")
-            .state,
-        "processing"
-    );
+    upsert(&store, &file("f1", true), now).await;
+    upsert(&store, &file("f2", false), now).await;
+    assert_eq!(recording_state(&store, rec, now).await, "processing");
     // f2 completes later: the same upsert queues it, and does not duplicate it.
-    store
-        .upsert_file(&file("f2", true), now)
-        .await
-        .expect("file");
+    upsert(&store, &file("f2", true), now).await;
     assert_eq!(store.files_of_recording(rec).await.expect("files").len(), 2);
-    assert_eq!(
-        store
-            .refresh_recording_state(rec, now)
-            .await
-            .expect("state")
-            .state,
-        "ready"
-    );
+    assert_eq!(recording_state(&store, rec, now).await, "ready");
     let queued = store.due_downloads(now, 10).await.expect("due");
     assert_eq!(queued.len(), 2);
     let (f1, f2) = (queued[0].id, queued[1].id);
-    assert!(
-        store
-            .start_download(f1, "2026-11/a/f1.mp4", now)
-            .await
-            .expect("claim")
-    );
-    assert!(
-        !store
-            .start_download(f1, "2026-11/a/f1.mp4", now)
-            .await
-            .expect("claimed once")
-    );
+    assert!(claim(&store, f1, "2026-11/a/f1.mp4", now).await);
+    assert!(!claim(&store, f1, "2026-11/a/f1.mp4", now).await);
     store
         .mark_archived(f1, 100, "ab".repeat(32).as_str(), now)
         .await
         .expect("archived");
-    assert!(
-        store
-            .start_download(f2, "2026-11/a/f2.mp4", now)
-            .await
-            .expect("claim")
-    );
+    assert!(claim(&store, f2, "2026-11/a/f2.mp4", now).await);
     store
         .download_failed(f2, "HTTP 500", None, false, now)
         .await
         .expect("failed");
     // A later poll must not resurrect an archived or failed file.
-    store
-        .upsert_file(&file("f1", true), now)
-        .await
-        .expect("file");
+    upsert(&store, &file("f1", true), now).await;
     assert_eq!(
         store.file(f1).await.expect("read").expect("row").state,
         "archived"
@@ -217,24 +191,12 @@ async fn full_round_trip_through_every_view() {
 
     // retry puts it back; archiving it completes the recording.
     assert_eq!(store.retry_failed(None, now).await.expect("retry"), 1);
-    assert!(
-        store
-            .start_download(f2, "2026-11/a/f2.mp4", now)
-            .await
-            .expect("claim")
-    );
+    assert!(claim(&store, f2, "2026-11/a/f2.mp4", now).await);
     store
         .mark_archived(f2, 100, "cd".repeat(32).as_str(), now)
         .await
         .expect("archived");
-    assert_eq!(
-        store
-            .refresh_recording_state(rec, now)
-            .await
-            .expect("state")
-            .state,
-        "archived"
-    );
+    assert_eq!(recording_state(&store, rec, now).await, "archived");
     store
         .mark_cloud_removed(rec, false, now)
         .await
@@ -344,7 +306,7 @@ async fn interrupted_downloads_are_requeued_on_start() {
         .await
         .expect("file");
     let f = store.due_downloads(now, 1).await.expect("due")[0].id;
-    assert!(store.start_download(f, "p", now).await.expect("claim"));
+    assert!(claim(&store, f, "p", now).await);
     assert!(store.due_downloads(now, 1).await.expect("due").is_empty());
     assert_eq!(store.requeue_interrupted(now).await.expect("requeue"), 1);
     let row = store.file(f).await.expect("read").expect("row");

@@ -14,65 +14,17 @@ use url::Url;
 use zoomd::secret::Secret;
 use zoomd::sim::{Fault, RetryAfter, Route, Sim, SimConfig};
 use zoomd::zoom::{
-    ClientConfig, CreateMeeting, Credentials, DeleteAction, MeetingPatch, MeetingRecordings,
-    MeetingRef, MeetingStart, RecordingFile, RetryPolicy, Timeouts, ZoomClient, ZoomError,
-    next_utc_midnight,
+    CreateMeeting, Credentials, DeleteAction, DownloadOutcome, MeetingPatch, MeetingRecordings,
+    MeetingRef, MeetingStart, RecordingFile, ZoomClient, ZoomError, next_utc_midnight,
 };
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 4,
-        base_delay: ms(5),
-        max_delay: ms(40),
-        max_retry_after: Duration::from_secs(3),
-    }
-}
-
-fn base_cfg(sim: &Sim, credentials: Credentials) -> ClientConfig {
-    let mut cfg = ClientConfig::new(credentials);
-    cfg.api_url = Url::parse(&sim.api_url()).unwrap();
-    cfg.oauth_url = Url::parse(&sim.oauth_url()).unwrap();
-    cfg.retry = fast_retry();
-    cfg.timeouts = Timeouts {
-        connect: Duration::from_secs(2),
-        request: Duration::from_secs(5),
-        read_idle: ms(700),
-    };
-    cfg
-}
-
-fn oauth_creds(sim: &Sim) -> Credentials {
-    let c = sim.config();
-    Credentials::OAuth {
-        account_id: c.account_id.clone(),
-        client_id: c.client_id.clone(),
-        client_secret: Secret::new(c.client_secret.clone()),
-    }
-}
-
-fn jwt_creds(sim: &Sim) -> Credentials {
-    let c = sim.config();
-    Credentials::Jwt {
-        api_key: c.api_key.clone(),
-        api_secret: Secret::new(c.api_secret.clone()),
-        ttl: Duration::from_secs(30),
-    }
-}
-
-fn oauth_client(sim: &Sim) -> ZoomClient {
-    ZoomClient::new(base_cfg(sim, oauth_creds(sim))).unwrap()
-}
-
-async fn start(cfg: SimConfig) -> Sim {
-    Sim::start(cfg).await.unwrap()
-}
+use crate::helpers::{
+    assert_no_leaks, client_config, client_config_at, jwt_credentials, oauth_client,
+    oauth_credentials, spawn_sim,
+};
 
 async fn sim() -> Sim {
-    start(SimConfig::default()).await
+    spawn_sim(SimConfig::default()).await
 }
 
 fn sample(topic: &str) -> CreateMeeting {
@@ -100,6 +52,14 @@ async fn recorded(sim: &Sim, c: &ZoomClient) -> MeetingRecordings {
         .expect("a recording after force_recording")
 }
 
+/// A sim with `cfg`'s knobs, an OAuth client of it, and a recorded meeting.
+async fn recorded_sim(cfg: SimConfig) -> (Sim, ZoomClient, MeetingRecordings) {
+    let sim = spawn_sim(cfg).await;
+    let c = oauth_client(&sim);
+    let rec = recorded(&sim, &c).await;
+    (sim, c, rec)
+}
+
 fn mp4(rec: &MeetingRecordings) -> &RecordingFile {
     rec.recording_files
         .iter()
@@ -114,16 +74,6 @@ fn sim_bytes(sim: &Sim, rec: &MeetingRecordings, f: &RecordingFile) -> Vec<u8> {
             .unwrap_or_default();
     sim.file_bytes(&rec.uuid, &key)
         .expect("file known to the sim")
-}
-
-fn assert_clean(sim: &Sim) {
-    let r = sim.report();
-    assert!(r.tokens_in_urls.is_empty(), "{:?}", r.tokens_in_urls);
-    assert!(
-        r.download_auth_headers.is_empty(),
-        "Authorization leaked to the download host"
-    );
-    assert!(r.encoding_errors.is_empty(), "{:?}", r.encoding_errors);
 }
 
 // ---- auth ------------------------------------------------------------------------------
@@ -169,7 +119,7 @@ async fn oauth_meeting_lifecycle() {
 
     // One token for the whole conversation.
     assert_eq!(sim.counters().get(Route::Token), 1);
-    assert_clean(&sim);
+    assert_no_leaks(&sim);
 }
 
 #[tokio::test]
@@ -195,7 +145,7 @@ async fn local_start_time_with_timezone() {
 #[tokio::test]
 async fn jwt_mode() {
     let sim = sim().await;
-    let c = ZoomClient::new(base_cfg(&sim, jwt_creds(&sim))).unwrap();
+    let c = ZoomClient::new(client_config(&sim, jwt_credentials(&sim))).unwrap();
     let m = c.create_meeting("me", &sample("JWT")).await.unwrap();
     c.get_meeting(m.id).await.unwrap();
     assert_eq!(
@@ -207,11 +157,11 @@ async fn jwt_mode() {
     assert_eq!(c.token().await.unwrap().expose().matches('.').count(), 2);
 
     // A wrong secret: Zoom refuses (401/124), one regeneration, then an auth error.
-    let mut wrong = jwt_creds(&sim);
+    let mut wrong = jwt_credentials(&sim);
     if let Credentials::Jwt { api_secret, .. } = &mut wrong {
         *api_secret = Secret::new("not-the-secret");
     }
-    let bad = ZoomClient::new(base_cfg(&sim, wrong)).unwrap();
+    let bad = ZoomClient::new(client_config(&sim, wrong)).unwrap();
     let e = bad.get_meeting(m.id).await.unwrap_err();
     assert!(
         matches!(
@@ -224,17 +174,17 @@ async fn jwt_mode() {
         "{e:?}"
     );
     assert!(!format!("{e} {e:?}").contains("not-the-secret"));
-    assert_clean(&sim);
+    assert_no_leaks(&sim);
 }
 
 #[tokio::test]
 async fn oauth_wrong_secret_is_an_auth_error() {
     let sim = sim().await;
-    let mut creds = oauth_creds(&sim);
+    let mut creds = oauth_credentials(&sim);
     if let Credentials::OAuth { client_secret, .. } = &mut creds {
         *client_secret = Secret::new("wrong-client-secret");
     }
-    let c = ZoomClient::new(base_cfg(&sim, creds)).unwrap();
+    let c = ZoomClient::new(client_config(&sim, creds)).unwrap();
     let e = c.get_meeting(1).await.unwrap_err();
     assert!(
         matches!(
@@ -276,7 +226,7 @@ async fn no_stampede_under_concurrency() {
 #[tokio::test]
 async fn renews_before_expiry() {
     // A 2 s token is renewed at half its life, before Zoom would refuse it.
-    let sim = start(SimConfig {
+    let sim = spawn_sim(SimConfig {
         token_expires_in: 2,
         ..SimConfig::default()
     })
@@ -284,7 +234,7 @@ async fn renews_before_expiry() {
     let c = oauth_client(&sim);
     let m = c.create_meeting("me", &sample("Renew")).await.unwrap();
     let first = c.token().await.unwrap();
-    tokio::time::sleep(ms(1100)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     c.get_meeting(m.id).await.unwrap();
     let second = c.token().await.unwrap();
     assert_ne!(first, second);
@@ -416,7 +366,7 @@ async fn rate_limit_surfaces_long_waits_and_exhaustion() {
 #[tokio::test]
 async fn daily_cap_is_surfaced_not_retried() {
     for as_300 in [false, true] {
-        let sim = start(SimConfig {
+        let sim = spawn_sim(SimConfig {
             daily_cap_as_300: as_300,
             ..SimConfig::default()
         })
@@ -558,7 +508,7 @@ async fn transport_failures() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let mut cfg = base_cfg(&sim, jwt_creds(&sim));
+    let mut cfg = client_config(&sim, jwt_credentials(&sim));
     cfg.api_url = Url::parse(&format!("http://{dead}/v2")).unwrap();
     let c = ZoomClient::new(cfg).unwrap();
     let e = c.get_meeting(1).await.unwrap_err();
@@ -696,7 +646,7 @@ async fn instances_and_double_encoded_uuids() {
     c.delete_recordings(&MeetingRef::Uuid(slash.uuid.clone()), DeleteAction::Trash)
         .await
         .unwrap();
-    assert_clean(&sim);
+    assert_no_leaks(&sim);
 }
 
 #[tokio::test]
@@ -722,9 +672,7 @@ async fn user_recordings_by_month_windows() {
 
 #[tokio::test]
 async fn delete_recordings_and_files() {
-    let sim = sim().await;
-    let c = oauth_client(&sim);
-    let rec = recorded(&sim, &c).await;
+    let (sim, c, rec) = recorded_sim(SimConfig::default()).await;
     let uuid = MeetingRef::Uuid(rec.uuid.clone());
     let file = mp4(&rec).id.clone().unwrap();
     c.delete_recording_file(&uuid, &file, DeleteAction::Delete)
@@ -756,9 +704,7 @@ async fn delete_recordings_and_files() {
 
 #[tokio::test]
 async fn download_follows_redirect_without_leaking_the_token() {
-    let sim = sim().await;
-    let c = oauth_client(&sim);
-    let rec = recorded(&sim, &c).await;
+    let (sim, c, rec) = recorded_sim(SimConfig::default()).await;
     for f in rec.recording_files.iter().filter(|f| f.is_ready()) {
         let mut out = Vec::new();
         let mut last = 0;
@@ -777,14 +723,12 @@ async fn download_follows_redirect_without_leaking_the_token() {
         }
     }
     assert!(sim.counters().get(Route::SignedDownload) >= 4);
-    assert_clean(&sim);
+    assert_no_leaks(&sim);
 }
 
 #[tokio::test]
 async fn download_resumes_with_range() {
-    let sim = sim().await;
-    let c = oauth_client(&sim);
-    let rec = recorded(&sim, &c).await;
+    let (sim, c, rec) = recorded_sim(SimConfig::default()).await;
     let f = mp4(&rec);
     let want = sim_bytes(&sim, &rec, f);
     let offset = 10_000u64;
@@ -815,14 +759,12 @@ async fn download_resumes_with_range() {
         .unwrap();
     assert_eq!(o.bytes_written, 0);
     assert_eq!(out, want);
-    assert_clean(&sim);
+    assert_no_leaks(&sim);
 }
 
 #[tokio::test]
 async fn truncated_download_is_an_error_then_resumes() {
-    let sim = sim().await;
-    let c = oauth_client(&sim);
-    let rec = recorded(&sim, &c).await;
+    let (sim, c, rec) = recorded_sim(SimConfig::default()).await;
     let f = mp4(&rec);
     let want = sim_bytes(&sim, &rec, f);
     let url = f.download_url.as_deref().unwrap();
@@ -850,13 +792,11 @@ async fn truncated_download_is_an_error_then_resumes() {
 
 #[tokio::test]
 async fn stalled_download_fails_instead_of_hanging() {
-    let sim = start(SimConfig {
+    let (sim, c, rec) = recorded_sim(SimConfig {
         stall_for: Duration::from_secs(20),
         ..SimConfig::default()
     })
     .await;
-    let c = oauth_client(&sim);
-    let rec = recorded(&sim, &c).await;
     let f = mp4(&rec);
     sim.inject(Route::SignedDownload, Fault::StalledBody, 1);
     let mut out = Vec::new();
@@ -873,9 +813,7 @@ async fn stalled_download_fails_instead_of_hanging() {
 
 #[tokio::test]
 async fn html_page_is_never_written() {
-    let sim = sim().await;
-    let c = oauth_client(&sim);
-    let rec = recorded(&sim, &c).await;
+    let (sim, c, rec) = recorded_sim(SimConfig::default()).await;
     let f = mp4(&rec);
     sim.inject(Route::Download, Fault::HtmlPage, 1);
     let mut out = Vec::new();
@@ -889,9 +827,7 @@ async fn html_page_is_never_written() {
 
 #[tokio::test]
 async fn download_faults_before_the_body() {
-    let sim = sim().await;
-    let c = oauth_client(&sim);
-    let rec = recorded(&sim, &c).await;
+    let (sim, c, rec) = recorded_sim(SimConfig::default()).await;
     let f = mp4(&rec);
     let want = sim_bytes(&sim, &rec, f);
     let url = f.download_url.as_deref().unwrap();
@@ -944,18 +880,16 @@ async fn download_faults_before_the_body() {
     .await
     .unwrap();
     assert_eq!(out, want);
-    assert_clean(&sim);
+    assert_no_leaks(&sim);
 }
 
 #[tokio::test]
 async fn download_to_file_with_digest() {
-    let sim = start(SimConfig {
+    let (sim, c, rec) = recorded_sim(SimConfig {
         mp4_size: 3 * 1024 * 1024 + 17,
         ..SimConfig::default()
     })
     .await;
-    let c = oauth_client(&sim);
-    let rec = recorded(&sim, &c).await;
     let f = mp4(&rec);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("part");
@@ -1001,7 +935,7 @@ async fn no_token_or_secret_in_errors_or_logs() {
             .finish(),
     );
 
-    let sim = start(SimConfig {
+    let sim = spawn_sim(SimConfig {
         stall_for: Duration::from_secs(20),
         ..SimConfig::default()
     })
@@ -1056,11 +990,11 @@ async fn no_token_or_secret_in_errors_or_logs() {
     tokens.push(c.token().await.unwrap());
 
     // A client with a wrong secret.
-    let mut creds = oauth_creds(&sim);
+    let mut creds = oauth_credentials(&sim);
     if let Credentials::OAuth { client_secret, .. } = &mut creds {
         *client_secret = Secret::new("wrong-but-secret-value");
     }
-    let bad = ZoomClient::new(base_cfg(&sim, creds)).unwrap();
+    let bad = ZoomClient::new(client_config(&sim, creds)).unwrap();
     push(bad.get_meeting(1).await.map(drop));
 
     let kinds: std::collections::BTreeSet<String> = errors
@@ -1104,7 +1038,7 @@ async fn no_token_or_secret_in_errors_or_logs() {
         !haystack.contains("wrong-but-secret-value"),
         "the wrong secret leaked"
     );
-    assert_clean(&sim);
+    assert_no_leaks(&sim);
 }
 
 // ---- answers the sim does not give ------------------------------------------------------
@@ -1167,16 +1101,28 @@ fn http(status: &str, headers: &[(&str, &str)], body: &str) -> String {
 }
 
 fn canned_client(base: &str) -> ZoomClient {
-    let mut cfg = ClientConfig::new(Credentials::Jwt {
-        api_key: "key".into(),
-        api_secret: Secret::new("canned-secret"),
-        ttl: Duration::from_secs(30),
-    });
-    cfg.api_url = Url::parse(&format!("{base}/v2")).unwrap();
-    cfg.oauth_url = Url::parse(&format!("{base}/oauth/token")).unwrap();
-    cfg.retry = fast_retry();
-    cfg.timeouts.read_idle = ms(700);
+    let cfg = client_config_at(
+        Url::parse(&format!("{base}/v2")).unwrap(),
+        Url::parse(&format!("{base}/oauth/token")).unwrap(),
+        Credentials::Jwt {
+            api_key: "key".into(),
+            api_secret: Secret::new("canned-secret"),
+            ttl: Duration::from_secs(30),
+        },
+    );
     ZoomClient::new(cfg).unwrap()
+}
+
+/// A client of the canned server at `base` downloads `/rec/download/a` from `offset` on,
+/// appending to `out`.
+async fn canned_download(
+    base: &str,
+    offset: u64,
+    out: &mut Vec<u8>,
+) -> Result<DownloadOutcome, ZoomError> {
+    canned_client(base)
+        .download(&format!("{base}/rec/download/a"), offset, out, |_| {})
+        .await
 }
 
 #[tokio::test]
@@ -1187,12 +1133,8 @@ async fn range_ignored_restarts_the_sink() {
         "0123456789",
     )])
     .await;
-    let c = canned_client(&base);
     let mut out = b"01234".to_vec();
-    let o = c
-        .download(&format!("{base}/rec/download/a"), 5, &mut out, |_| {})
-        .await
-        .unwrap();
+    let o = canned_download(&base, 5, &mut out).await.unwrap();
     assert!(o.restarted_from_zero);
     assert_eq!(o.bytes_written, 10);
     assert_eq!(o.total_len, Some(10));
@@ -1214,12 +1156,8 @@ async fn wrong_content_range_is_refused() {
         "0123456789",
     )])
     .await;
-    let c = canned_client(&base);
     let mut out = b"01234".to_vec();
-    let e = c
-        .download(&format!("{base}/rec/download/a"), 5, &mut out, |_| {})
-        .await
-        .unwrap_err();
+    let e = canned_download(&base, 5, &mut out).await.unwrap_err();
     assert!(
         matches!(
             e,
@@ -1239,14 +1177,7 @@ async fn redirects_are_bounded_and_checked() {
         .map(|i| http("302 Found", &[("Location", &format!("/hop/{i}"))], ""))
         .collect();
     let (base, seen) = canned(loop_to_self).await;
-    let c = canned_client(&base);
-    let e = c
-        .download(
-            &format!("{base}/rec/download/a"),
-            0,
-            &mut Vec::new(),
-            |_| {},
-        )
+    let e = canned_download(&base, 0, &mut Vec::new())
         .await
         .unwrap_err();
     assert!(matches!(e, ZoomError::Redirect { .. }), "{e:?}");
@@ -1258,14 +1189,7 @@ async fn redirects_are_bounded_and_checked() {
         "",
     )])
     .await;
-    let c = canned_client(&base);
-    let e = c
-        .download(
-            &format!("{base}/rec/download/a"),
-            0,
-            &mut Vec::new(),
-            |_| {},
-        )
+    let e = canned_download(&base, 0, &mut Vec::new())
         .await
         .unwrap_err();
     assert!(matches!(e, ZoomError::Redirect { .. }), "{e:?}");
@@ -1280,11 +1204,8 @@ async fn redirect_to_foreign_host_drops_authorization() {
         "",
     )])
     .await;
-    let c = canned_client(&base);
     let mut out = Vec::new();
-    c.download(&format!("{base}/rec/download/a"), 0, &mut out, |_| {})
-        .await
-        .unwrap();
+    canned_download(&base, 0, &mut out).await.unwrap();
     assert_eq!(out, b"payload");
     assert!(
         seen.lock().unwrap()[0]
