@@ -858,9 +858,10 @@ async fn no_recording_for_hours_then_success() {
 struct Tmpfs(PathBuf);
 
 impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(at).ok()?;
-        let ok = std::process::Command::new("mount")
+    /// Mounts it at `at`; panics when that fails (mounting needs root or CAP_SYS_ADMIN).
+    fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).expect("mount point");
+        let out = std::process::Command::new("mount")
             .args([
                 "-t",
                 "tmpfs",
@@ -869,10 +870,15 @@ impl Tmpfs {
                 "tmpfs",
             ])
             .arg(at)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| Tmpfs(at.to_path_buf()))
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "cannot mount a {size} tmpfs at {} (this test needs root): {}",
+            at.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Tmpfs(at.to_path_buf())
     }
 
     fn resize(&self, size: &str) {
@@ -894,16 +900,16 @@ impl Drop for Tmpfs {
     }
 }
 
+/// Run by .ci/run (as root): `cargo test --test it -- --ignored --exact
+/// faults::disk_full_fails_the_file_retryably_and_never_archives_it`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: mounts a 1 MiB tmpfs"]
 async fn disk_full_fails_the_file_retryably_and_never_archives_it() {
     let outer = tempfile::tempdir().expect("tempdir");
     let mnt = outer.path().join("archive");
-    // A 1 MiB file system: writes past it fail with ENOSPC. Mounting needs root (or
-    // CAP_SYS_ADMIN); without it there is no honest way to make the disk full here.
-    let Some(fs) = Tmpfs::mount(&mnt, "1m") else {
-        eprintln!("SKIPPED disk_full: cannot mount a tmpfs (not root?)");
-        return;
-    };
+    // A 1 MiB file system: writes past it fail with ENOSPC. Without root there is no
+    // honest way to make the disk full here, so the test is ignored rather than skipped.
+    let fs = Tmpfs::mount(&mnt, "1m");
     let p = polled(Opts {
         sim: SimConfig {
             mp4_size: 3 * 1024 * 1024,
