@@ -72,9 +72,9 @@ fn defaults_follow_the_design() {
     let c = parse(BASE).expect("valid");
     assert_eq!(c.daemon.database, PathBuf::from("./state.db"));
     assert_eq!(c.daemon.archive, PathBuf::from("./recordings"));
-    assert_eq!(c.daemon.create_ahead.as_secs(), 7 * 86400);
-    assert_eq!(c.daemon.poll_every.as_secs(), 300);
-    assert_eq!(c.daemon.give_up_after.as_secs(), 72 * 3600);
+    assert_eq!(c.daemon.create_ahead.num_seconds(), 7 * 86400);
+    assert_eq!(c.daemon.poll_every.num_seconds(), 300);
+    assert_eq!(c.daemon.give_up_after.num_seconds(), 72 * 3600);
     assert_eq!(c.daemon.downloads, 2);
     assert_eq!(c.daemon.after_download, AfterDownload::Keep);
     assert_eq!(c.daemon.timezone, chrono_tz::UTC);

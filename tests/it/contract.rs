@@ -3,8 +3,9 @@
 //!
 //! Prism validates each request against the schema (422/400 on a bad body or parameter,
 //! 401 without an Authorization header) and answers with Zoom's examples, which must
-//! parse. Runs only when `ZOOMD_PRISM_URL` is set (scripts/contract-check sets it);
-//! otherwise each test prints that it was skipped and passes.
+//! parse. The tests are ignored by a plain `cargo test`: scripts/contract-check starts
+//! Prism and runs them (`cargo test --test it -- --ignored contract::`) with
+//! `ZOOMD_PRISM_URL` set. Run without it, each one fails.
 
 use std::time::Duration;
 
@@ -17,15 +18,14 @@ use zoomd::zoom::{
     MeetingRecordings, MeetingRef, MeetingStart, RetryPolicy, ZoomClient, ZoomError,
 };
 
-fn prism() -> Option<Url> {
+/// The Prism mock's URL, from `ZOOMD_PRISM_URL`; panics without it.
+fn prism() -> Url {
     match std::env::var("ZOOMD_PRISM_URL") {
-        Ok(u) if !u.is_empty() => Some(Url::parse(&u).expect("ZOOMD_PRISM_URL is a URL")),
-        _ => {
-            eprintln!(
-                "contract check skipped: ZOOMD_PRISM_URL is not set (see scripts/contract-check)"
-            );
-            None
-        }
+        Ok(u) if !u.is_empty() => Url::parse(&u).expect("ZOOMD_PRISM_URL is a URL"),
+        _ => panic!(
+            "ZOOMD_PRISM_URL is not set: the contract tests need a Prism mock of Zoom's \
+             OpenAPI document; run scripts/contract-check"
+        ),
     }
 }
 
@@ -73,8 +73,9 @@ fn create_body() -> CreateMeeting {
 }
 
 #[tokio::test]
+#[ignore = "needs Prism: scripts/contract-check"]
 async fn meetings_contract() {
-    let Some(base) = prism() else { return };
+    let base = prism();
     let c = client(&base);
 
     let m = c
@@ -115,8 +116,9 @@ async fn meetings_contract() {
 }
 
 #[tokio::test]
+#[ignore = "needs Prism: scripts/contract-check"]
 async fn recordings_contract() {
-    let Some(base) = prism() else { return };
+    let base = prism();
     let c = client(&base);
 
     let rec = c
@@ -151,8 +153,9 @@ async fn recordings_contract() {
 /// The example listing pages parse into the public types (the client's own parsing of
 /// them is exercised above; this checks every item, not just that no error came).
 #[tokio::test]
+#[ignore = "needs Prism: scripts/contract-check"]
 async fn example_pages_parse() {
-    let Some(base) = prism() else { return };
+    let base = prism();
     let http = reqwest::Client::new();
     let fetch = |path: &str| {
         let url = base.join(path).expect("join");
@@ -183,8 +186,9 @@ async fn example_pages_parse() {
 /// the deviation stays known. The client only sends UTC starts, so the body is built by
 /// hand: the client's own body with the start replaced by the local form.
 #[tokio::test]
+#[ignore = "needs Prism: scripts/contract-check"]
 async fn local_start_time_is_outside_the_schema() {
-    let Some(base) = prism() else { return };
+    let base = prism();
     let mut body = create_body().to_body().expect("valid body");
     body["start_time"] = json!("2026-03-02T09:00:00");
     body["timezone"] = json!("Europe/Berlin");

@@ -72,7 +72,7 @@ proptest! {
         cut in 0usize..4000,
         insert in "[\\[\\]=\"'#\\n a-z0-9.*/:-]{0,12}",
     ) {
-        let example = include_str!("../daemon.toml");
+        let example = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/daemon.toml"));
         let mut at = cut.min(example.len());
         while !example.is_char_boundary(at) {
             at -= 1;

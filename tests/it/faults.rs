@@ -8,22 +8,22 @@
 //! creating again, failed-and-retryable, never archived while incomplete) and that nothing
 //! leaked: no token in a URL, no `Authorization` header at the download host.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, NaiveTime, SubsecRound, TimeZone, Utc};
-use sha2::{Digest, Sha256};
-use url::Url;
 use zoomd::clock::{Clock, ManualClock};
 use zoomd::config::{Config, Env};
-use zoomd::secret::Secret;
 use zoomd::shutdown::Shutdown;
 use zoomd::sim::{Fault, RetryAfter, Route, Sim, SimConfig};
-use zoomd::store::{OccurrenceRow, Store, ts};
+use zoomd::store::{OccurrenceRow, Store};
 use zoomd::sync::{Ctx, downloads, meetings, recordings};
-use zoomd::zoom::{
-    ClientConfig, Credentials, RetryPolicy, Timeouts, ZoomClient, next_utc_midnight,
+use url::Url;
+use zoomd::zoom::{ZoomClient, next_utc_midnight};
+
+use crate::helpers::{
+    DaemonToml, Entry, Login, assert_markers_unique, assert_no_leaks, assert_sound, client_config,
+    event_kinds, failures, holds_exactly, oauth_credentials, part_files, walk,
 };
 
 /// A sim, a config and store in a temp dir, and a `Ctx` whose clock the test sets.
@@ -64,29 +64,12 @@ impl Default for Opts {
     }
 }
 
-fn client_config(sim: &Sim) -> ClientConfig {
-    let c = sim.config();
-    let mut cc = ClientConfig::new(Credentials::OAuth {
-        account_id: c.account_id.clone(),
-        client_id: c.client_id.clone(),
-        client_secret: Secret::new(c.client_secret.clone()),
-    });
-    cc.api_url = Url::parse(&sim.api_url()).expect("api url");
-    cc.oauth_url = Url::parse(&sim.oauth_url()).expect("oauth url");
-    cc.clock = sim.config().clock.clone();
-    cc.retry = RetryPolicy {
-        max_attempts: 4,
-        base_delay: Duration::from_millis(50),
-        max_delay: Duration::from_millis(400),
-        max_retry_after: Duration::from_secs(5),
-    };
-    // The daemon's read_idle is 60 s; a test cannot wait that long for a stall.
-    cc.timeouts = Timeouts {
-        connect: Duration::from_secs(2),
-        request: Duration::from_secs(10),
-        read_idle: Duration::from_secs(1),
-    };
-    cc
+/// Opts with `sim` as the sim's knobs.
+fn with_sim(sim: SimConfig) -> Opts {
+    Opts {
+        sim,
+        ..Opts::default()
+    }
 }
 
 async fn pipe(opts: Opts) -> Pipe {
@@ -100,43 +83,35 @@ async fn pipe(opts: Opts) -> Pipe {
     })
     .await
     .expect("sim");
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, &opts.sim.client_secret).expect("secret");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
     // Two days ahead at 10:00 UTC: after the next 00:00 UTC, so the daily-cap test can move
     // its clock past midnight with every occurrence still in the future.
     let day = start.date_naive() + chrono::Days::new(2);
     let base = Utc.from_utc_datetime(&day.and_time(NaiveTime::from_hms_opt(10, 0, 0).expect("t")));
-    let mut meetings = String::new();
-    for i in 0..opts.entries {
-        let at = base + chrono::Duration::hours(i as i64);
-        meetings.push_str(&format!(
-            "[[meeting]]\nkey = \"m{i}\"\ntopic = \"Fault meeting {i}\"\nhost = \"me\"\nat = \"{}\"\ntimezone = \"UTC\"\nduration = \"2h\"\n\n",
-            at.format("%Y-%m-%dT%H:%M")
-        ));
-    }
     let archive = opts
         .archive
         .clone()
         .unwrap_or_else(|| dir.path().join("recordings"));
-    let text = format!(
-        "[zoom]\nauth = \"oauth\"\naccount_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"secret\"\napi_url = \"{}\"\noauth_url = \"{}\"\n\n[daemon]\ndatabase = \"state.db\"\narchive = \"{}\"\ncreate_ahead = \"7d\"\npoll_every = \"1s\"\ndownloads = {}\n\n{meetings}",
-        opts.sim.account_id,
-        opts.sim.client_id,
-        sim.api_url(),
-        sim.oauth_url(),
-        archive.display(),
-        opts.downloads,
-    );
-    let path = dir.path().join("daemon.toml");
-    std::fs::write(&path, &text).expect("config");
-    let config = Config::parse(&text, &path, &Env::default()).expect("valid config");
+    let mut toml = DaemonToml::new(&sim)
+        .login(Login::OAuthFile)
+        .set("archive", &format!("\"{}\"", archive.display()))
+        .set("create_ahead", "\"7d\"")
+        .set("poll_every", "\"1s\"")
+        .set("downloads", &opts.downloads.to_string());
+    for i in 0..opts.entries {
+        let at = base + chrono::Duration::hours(i as i64);
+        let entry = Entry::at(
+            &format!("m{i}"),
+            &format!("Fault meeting {i}"),
+            &at.format("%Y-%m-%dT%H:%M").to_string(),
+        );
+        toml = toml.meetings(&entry.duration("2h").toml());
+    }
+    let path = toml.write(dir.path());
+    let config = Config::parse(&toml.text(), &path, &Env::default()).expect("valid config");
     let clock = ManualClock::new(start);
     let store = Store::open(&config.daemon.database).await.expect("store");
-    let zoom = ZoomClient::new(client_config(&sim)).expect("client");
+    // The client waits on the sim's clock (`zoom_clock`), see [`Pipe`].
+    let zoom = ZoomClient::new(client_config(&sim, oauth_credentials(&sim))).expect("client");
     Pipe {
         _dir: dir,
         sim,
@@ -150,6 +125,14 @@ async fn pipe(opts: Opts) -> Pipe {
         zoom_clock,
         base,
     }
+}
+
+/// A pipe whose meeting(s) exist, recorded and polled: every file is queued for download.
+async fn polled(opts: Opts) -> Pipe {
+    let p = pipe(opts).await;
+    p.created_and_recorded().await;
+    p.poll().await;
+    p
 }
 
 impl Pipe {
@@ -199,14 +182,7 @@ impl Pipe {
     }
 
     async fn event_kinds(&self) -> Vec<String> {
-        self.ctx
-            .store
-            .events(10_000)
-            .await
-            .expect("events")
-            .into_iter()
-            .map(|e| e.kind)
-            .collect()
+        event_kinds(&self.ctx.store).await
     }
 
     /// Creates the meeting(s) without faults and makes their recordings complete now.
@@ -235,13 +211,7 @@ impl Pipe {
     async fn all_archived(&self) -> bool {
         let expected = self.sim.expected_files();
         let archive = self.ctx.store.archive().await.expect("archive");
-        !expected.is_empty()
-            && expected.len() == archive.len()
-            && expected.iter().all(|e| {
-                archive.iter().any(|a| {
-                    a.meeting_uuid == e.uuid && a.sha256.as_deref() == Some(e.sha256.as_str())
-                })
-            })
+        !expected.is_empty() && holds_exactly(&expected, &archive)
     }
 
     /// Polls and downloads, moving the clock 2 minutes per round (past any retry delay),
@@ -258,51 +228,32 @@ impl Pipe {
         panic!(
             "not archived after {rounds} rounds: {:?}\nfailures {:?}",
             self.ctx.store.list_files(None).await.expect("files"),
-            self.ctx.store.failures().await.expect("failures"),
+            self.ctx
+                .store
+                .status(self.clock(), self.clock(), 100)
+                .await
+                .expect("status")
+                .failures,
         );
     }
 
     /// Disk matches the database, no partial file is left, the database is sound, and no
     /// token went anywhere but an Authorization header to the API host.
     async fn assert_clean(&self) {
-        for a in self.ctx.store.archive().await.expect("archive") {
-            let rel = a.path.clone().expect("path");
-            let full = self.archive_dir().join(&rel);
-            assert!(full.starts_with(self.archive_dir()));
-            let bytes = std::fs::read(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()));
-            assert_eq!(Some(bytes.len() as i64), a.bytes, "{rel}");
-            assert_eq!(Some(hex::encode(Sha256::digest(&bytes))), a.sha256, "{rel}");
-        }
-        let parts: Vec<_> = walk(self.archive_dir())
-            .into_iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "part"))
-            .collect();
-        assert!(parts.is_empty(), "left over: {parts:?}");
-        assert_eq!(self.ctx.store.integrity_check().await.expect("check"), "ok");
-        self.assert_no_leak();
-    }
-
-    fn assert_no_leak(&self) {
-        let r = self.sim.report();
-        assert!(r.tokens_in_urls.is_empty(), "{:?}", r.tokens_in_urls);
-        assert!(
-            r.download_auth_headers.is_empty(),
-            "Authorization sent to the download host: {} time(s)",
-            r.download_auth_headers.len()
-        );
+        assert_sound(&self.ctx.store, self.archive_dir(), &self.sim).await;
     }
 
     /// One meeting per marker, `n` in all.
     fn assert_meetings(&self, n: usize) {
-        let mut seen = HashMap::new();
-        for m in self.sim.meetings() {
-            let marker = m.agenda.lines().last().unwrap_or_default().to_string();
-            assert!(marker.starts_with("zoomd:"), "{:?}", m.agenda);
-            if let Some(other) = seen.insert(marker.clone(), m.id) {
-                panic!("two meetings ({other}, {}) for {marker}", m.id);
-            }
-        }
-        assert_eq!(seen.len(), n, "{:?}", self.sim.meetings());
+        let markers = assert_markers_unique(&self.sim.meetings());
+        assert_eq!(markers.len(), n, "{:?}", self.sim.meetings());
+    }
+
+    /// Deferred creates, as `zoomd status` counts them.
+    async fn deferred_count(&self) -> i64 {
+        let now = self.clock();
+        let status = self.ctx.store.status(now, now, 0).await.expect("status");
+        status.counts.deferred
     }
 
     fn status_count(&self, status: u16) -> u64 {
@@ -315,31 +266,8 @@ impl Pipe {
     }
 
     fn part_files(&self) -> Vec<(PathBuf, u64)> {
-        walk(self.archive_dir())
-            .into_iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "part"))
-            .map(|p| {
-                let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-                (p, len)
-            })
-            .collect()
+        part_files(self.archive_dir())
     }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------
@@ -385,12 +313,11 @@ async fn rate_limited_longer_than_the_policy_waits_is_persisted_not_waited() {
     let r = p.reconcile().await;
     assert!(p.zoom_clock.sleeps().is_empty(), "not waited in place");
     assert_eq!((r.created, r.deferred), (0, 1), "{r:?}");
+    assert_eq!(p.sim.counters().get(Route::CreateMeeting), 1);
     let row = p.occ("m0").await;
-    assert_eq!(row.state, "deferred");
+    assert_eq!(row.state.as_str(), "deferred");
     let not_before = row
         .not_before
-        .as_deref()
-        .and_then(zoomd::store::parse_ts)
         .expect("not_before");
     // Counted from the client's clock, which Zoom's answer was dated by.
     assert_eq!(
@@ -411,7 +338,7 @@ async fn rate_limited_longer_than_the_policy_waits_is_persisted_not_waited() {
     let r = p.reconcile().await;
     assert_eq!(r.created, 1, "{r:?}");
     p.assert_meetings(1);
-    p.assert_no_leak();
+    assert_no_leaks(&p.sim);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -436,9 +363,7 @@ async fn rate_limited_with_retry_after_http_date_is_waited_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limited_without_retry_after_backs_off_and_retries() {
-    let p = pipe(Opts::default()).await;
-    p.created_and_recorded().await;
-    p.poll().await;
+    let p = polled(Opts::default()).await;
     p.sim
         .inject(Route::Download, Fault::RateLimited(RetryAfter::Absent), 2);
     let r = p.download().await;
@@ -480,34 +405,23 @@ async fn daily_cap(as_300: bool) {
     let midnight = next_utc_midnight(p.clock());
     // Soonest first: the two earliest exist, the later three wait for 00:00 UTC.
     for key in ["m0", "m1"] {
-        assert_eq!(p.occ(key).await.state, "created", "{key}");
+        assert_eq!(p.occ(key).await.state.as_str(), "created", "{key}");
     }
     for key in ["m2", "m3", "m4"] {
         let row = p.occ(key).await;
-        assert_eq!(row.state, "deferred", "{key}: {row:?}");
-        assert_eq!(
-            row.not_before.as_deref(),
-            Some(ts(midnight).as_str()),
-            "{key}"
-        );
+        assert_eq!(row.state.as_str(), "deferred", "{key}: {row:?}");
+        assert_eq!(row.not_before, Some(midnight), "{key}");
         assert!(row.last_error.is_some(), "{row:?}");
     }
-    // Visible to people: the upcoming_meetings view and the status counts.
-    let upcoming = p.ctx.store.upcoming_meetings().await.expect("view");
+    // Visible to people: the upcoming meetings of `zoomd status` and its counts.
+    let now = p.clock();
+    let upcoming = p.ctx.store.status(now, now, 10).await.expect("status").upcoming;
     assert_eq!(
-        upcoming.iter().filter(|u| u.state == "deferred").count(),
+        upcoming.iter().filter(|u| u.state.as_str() == "deferred").count(),
         3,
         "{upcoming:?}"
     );
-    assert_eq!(
-        p.ctx
-            .store
-            .counts(p.clock())
-            .await
-            .expect("counts")
-            .deferred,
-        3
-    );
+    assert_eq!(p.deferred_count().await, 3);
     // Said once, however many passes run; and no further create is sent today.
     p.advance(60);
     p.reconcile().await;
@@ -526,7 +440,7 @@ async fn daily_cap(as_300: bool) {
     let r = p.reconcile().await;
     assert_eq!(r.created, 3, "{r:?}");
     p.assert_meetings(5);
-    p.assert_no_leak();
+    assert_no_leaks(&p.sim);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -554,12 +468,12 @@ async fn a_create_deferred_past_its_start_becomes_a_visible_failure() {
     p.set_clock(p.base - chrono::Duration::hours(1));
     let r = p.reconcile().await;
     assert_eq!((r.created, r.deferred), (1, 1), "{r:?}");
-    assert_eq!(p.occ("m1").await.state, "deferred");
+    assert_eq!(p.occ("m1").await.state.as_str(), "deferred");
     // m1's start passes while it waits for 00:00 UTC: it will never be created.
     p.set_clock(p.base + chrono::Duration::hours(1) + chrono::Duration::minutes(1));
     p.reconcile().await;
     let row = p.occ("m1").await;
-    assert_eq!(row.state, "failed", "{row:?}");
+    assert_eq!(row.state.as_str(), "failed", "{row:?}");
     assert!(
         row.last_error
             .as_deref()
@@ -567,22 +481,14 @@ async fn a_create_deferred_past_its_start_becomes_a_visible_failure() {
         "{row:?}"
     );
     // A person sees it: in `failures`, and no longer counted as deferred.
-    let failures = p.ctx.store.failures().await.expect("failures");
+    let failures = failures(&p.ctx.store).await;
     assert!(
         failures
             .iter()
-            .any(|f| f.kind == "meeting" && f.id == row.id),
+            .any(|f| f.kind.as_str() == "meeting" && f.id == row.id),
         "{failures:?}"
     );
-    assert_eq!(
-        p.ctx
-            .store
-            .counts(p.clock())
-            .await
-            .expect("counts")
-            .deferred,
-        0
-    );
+    assert_eq!(p.deferred_count().await, 0);
     assert!(p.event_kinds().await.contains(&"create-failed".to_string()));
     // And it is never created later.
     p.sim.set_daily_cap(100);
@@ -601,7 +507,7 @@ async fn server_error_on_create(status: u16) {
     p.sim.inject(Route::CreateMeeting, Fault::Status(status), 1);
     let r = p.reconcile().await;
     assert_eq!((r.created, r.unknown), (0, 1), "{r:?}");
-    assert_eq!(p.occ("m0").await.state, "creating");
+    assert_eq!(p.occ("m0").await.state.as_str(), "creating");
     assert!(
         p.event_kinds()
             .await
@@ -736,7 +642,7 @@ async fn a_create_whose_answer_is_lost_is_found_by_its_marker() {
     let r = p.reconcile().await;
     assert_eq!((r.created, r.reconciled), (0, 1), "{r:?}");
     let row = p.occ("m0").await;
-    assert_eq!(row.state, "created");
+    assert_eq!(row.state.as_str(), "created");
     assert_eq!(row.meeting_id, Some(p.sim.meetings()[0].id));
     assert_eq!(p.sim.counters().get(Route::CreateMeeting), 1);
     // Passes long after create nothing more.
@@ -753,10 +659,10 @@ async fn a_create_whose_answer_is_lost_is_found_by_its_marker() {
 /// The file that failed its first attempt: queued again, partial, not archived.
 async fn one_partial_file(p: &Pipe, error_has: &str) -> zoomd::store::FileRow {
     let files = p.ctx.store.list_files(None).await.expect("files");
-    let queued: Vec<_> = files.iter().filter(|f| f.state != "archived").collect();
+    let queued: Vec<_> = files.iter().filter(|f| f.state.as_str() != "archived").collect();
     assert_eq!(queued.len(), 1, "{files:?}");
     let f = queued[0].clone();
-    assert_eq!(f.state, "queued");
+    assert_eq!(f.state.as_str(), "queued");
     assert!(
         f.last_error
             .as_deref()
@@ -769,22 +675,17 @@ async fn one_partial_file(p: &Pipe, error_has: &str) -> zoomd::store::FileRow {
     assert!(archive.iter().all(|a| a.file_row != f.id));
     assert_eq!(archive.len(), 4);
     let rec = p.ctx.store.recording(f.recording_id).await.expect("rec");
-    assert_ne!(rec.state, "archived");
+    assert_ne!(rec.state.as_str(), "archived");
     f
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_body_is_retried_and_resumed_from_the_partial_file() {
-    let p = pipe(Opts {
-        sim: SimConfig {
-            mp4_size: 2 * 1024 * 1024,
-            ..SimConfig::default()
-        },
-        ..Opts::default()
-    })
+    let p = polled(with_sim(SimConfig {
+        mp4_size: 2 * 1024 * 1024,
+        ..SimConfig::default()
+    }))
     .await;
-    p.created_and_recorded().await;
-    p.poll().await;
     p.sim.inject(Route::Download, Fault::TruncatedBody, 1);
     let r = p.download().await;
     assert_eq!((r.archived, r.retrying), (4, 1), "{r:?}");
@@ -805,22 +706,17 @@ async fn truncated_body_is_retried_and_resumed_from_the_partial_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_body_times_out_and_resumes() {
-    let p = pipe(Opts {
-        sim: SimConfig {
-            mp4_size: 2 * 1024 * 1024,
-            // The sim would hang far longer than the client's idle timeout (1 s here).
-            stall_for: Duration::from_secs(60),
-            ..SimConfig::default()
-        },
-        ..Opts::default()
-    })
+    let p = polled(with_sim(SimConfig {
+        mp4_size: 2 * 1024 * 1024,
+        // The sim would hang far longer than the client's idle timeout (700 ms here).
+        stall_for: Duration::from_secs(60),
+        ..SimConfig::default()
+    }))
     .await;
-    p.created_and_recorded().await;
-    p.poll().await;
     p.sim.inject(Route::Download, Fault::StalledBody, 1);
-    let t = Instant::now();
     let r = p.download().await;
-    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    // Given up by the client's idle timeout (the sim would stall 60 s, then cut the body
+    // short: that would read "truncated"), and queued again.
     assert_eq!((r.archived, r.retrying), (4, 1), "{r:?}");
     one_partial_file(&p, "stalled").await;
     assert_eq!(p.part_files().len(), 1);
@@ -834,9 +730,7 @@ async fn stalled_body_times_out_and_resumes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn html_page_instead_of_a_file_is_never_archived() {
-    let p = pipe(Opts::default()).await;
-    p.created_and_recorded().await;
-    p.poll().await;
+    let p = polled(Opts::default()).await;
     p.sim.inject(Route::Download, Fault::HtmlPage, 1);
     let r = p.download().await;
     assert_eq!((r.archived, r.retrying), (4, 1), "{r:?}");
@@ -871,9 +765,7 @@ async fn html_page_instead_of_a_file_is_never_archived() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_expiry_during_downloads_renews_once_and_continues() {
-    let p = pipe(Opts::default()).await;
-    p.created_and_recorded().await;
-    p.poll().await;
+    let p = polled(Opts::default()).await;
     let tokens = p.sim.counters().get(Route::Token);
     assert_eq!(tokens, 1, "one token so far");
     // Every token is revoked at the first download request; it answers 401 code 124.
@@ -888,9 +780,7 @@ async fn token_expiry_during_downloads_renews_once_and_continues() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn download_url_expired_is_fetched_again() {
-    let p = pipe(Opts::default()).await;
-    p.created_and_recorded().await;
-    p.poll().await;
+    let p = polled(Opts::default()).await;
     p.sim.expire_download_urls();
     let r = p.download().await;
     assert_eq!(r.archived, 0, "{r:?}");
@@ -905,9 +795,7 @@ async fn download_url_expired_is_fetched_again() {
 async fn redirect_to_the_foreign_download_host_gets_no_authorization() {
     // Like Zoom, the sim's download_url on the API host answers 302 to a signed URL on a
     // different origin (another port: outside the trusted API and OAuth origins).
-    let p = pipe(Opts::default()).await;
-    p.created_and_recorded().await;
-    p.poll().await;
+    let p = polled(Opts::default()).await;
     let files = p.ctx.store.list_files(None).await.expect("files");
     let api = Url::parse(&p.sim.api_url()).expect("url");
     for f in &files {
@@ -943,8 +831,6 @@ async fn no_recording_for_hours_then_success() {
             .occ("m0")
             .await
             .next_poll_at
-            .as_deref()
-            .and_then(zoomd::store::parse_ts)
             .expect("still watched");
         // Polling later than due is harmless; 10-minute steps keep the test short.
         p.set_clock(next.max(p.clock() + chrono::Duration::minutes(10)));
@@ -952,11 +838,9 @@ async fn no_recording_for_hours_then_success() {
         assert_eq!(r.polled, 1, "{r:?}");
         polls += 1;
         let row = p.occ("m0").await;
-        assert_eq!(row.recording_state, "waiting");
+        assert_eq!(row.recording_state.as_str(), "waiting");
         let next = row
             .next_poll_at
-            .as_deref()
-            .and_then(zoomd::store::parse_ts)
             .expect("still watched");
         // Back-off grows after the first hour past the end, capped at an hour.
         last_gap = next - p.clock();
@@ -969,7 +853,7 @@ async fn no_recording_for_hours_then_success() {
     assert_eq!(last_gap, chrono::Duration::hours(1));
     assert!(p.status_count(404) >= polls, "{:?}", p.sim.counters());
     // Not a failure: no failure row, no "missing" yet.
-    assert!(p.ctx.store.failures().await.expect("f").is_empty());
+    assert!(failures(&p.ctx.store).await.is_empty());
     assert!(!p.event_kinds().await.contains(&"missing".to_string()));
     // Then the recording appears.
     p.force_all();
@@ -977,8 +861,6 @@ async fn no_recording_for_hours_then_success() {
         p.occ("m0")
             .await
             .next_poll_at
-            .as_deref()
-            .and_then(zoomd::store::parse_ts)
             .expect("next"),
     );
     assert_eq!(p.poll().await.found, 1);
@@ -993,9 +875,10 @@ async fn no_recording_for_hours_then_success() {
 struct Tmpfs(PathBuf);
 
 impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(at).ok()?;
-        let ok = std::process::Command::new("mount")
+    /// Mounts it at `at`; panics when that fails (mounting needs root or CAP_SYS_ADMIN).
+    fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).expect("mount point");
+        let out = std::process::Command::new("mount")
             .args([
                 "-t",
                 "tmpfs",
@@ -1004,10 +887,15 @@ impl Tmpfs {
                 "tmpfs",
             ])
             .arg(at)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| Tmpfs(at.to_path_buf()))
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "cannot mount a {size} tmpfs at {} (this test needs root): {}",
+            at.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Tmpfs(at.to_path_buf())
     }
 
     fn resize(&self, size: &str) {
@@ -1029,17 +917,17 @@ impl Drop for Tmpfs {
     }
 }
 
+/// Run by .ci/run (as root): `cargo test --test it -- --ignored --exact
+/// faults::disk_full_fails_the_file_retryably_and_never_archives_it`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: mounts a 1 MiB tmpfs"]
 async fn disk_full_fails_the_file_retryably_and_never_archives_it() {
     let outer = tempfile::tempdir().expect("tempdir");
     let mnt = outer.path().join("archive");
-    // A 1 MiB file system: writes past it fail with ENOSPC. Mounting needs root (or
-    // CAP_SYS_ADMIN); without it there is no honest way to make the disk full here.
-    let Some(fs) = Tmpfs::mount(&mnt, "1m") else {
-        eprintln!("SKIPPED disk_full: cannot mount a tmpfs (not root?)");
-        return;
-    };
-    let p = pipe(Opts {
+    // A 1 MiB file system: writes past it fail with ENOSPC. Without root there is no
+    // honest way to make the disk full here, so the test is ignored rather than skipped.
+    let fs = Tmpfs::mount(&mnt, "1m");
+    let p = polled(Opts {
         sim: SimConfig {
             mp4_size: 3 * 1024 * 1024,
             ..SimConfig::default()
@@ -1050,8 +938,6 @@ async fn disk_full_fails_the_file_retryably_and_never_archives_it() {
         ..Opts::default()
     })
     .await;
-    p.created_and_recorded().await;
-    p.poll().await;
     let mp4 = p
         .ctx
         .store
@@ -1067,22 +953,22 @@ async fn disk_full_fails_the_file_retryably_and_never_archives_it() {
         attempts += 1;
         let f = p.ctx.store.file(mp4.id).await.expect("read").expect("row");
         // Never archived while incomplete.
-        assert_ne!(f.state, "archived");
+        assert_ne!(f.state.as_str(), "archived");
         assert!(f.sha256.is_none());
         let archive = p.ctx.store.archive().await.expect("archive");
         assert!(archive.iter().all(|a| a.file_row != mp4.id));
         let err = f.last_error.clone().unwrap_or_default();
         assert!(err.contains("No space left on device"), "{f:?}");
-        if f.state == "failed" {
+        if f.state.as_str() == "failed" {
             break;
         }
-        assert_eq!(f.state, "queued");
+        assert_eq!(f.state.as_str(), "queued");
         p.advance(3600);
     }
     let f = p.ctx.store.file(mp4.id).await.expect("read").expect("row");
-    assert_eq!(f.state, "failed", "{f:?}");
+    assert_eq!(f.state.as_str(), "failed", "{f:?}");
     assert_eq!(f.attempts, downloads::MAX_ATTEMPTS);
-    let failures = p.ctx.store.failures().await.expect("failures");
+    let failures = failures(&p.ctx.store).await;
     assert!(failures.iter().any(|x| x.id == mp4.id), "{failures:?}");
     assert!(p.event_kinds().await.contains(&"failed".to_string()));
     // No more attempts on its own.
@@ -1096,7 +982,7 @@ async fn disk_full_fails_the_file_retryably_and_never_archives_it() {
             .await
             .expect("r")
             .expect("row")
-            .state,
+            .state.as_str(),
         "failed"
     );
     assert_eq!(p.sim.counters().get(Route::Download), before);

@@ -1,15 +1,8 @@
 //! The `zoomd` binary's commands as an operator runs them.
 
 use std::path::PathBuf;
-use std::process::Command;
 
-fn zoomd() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_zoomd"));
-    c.env_remove("ZOOMD_CONFIG")
-        .env_remove("ZOOMD_CLIENT_SECRET")
-        .env_remove("CREDENTIALS_DIRECTORY");
-    c
-}
+use crate::helpers::{output_ok, zoomd};
 
 fn example() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("daemon.toml")
@@ -17,22 +10,17 @@ fn example() -> PathBuf {
 
 #[test]
 fn check_lists_next_occurrences_in_local_and_utc() {
-    let out = zoomd()
-        .args([
-            "check",
-            "--next",
-            "2",
-            "--from",
-            "2026-11-28T00:00:00Z",
-            "--config",
-        ])
-        .arg(example())
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = output_ok(
+        zoomd()
+            .args([
+                "check",
+                "--next",
+                "2",
+                "--from",
+                "2026-11-28T00:00:00Z",
+                "--config",
+            ])
+            .arg(example()),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("weekly-standup"), "{stdout}");
@@ -87,16 +75,7 @@ fn check_on_a_zone_typo_exits_2_with_place_and_suggestion() {
 
 #[test]
 fn config_path_comes_from_the_environment_when_not_given() {
-    let out = zoomd()
-        .arg("check")
-        .env("ZOOMD_CONFIG", example())
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(zoomd().arg("check").env("ZOOMD_CONFIG", example()));
     // And a missing file is an invalid-config exit naming the path.
     let out = zoomd()
         .arg("check")

@@ -2,9 +2,11 @@
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use zoomd::store::{
-    CreatedMeeting, FileState, NewEvent, NewOccurrence, RecordingWatch, SeenFile, SeenRecording,
-    Store,
+    CreatedMeeting, FailureKind, FailureSubject, FileState, NewEvent, NewOccurrence,
+    RecordingWatch, SeenFile, SeenRecording, Store,
 };
+
+use crate::helpers::{claim, failures};
 
 fn t(s: &str) -> DateTime<Utc> {
     s.parse().expect("instant")
@@ -15,14 +17,30 @@ fn occurrence(key: &str, start: DateTime<Utc>) -> NewOccurrence {
         key: key.into(),
         start_utc: start,
         start_local: start.to_rfc3339(),
-        timezone: "UTC".into(),
+        timezone: chrono_tz::UTC,
         duration_min: 45,
         host: "me".into(),
         topic: format!("Topic {key}"),
         agenda: Some("zoomd:marker".into()),
-        settings_json: r#"{"auto_recording":"cloud"}"#.into(),
+        settings: serde_json::json!({"auto_recording": "cloud"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
         marker: format!("zoomd:{key}:{}", zoomd::store::ts(start)),
     }
+}
+
+async fn upsert(store: &Store, file: &SeenFile, now: DateTime<Utc>) {
+    store.upsert_file(file, now).await.expect("file");
+}
+
+/// The recording's state after refreshing it from its files.
+async fn recording_state(store: &Store, rec: i64, now: DateTime<Utc>) -> String {
+    let row = store
+        .refresh_recording_state(rec, now)
+        .await
+        .expect("state");
+    row.state.to_string()
 }
 
 #[tokio::test]
@@ -63,19 +81,21 @@ async fn full_round_trip_through_every_view() {
     let row = store
         .record_create_intent(&occurrence("weekly", future), now)
         .await
-        .expect("intent");
-    assert_eq!(row.state, "creating");
+        .expect("intent")
+        .expect("claimed");
+    assert_eq!(row.state.as_str(), "creating");
     let again = store
         .record_create_intent(&occurrence("weekly", future), now)
         .await
         .expect("intent is idempotent");
-    assert_eq!(again.id, row.id);
+    assert!(again.is_none(), "a second intent claims nothing");
     assert_eq!(store.unresolved_creates().await.expect("list").len(), 1);
     let meeting_id = 85_123_456_789_i64;
     store
         .mark_created(
             row.id,
             &CreatedMeeting {
+                host_id: None,
                 meeting_id,
                 uuid: Some("abc==".into()),
                 join_url: Some("https://zoom.us/j/85123456789".into()),
@@ -85,10 +105,14 @@ async fn full_round_trip_through_every_view() {
         )
         .await
         .expect("created");
-    let up = store.upcoming_meetings().await.expect("view");
+    let up = store
+        .status(Utc::now(), Utc::now(), 10)
+        .await
+        .expect("status")
+        .upcoming;
     assert_eq!(up.len(), 1);
     assert_eq!(up[0].meeting_id, Some(meeting_id));
-    assert_eq!(up[0].state, "created");
+    assert_eq!(up[0].state.as_str(), "created");
     assert!(store.unresolved_creates().await.expect("list").is_empty());
 
     // A past meeting with a recording of two files: one archived, one failed.
@@ -96,11 +120,13 @@ async fn full_round_trip_through_every_view() {
     let p = store
         .record_create_intent(&occurrence("past", past), now)
         .await
-        .expect("intent");
+        .expect("intent")
+        .expect("claimed");
     store
         .mark_created(
             p.id,
             &CreatedMeeting {
+                host_id: None,
                 meeting_id: meeting_id + 1,
                 uuid: None,
                 join_url: None,
@@ -137,72 +163,31 @@ async fn full_round_trip_through_every_view() {
         download_url: Some(format!("https://zoom.us/rec/download/{id}")),
         completed,
     };
-    store
-        .upsert_file(&file("f1", true), now)
-        .await
-        .expect("file");
-    store
-        .upsert_file(&file("f2", false), now)
-        .await
-        .expect("file");
-    assert_eq!(
-        store
-            .refresh_recording_state(rec, now)
-            .await
-            .expect("state")
-            .state,
-        "processing"
-    );
+    upsert(&store, &file("f1", true), now).await;
+    upsert(&store, &file("f2", false), now).await;
+    assert_eq!(recording_state(&store, rec, now).await, "processing");
     // f2 completes later: the same upsert queues it, and does not duplicate it.
-    store
-        .upsert_file(&file("f2", true), now)
-        .await
-        .expect("file");
+    upsert(&store, &file("f2", true), now).await;
     assert_eq!(store.files_of_recording(rec).await.expect("files").len(), 2);
-    assert_eq!(
-        store
-            .refresh_recording_state(rec, now)
-            .await
-            .expect("state")
-            .state,
-        "ready"
-    );
+    assert_eq!(recording_state(&store, rec, now).await, "ready");
     let queued = store.due_downloads(now, 10).await.expect("due");
     assert_eq!(queued.len(), 2);
     let (f1, f2) = (queued[0].id, queued[1].id);
-    assert!(
-        store
-            .start_download(f1, "2026-11/a/f1.mp4", now)
-            .await
-            .expect("claim")
-    );
-    assert!(
-        !store
-            .start_download(f1, "2026-11/a/f1.mp4", now)
-            .await
-            .expect("claimed once")
-    );
+    assert!(claim(&store, f1, "2026-11/a/f1.mp4", now).await);
+    assert!(!claim(&store, f1, "2026-11/a/f1.mp4", now).await);
     store
         .mark_archived(f1, 100, "ab".repeat(32).as_str(), now)
         .await
         .expect("archived");
-    assert!(
-        store
-            .start_download(f2, "2026-11/a/f2.mp4", now)
-            .await
-            .expect("claim")
-    );
+    assert!(claim(&store, f2, "2026-11/a/f2.mp4", now).await);
     store
-        .download_failed(f2, "HTTP 500", None, false, now)
+        .download_failed(f2, FailureKind::Transient, "HTTP 500", None, false, now)
         .await
         .expect("failed");
     // A later poll must not resurrect an archived or failed file.
-    store
-        .upsert_file(&file("f1", true), now)
-        .await
-        .expect("file");
+    upsert(&store, &file("f1", true), now).await;
     assert_eq!(
-        store.file(f1).await.expect("read").expect("row").state,
+        store.file(f1).await.expect("read").expect("row").state.as_str(),
         "archived"
     );
 
@@ -210,37 +195,25 @@ async fn full_round_trip_through_every_view() {
     assert_eq!(archive.len(), 1);
     assert_eq!(archive[0].path.as_deref(), Some("2026-11/a/f1.mp4"));
     assert_eq!(archive[0].meeting_uuid, "/ab//c==");
-    let failures = store.failures().await.expect("view");
-    assert_eq!(failures.len(), 1);
-    assert_eq!(failures[0].kind, "file");
-    assert_eq!(failures[0].last_error.as_deref(), Some("HTTP 500"));
+    let failed = failures(&store).await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].kind, FailureSubject::File);
+    assert_eq!(failed[0].last_error.as_deref(), Some("HTTP 500"));
 
     // retry puts it back; archiving it completes the recording.
     assert_eq!(store.retry_failed(None, now).await.expect("retry"), 1);
-    assert!(
-        store
-            .start_download(f2, "2026-11/a/f2.mp4", now)
-            .await
-            .expect("claim")
-    );
+    assert!(claim(&store, f2, "2026-11/a/f2.mp4", now).await);
     store
         .mark_archived(f2, 100, "cd".repeat(32).as_str(), now)
         .await
         .expect("archived");
-    assert_eq!(
-        store
-            .refresh_recording_state(rec, now)
-            .await
-            .expect("state")
-            .state,
-        "archived"
-    );
+    assert_eq!(recording_state(&store, rec, now).await, "archived");
     store
         .mark_cloud_removed(rec, false, now)
         .await
         .expect("trash");
     assert_eq!(
-        store.recording(rec).await.expect("read").state,
+        store.recording(rec).await.expect("read").state.as_str(),
         "cloud_trashed"
     );
 
@@ -249,11 +222,11 @@ async fn full_round_trip_through_every_view() {
         .set_poll(p.id, RecordingWatch::Missing, None, now)
         .await
         .expect("missing");
-    let failures = store.failures().await.expect("view");
+    let failed = failures(&store).await;
     assert!(
-        failures
+        failed
             .iter()
-            .any(|f| f.kind == "recording" && f.key == "past")
+            .any(|f| f.kind == FailureSubject::Recording && f.key == "past")
     );
 
     // Quota and events.
@@ -288,7 +261,11 @@ async fn full_round_trip_through_every_view() {
     let store = Store::open_read_only(&path).await.expect("reopen");
     assert_eq!(store.archive().await.expect("view").len(), 2);
     assert_eq!(store.events(10).await.expect("events")[0].kind, "created");
-    assert_eq!(store.upcoming_meetings().await.expect("view").len(), 1);
+    let status = store
+        .status(Utc::now(), now, 10)
+        .await
+        .expect("status");
+    assert_eq!(status.upcoming.len(), 1);
     assert_eq!(
         store
             .list_files(Some(FileState::Archived))
@@ -297,7 +274,7 @@ async fn full_round_trip_through_every_view() {
             .len(),
         2
     );
-    let counts = store.counts(now).await.expect("counts");
+    let counts = status.counts;
     assert_eq!(counts.archived_since, 2);
     assert_eq!(counts.archived_bytes_since, 200);
     assert_eq!(store.integrity_check().await.expect("check"), "ok");
@@ -311,7 +288,8 @@ async fn interrupted_downloads_are_requeued_on_start() {
     let o = store
         .record_create_intent(&occurrence("k", t("2026-11-27T10:00:00Z")), now)
         .await
-        .expect("intent");
+        .expect("intent")
+        .expect("claimed");
     let rec = store
         .upsert_recording(
             &SeenRecording {
@@ -344,7 +322,7 @@ async fn interrupted_downloads_are_requeued_on_start() {
         .await
         .expect("file");
     let f = store.due_downloads(now, 1).await.expect("due")[0].id;
-    assert!(store.start_download(f, "p", now).await.expect("claim"));
+    assert!(claim(&store, f, "p", now).await);
     assert!(store.due_downloads(now, 1).await.expect("due").is_empty());
     assert_eq!(store.requeue_interrupted(now).await.expect("requeue"), 1);
     let row = store.file(f).await.expect("read").expect("row");

@@ -9,10 +9,7 @@
 //! - zoomd's JWTs are HS256 with `exp` in seconds and `exp - iat` = the configured TTL; the
 //!   sim refuses `alg: none`, HS384 and expired tokens.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -20,41 +17,15 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Value, json};
 use zoomd::sim::{Fault, Route, Sim, SimConfig};
-use zoomd::store::Store;
 
-fn zoomd() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_zoomd"));
-    for k in [
-        "ZOOMD_CONFIG",
-        "ZOOMD_CLIENT_SECRET",
-        "ZOOMD_API_SECRET",
-        "CREDENTIALS_DIRECTORY",
-        "STATE_DIRECTORY",
-        "JOURNAL_STREAM",
-        "NOTIFY_SOCKET",
-    ] {
-        c.env_remove(k);
-    }
-    c.stdin(Stdio::null());
-    c
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn chmod(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-}
+use crate::helpers::{
+    Daemon, DaemonToml, Entry, Login, assert_no_leaks, chmod, cron_at, event_kinds, in_secs,
+    output_ok, spawn_daemon, spawn_sim, text, zoomd,
+};
 
 // ---------------------------------------------------------------------------------------
 // Secret file permissions
@@ -173,76 +144,22 @@ async fn start_proxy(sim: &Sim) -> (String, Arc<Mutex<Vec<String>>>) {
 // ---------------------------------------------------------------------------------------
 // End to end at trace level
 
-#[derive(Clone, Copy, PartialEq)]
-enum Auth {
-    OAuth,
-    Jwt,
-}
-
-struct Run {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    env: Vec<(String, String)>,
-}
-
-impl Run {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = zoomd();
-        c.arg("--config").arg(&self.config).args(args);
-        for (k, v) in &self.env {
-            c.env(k, v);
-        }
-        c.env("ZOOMD_LOG", "trace");
-        c
-    }
-
-    fn output(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("zoomd")
-    }
-}
-
-fn cron_in(secs: i64) -> String {
-    let now = Utc::now();
-    let t: DateTime<Utc> = now
-        - chrono::Duration::nanoseconds(i64::from(now.timestamp_subsec_nanos()))
-        + chrono::Duration::seconds(secs);
-    t.format("%-S %-M %-H %-d %-m *").to_string()
-}
-
 /// Runs the daemon at `ZOOMD_LOG=trace` through a meeting, a recording and faults that make
-/// it renew tokens and record errors; returns everything it wrote, plus the sim.
-async fn traced_run(auth: Auth) -> (Run, Sim, Vec<(String, Vec<u8>)>, Vec<String>) {
-    let cfg = SimConfig::default();
-    let sim = Sim::start(cfg.clone()).await.expect("sim");
+/// it renew tokens and record errors; returns everything it wrote, plus the sim and every
+/// token it held.
+async fn traced_run(auth: Login) -> (Daemon, Sim, Vec<(String, Vec<u8>)>, Vec<String>) {
+    let sim = spawn_sim(SimConfig::default()).await;
     let (oauth_url, tokens) = start_proxy(&sim).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (zoom, env) = match auth {
-        Auth::OAuth => (
-            format!(
-                "auth = \"oauth\"\naccount_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"secret\"\n",
-                cfg.account_id, cfg.client_id
-            ),
-            Vec::new(),
-        ),
-        Auth::Jwt => (
-            format!("auth = \"jwt\"\napi_key = \"{}\"\n", cfg.api_key),
-            vec![("ZOOMD_API_SECRET".to_string(), cfg.api_secret.clone())],
-        ),
-    };
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, &cfg.client_secret).expect("secret");
-    chmod(&secret, 0o600);
-    let config = dir.path().join("daemon.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[zoom]\n{zoom}api_url = \"{}\"\noauth_url = \"{oauth_url}\"\n\n[daemon]\ncreate_ahead = \"1m\"\npoll_every = \"1s\"\ndatabase = \"state.db\"\narchive = \"recordings\"\n\n[[meeting]]\nkey = \"sec\"\ntopic = \"Security run\"\nhost = \"me\"\ncron = \"{}\"\ntimezone = \"UTC\"\nduration = \"5m\"\nagenda = \"Nothing secret here\"\n",
-            sim.api_url(),
-            cron_in(4)
-        ),
-    )
-    .expect("config");
-    let run = Run { dir, config, env };
+    let mut config = DaemonToml::run(&sim)
+        .login(auth)
+        .set("create_ahead", "\"1m\"")
+        .meetings(
+            &Entry::cron("sec", "Security run", &cron_at(in_secs(4)))
+                .duration("5m")
+                .agenda("Nothing secret here")
+                .toml(),
+        );
+    config.oauth_url = oauth_url;
 
     // Faults that put error text into logs and the database, and make tokens renew.
     sim.inject(Route::CreateMeeting, Fault::CreateSucceedsAnswerLost, 1);
@@ -252,45 +169,14 @@ async fn traced_run(auth: Auth) -> (Run, Sim, Vec<(String, Vec<u8>)>, Vec<String
     sim.inject(Route::Download, Fault::TruncatedBody, 1);
     sim.inject(Route::ListMeetings, Fault::Status(500), 1);
 
-    let log_path = run.dir.path().join("daemon.log");
-    let mut child: Child = run
-        .cmd(&["run"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).expect("log"))
-        .spawn()
-        .expect("spawn");
-    let started = Instant::now();
-    loop {
-        let done = match Store::open_read_only(&run.dir.path().join("state.db")).await {
-            Ok(s) => {
-                let n = s.archive().await.map(|a| a.len()).unwrap_or(0);
-                s.close().await;
-                n >= 5
-            }
-            Err(_) => false,
-        };
-        if done {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(90) {
-            let _ = child.kill();
-            panic!(
-                "not archived in 90 s\n{}",
-                std::fs::read_to_string(&log_path).unwrap_or_default()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let status = child.wait().expect("wait");
-    assert!(status.success(), "{status}");
+    let mut d = spawn_daemon(&config, &[("ZOOMD_LOG", "trace")]);
+    d.wait_for("5 files archived", || async {
+        d.archive_rows().await.len() >= 5
+    })
+    .await;
+    d.stop().await;
 
-    let mut outputs = vec![(
-        "daemon log".to_string(),
-        std::fs::read(&log_path).expect("log"),
-    )];
+    let mut outputs = vec![("daemon log".to_string(), d.logs().into_bytes())];
     // The commands people run, with their errors and logs.
     for args in [
         &["status"][..],
@@ -300,29 +186,27 @@ async fn traced_run(auth: Auth) -> (Run, Sim, Vec<(String, Vec<u8>)>, Vec<String
         &["check", "--next", "2"],
         &["sync"],
     ] {
-        let o = run.output(args);
-        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        let o = output_ok(&mut d.command(args));
         outputs.push((format!("zoomd {}", args.join(" ")), text(&o).into_bytes()));
     }
     // `zoomd token` prints a token on stdout by design; its log must hold none.
-    let o = run.output(&["token"]);
-    assert!(o.status.success(), "{}", text(&o));
+    let o = output_ok(&mut d.command(&["token"]));
     outputs.push(("zoomd token (stderr)".into(), o.stderr.clone()));
     let printed = String::from_utf8_lossy(&o.stdout).trim().to_string();
     // Every token the process ever held: from the proxy (OAuth), or the JWT it printed.
     let mut held = tokens.lock().expect("tokens").clone();
-    if auth == Auth::Jwt {
+    if auth == Login::Jwt {
         held.push(printed);
     }
     for name in ["state.db", "state.db-wal", "state.db-shm"] {
-        if let Ok(bytes) = std::fs::read(run.dir.path().join(name)) {
+        if let Ok(bytes) = std::fs::read(d.path(name)) {
             outputs.push((name.to_string(), bytes));
         }
     }
-    (run, sim, outputs, held)
+    (d, sim, outputs, held)
 }
 
-fn needles(sim: &Sim, auth: Auth, tokens: &[String]) -> Vec<(String, String)> {
+fn needles(sim: &Sim, auth: Login, tokens: &[String]) -> Vec<(String, String)> {
     let cfg = sim.config();
     let mut n = vec![
         ("client secret".to_string(), cfg.client_secret.clone()),
@@ -338,7 +222,7 @@ fn needles(sim: &Sim, auth: Auth, tokens: &[String]) -> Vec<(String, String)> {
         if t.len() >= 32 {
             n.push((format!("half of token {i}"), t[t.len() / 2..].to_string()));
         }
-        if auth == Auth::Jwt {
+        if auth == Login::Jwt {
             // Its signature: the part only the secret could make.
             let sig = t.rsplit('.').next().unwrap_or_default();
             n.push((format!("signature of JWT {i}"), sig.to_string()));
@@ -371,8 +255,8 @@ fn excerpt(hay: &str, needle: &str) -> String {
     hay[start..end].to_string()
 }
 
-async fn no_secret_or_token_anywhere(auth: Auth) {
-    let (_run, sim, outputs, tokens) = traced_run(auth).await;
+async fn no_secret_or_token_anywhere(auth: Login) {
+    let (d, sim, outputs, tokens) = traced_run(auth).await;
     // The scan has teeth: trace logging was on, the database was read, errors happened,
     // and tokens were renewed.
     let log = String::from_utf8_lossy(&outputs[0].1).to_string();
@@ -383,59 +267,48 @@ async fn no_secret_or_token_anywhere(auth: Auth) {
         .map(|(_, b)| String::from_utf8_lossy(b).to_string())
         .expect("database read");
     assert!(db.contains("zoomd:sec:"), "the raw database holds the rows");
-    let kinds: Vec<String> = {
-        let store = Store::open_read_only(&_run.dir.path().join("state.db"))
-            .await
-            .expect("db");
-        let e = store.events(1000).await.expect("events");
-        store.close().await;
-        e.into_iter().map(|e| e.kind).collect()
-    };
+    let kinds = event_kinds(&d.store().await.expect("db")).await;
     assert!(kinds.contains(&"create-unknown".to_string()), "{kinds:?}");
     match auth {
-        Auth::OAuth => assert!(tokens.len() >= 3, "renewed after expiry: {tokens:?}"),
-        Auth::Jwt => assert!(tokens.len() == 1 && tokens[0].starts_with("eyJ")),
+        Login::OAuth | Login::OAuthFile => {
+            assert!(tokens.len() >= 3, "renewed after expiry: {tokens:?}")
+        }
+        Login::Jwt => assert!(tokens.len() == 1 && tokens[0].starts_with("eyJ")),
     }
     assert_nothing_leaked(&outputs, &needles(&sim, auth, &tokens));
-    if auth == Auth::Jwt {
+    if auth == Login::Jwt {
         // No JWT at all in the logs or the database: every zoomd JWT has this header.
         let header = tokens[0].split('.').next().expect("header").to_string();
         assert_nothing_leaked(&outputs, &[("a JWT header".into(), header)]);
     }
     // Tokens went only in headers, only to the configured hosts.
-    let r = sim.report();
-    assert!(r.tokens_in_urls.is_empty(), "{:?}", r.tokens_in_urls);
-    assert!(r.download_auth_headers.is_empty());
+    assert_no_leaks(&sim);
     assert!(sim.counters().get(Route::SignedDownload) >= 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oauth_no_secret_or_token_in_logs_database_output_or_errors() {
-    no_secret_or_token_anywhere(Auth::OAuth).await;
+    no_secret_or_token_anywhere(Login::OAuthFile).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwt_no_secret_or_token_in_logs_database_output_or_errors() {
-    no_secret_or_token_anywhere(Auth::Jwt).await;
+    no_secret_or_token_anywhere(Login::Jwt).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_credentials_do_not_echo_the_secret() {
-    let cfg = SimConfig::default();
-    let sim = Sim::start(cfg.clone()).await.expect("sim");
+    let sim = spawn_sim(SimConfig::default()).await;
+    let cfg = sim.config().clone();
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("daemon.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[zoom]\naccount_id = \"{}\"\nclient_id = \"{}\"\napi_url = \"{}\"\noauth_url = \"{}\"\n[daemon]\ndatabase = \"state.db\"\narchive = \"recordings\"\n\n[[meeting]]\nkey = \"k\"\ntopic = \"T\"\nhost = \"me\"\ncron = \"0 9 * * Mon\"\nduration = \"1h\"\n",
-            cfg.account_id,
-            cfg.client_id,
-            sim.api_url(),
-            sim.oauth_url()
-        ),
-    )
-    .expect("config");
+    let config = DaemonToml::new(&sim)
+        .meetings(
+            &Entry::cron("k", "T", "0 9 * * Mon")
+                .timezone(None)
+                .duration("1h")
+                .toml(),
+        )
+        .write(dir.path());
     let wrong = "wrong-secret-Zq81x0-do-not-print";
     for args in [&["token"][..], &["sync"]] {
         let o = zoomd()
@@ -548,7 +421,7 @@ fn zoomd_jwts_are_hs256_with_exp_in_seconds_and_the_configured_ttl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_refuses_alg_none_hs384_expired_and_tokens_in_urls() {
-    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let sim = spawn_sim(SimConfig::default()).await;
     let cfg = sim.config().clone();
     let http = reqwest::Client::new();
     let url = format!("{}/users/me/meetings?type=upcoming", sim.api_url());

@@ -1,0 +1,18 @@
+//! The shared harness of the integration tests: the simulated Zoom and a client for it,
+//! the real `zoomd` binary (one-shot commands and the daemon as a child process),
+//! daemon.toml writers, schedule instants, and the checks a run ends with (archive
+//! against the sim's digests, one meeting per marker, nothing leaked).
+
+mod archive;
+mod config;
+mod daemon;
+mod sim;
+mod store;
+mod time;
+
+pub use archive::*;
+pub use config::*;
+pub use daemon::*;
+pub use sim::*;
+pub use store::*;
+pub use time::*;

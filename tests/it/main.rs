@@ -1,0 +1,18 @@
+//! The integration tests, in one binary: one module per area, and the harness they share
+//! (`helpers`).
+
+mod helpers;
+
+mod cli;
+mod config;
+mod contract;
+mod crash;
+mod e2e;
+mod faults;
+mod hostile;
+mod query;
+mod schedule;
+mod security;
+mod sim;
+mod store;
+mod zoom;
