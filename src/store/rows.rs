@@ -262,6 +262,8 @@ pub(super) const OCC_COLS: &str = "id, key, start_utc, start_local, timezone, du
     cancel_held_at, cancel_confirmed_at";
 
 /// An occurrence: the meeting zoomd created (or tried to) and the watch of its recording.
+/// Serialised as the README's meeting object (`zoomd meetings --json`): the fields skipped
+/// here are internal or secret.
 #[derive(Debug, Clone, Serialize)]
 pub struct OccurrenceRow {
     pub id: i64,
@@ -272,12 +274,15 @@ pub struct OccurrenceRow {
     pub duration_min: i64,
     pub host: String,
     pub topic: String,
+    #[serde(skip)]
     pub agenda: Option<String>,
     #[serde(skip)]
     pub settings_json: Settings,
+    #[serde(skip)]
     pub marker: String,
     pub state: OccurrenceState,
     pub meeting_id: Option<i64>,
+    #[serde(skip)]
     pub meeting_uuid: Option<String>,
     pub join_url: Option<String>,
     #[serde(skip)]
@@ -287,11 +292,15 @@ pub struct OccurrenceRow {
     pub last_error: Option<String>,
     pub recording_state: RecordingWatch,
     pub next_poll_at: Option<DateTime<Utc>>,
+    #[serde(skip)]
     pub polls: i64,
+    #[serde(skip)]
     pub updated_at: DateTime<Utc>,
     /// Its cancellation waits for `zoomd apply` (since then).
+    #[serde(skip)]
     pub cancel_held_at: Option<DateTime<Utc>>,
     /// `zoomd apply` confirmed its cancellation.
+    #[serde(skip)]
     pub cancel_confirmed_at: Option<DateTime<Utc>>,
 }
 
@@ -423,6 +432,7 @@ pub struct FileRow {
     pub failure_kind: Option<FailureKind>,
     pub archived_at: Option<DateTime<Utc>>,
     pub meeting_uuid: String,
+    #[serde(skip)]
     pub occurrence_id: i64,
     pub key: String,
     pub topic: String,

@@ -329,7 +329,7 @@ const MEETING_FIELDS: &str = "id key topic start_utc start_local timezone durati
 
 const FILE_FIELDS: &str = "id key topic start_utc start_local timezone meeting_id meeting_uuid \
     recording_id file_id file_type file_extension recording_type recording_start recording_end \
-    state file_size bytes attempts next_attempt_at path sha256 archived_at last_error";
+    state file_size bytes attempts next_attempt_at path sha256 archived_at last_error failure_kind";
 
 const FAILURE_FIELDS: &str =
     "kind id key start_utc start_local timezone meeting_id what attempts last_error at";
