@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveTime, SubsecRound, TimeZone, Utc};
+use url::Url;
 use zoomd::clock::{Clock, ManualClock};
 use zoomd::config::{Config, Env};
 use zoomd::shutdown::Shutdown;
 use zoomd::sim::{Fault, RetryAfter, Route, Sim, SimConfig};
 use zoomd::store::{OccurrenceRow, Store};
 use zoomd::sync::{Ctx, downloads, meetings, recordings};
-use url::Url;
 use zoomd::zoom::{ZoomClient, next_utc_midnight};
 
 use crate::helpers::{
@@ -316,9 +316,7 @@ async fn rate_limited_longer_than_the_policy_waits_is_persisted_not_waited() {
     assert_eq!(p.sim.counters().get(Route::CreateMeeting), 1);
     let row = p.occ("m0").await;
     assert_eq!(row.state.as_str(), "deferred");
-    let not_before = row
-        .not_before
-        .expect("not_before");
+    let not_before = row.not_before.expect("not_before");
     // Counted from the client's clock, which Zoom's answer was dated by.
     assert_eq!(
         not_before - p.zoom_clock.now(),
@@ -415,9 +413,18 @@ async fn daily_cap(as_300: bool) {
     }
     // Visible to people: the upcoming meetings of `zoomd status` and its counts.
     let now = p.clock();
-    let upcoming = p.ctx.store.status(now, now, 10).await.expect("status").upcoming;
+    let upcoming = p
+        .ctx
+        .store
+        .status(now, now, 10)
+        .await
+        .expect("status")
+        .upcoming;
     assert_eq!(
-        upcoming.iter().filter(|u| u.state.as_str() == "deferred").count(),
+        upcoming
+            .iter()
+            .filter(|u| u.state.as_str() == "deferred")
+            .count(),
         3,
         "{upcoming:?}"
     );
@@ -659,7 +666,10 @@ async fn a_create_whose_answer_is_lost_is_found_by_its_marker() {
 /// The file that failed its first attempt: queued again, partial, not archived.
 async fn one_partial_file(p: &Pipe, error_has: &str) -> zoomd::store::FileRow {
     let files = p.ctx.store.list_files(None).await.expect("files");
-    let queued: Vec<_> = files.iter().filter(|f| f.state.as_str() != "archived").collect();
+    let queued: Vec<_> = files
+        .iter()
+        .filter(|f| f.state.as_str() != "archived")
+        .collect();
     assert_eq!(queued.len(), 1, "{files:?}");
     let f = queued[0].clone();
     assert_eq!(f.state.as_str(), "queued");
@@ -827,11 +837,7 @@ async fn no_recording_for_hours_then_success() {
     let mut last_gap = chrono::Duration::zero();
     let until = p.base + chrono::Duration::hours(6);
     while p.clock() < until {
-        let next = p
-            .occ("m0")
-            .await
-            .next_poll_at
-            .expect("still watched");
+        let next = p.occ("m0").await.next_poll_at.expect("still watched");
         // Polling later than due is harmless; 10-minute steps keep the test short.
         p.set_clock(next.max(p.clock() + chrono::Duration::minutes(10)));
         let r = p.poll().await;
@@ -839,9 +845,7 @@ async fn no_recording_for_hours_then_success() {
         polls += 1;
         let row = p.occ("m0").await;
         assert_eq!(row.recording_state.as_str(), "waiting");
-        let next = row
-            .next_poll_at
-            .expect("still watched");
+        let next = row.next_poll_at.expect("still watched");
         // Back-off grows after the first hour past the end, capped at an hour.
         last_gap = next - p.clock();
         assert!(
@@ -857,12 +861,7 @@ async fn no_recording_for_hours_then_success() {
     assert!(!p.event_kinds().await.contains(&"missing".to_string()));
     // Then the recording appears.
     p.force_all();
-    p.set_clock(
-        p.occ("m0")
-            .await
-            .next_poll_at
-            .expect("next"),
-    );
+    p.set_clock(p.occ("m0").await.next_poll_at.expect("next"));
     assert_eq!(p.poll().await.found, 1);
     p.drive(4).await;
     p.assert_clean().await;
@@ -982,7 +981,8 @@ async fn disk_full_fails_the_file_retryably_and_never_archives_it() {
             .await
             .expect("r")
             .expect("row")
-            .state.as_str(),
+            .state
+            .as_str(),
         "failed"
     );
     assert_eq!(p.sim.counters().get(Route::Download), before);

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod account;
 mod cli;
 mod config;
 mod contract;

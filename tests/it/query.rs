@@ -224,7 +224,14 @@ async fn fixture() -> Fixture {
         .expect("archived");
     assert!(claim(&store, failed, "2026/a.m4a", now).await);
     store
-        .download_failed(failed, FailureKind::Transient, "HTTP 500\nfrom Zoom", None, false, now)
+        .download_failed(
+            failed,
+            FailureKind::Transient,
+            "HTTP 500\nfrom Zoom",
+            None,
+            false,
+            now,
+        )
         .await
         .expect("failed");
 

@@ -187,7 +187,13 @@ async fn full_round_trip_through_every_view() {
     // A later poll must not resurrect an archived or failed file.
     upsert(&store, &file("f1", true), now).await;
     assert_eq!(
-        store.file(f1).await.expect("read").expect("row").state.as_str(),
+        store
+            .file(f1)
+            .await
+            .expect("read")
+            .expect("row")
+            .state
+            .as_str(),
         "archived"
     );
 
@@ -261,10 +267,7 @@ async fn full_round_trip_through_every_view() {
     let store = Store::open_read_only(&path).await.expect("reopen");
     assert_eq!(store.archive().await.expect("view").len(), 2);
     assert_eq!(store.events(10).await.expect("events")[0].kind, "created");
-    let status = store
-        .status(Utc::now(), now, 10)
-        .await
-        .expect("status");
+    let status = store.status(Utc::now(), now, 10).await.expect("status");
     assert_eq!(status.upcoming.len(), 1);
     assert_eq!(
         store

@@ -24,8 +24,8 @@ use zoomd::zoom::{
 };
 
 use crate::helpers::{
-    assert_no_leaks, client_config, fast_retry, jwt_credentials, oauth_client,
-    oauth_credentials, spawn_sim,
+    assert_no_leaks, client_config, fast_retry, jwt_credentials, oauth_client, oauth_credentials,
+    spawn_sim,
 };
 
 fn ms(n: u64) -> Duration {
