@@ -20,6 +20,23 @@ pub(super) async fn open_read_only(config_path: &Path) -> Result<Store, ExitCode
         .map_err(|e| fail(&e))
 }
 
+/// The daemon's database for a small write beside it (`retry`, `apply`): it must exist,
+/// since `Store::open` would create an empty one.
+pub(super) async fn open_existing(db: &Path) -> Result<Store, StoreError> {
+    require(db)?;
+    Store::open(db).await
+}
+
+/// The database must exist (the daemon's, not a fresh one).
+pub(super) fn require(db: &Path) -> Result<(), StoreError> {
+    if db.exists() {
+        return Ok(());
+    }
+    Err(StoreError::Missing {
+        path: db.display().to_string(),
+    })
+}
+
 pub(super) fn fail(e: &StoreError) -> ExitCode {
     eprintln!("{e}");
     ExitCode::from(EXIT_RUNTIME)

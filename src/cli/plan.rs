@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::output::{Table, emit, fail, open_read_only, opt, start_cells};
+use super::output::{Table, emit, fail, open_read_only, opt, require, start_cells};
 use super::{EXIT_RUNTIME, load};
 use crate::config::Config;
 use crate::store::{NewEvent, Store, StoreError, ts};
@@ -56,10 +56,8 @@ pub async fn apply(config_path: &Path, args: &ApplyArgs) -> ExitCode {
         Err(code) => return code,
     };
     let db = &config.daemon.database;
-    if !db.exists() {
-        return fail(&StoreError::Missing {
-            path: db.display().to_string(),
-        });
+    if let Err(e) = require(db) {
+        return fail(&e);
     }
     // With the lock free no daemon runs: apply carries the cancellations out itself, as the
     // one writer. Else the running daemon does, woken as by SIGHUP.

@@ -12,7 +12,9 @@ use std::process::ExitCode;
 use chrono::{DateTime, NaiveTime, Utc};
 use serde::Serialize;
 
-use super::output::{Table, cell, dash, emit, fail, human_bytes, open_read_only, opt, start_cells};
+use super::output::{
+    Table, cell, dash, emit, fail, human_bytes, open_existing, open_read_only, opt, start_cells,
+};
 use super::{EXIT_RUNTIME, load};
 use crate::store::{
     EventRow, FailureItem, FileRow, FileState, OccurrenceFilter, OccurrenceRow, OccurrenceState,
@@ -146,14 +148,7 @@ pub async fn retry(config_path: &Path, args: &RetryArgs) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let db = &config.daemon.database;
-    // `Store::open` would create an empty database; retrying needs the daemon's.
-    if !db.exists() {
-        return fail(&StoreError::Missing {
-            path: db.display().to_string(),
-        });
-    }
-    let store = match Store::open(db).await {
+    let store = match open_existing(&config.daemon.database).await {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };

@@ -311,33 +311,42 @@ impl FromRequestParts<Arc<Shared>> for MeetingId {
     }
 }
 
-/// The instance whose recording the path names: (meeting id, instance index). Unknown:
-/// Zoom's 404 code 3301.
-struct RecordingOf(i64, usize);
+/// A meeting instance the path names: (meeting id, instance index). Unknown: `M`'s answer.
+struct InstanceOf<M>(i64, usize, std::marker::PhantomData<M>);
 
-impl FromRequestParts<Arc<Shared>> for RecordingOf {
-    type Rejection = Response;
+/// What an unknown instance answers.
+trait Unknown {
+    fn answer() -> ApiError;
+}
 
-    async fn from_request_parts(parts: &mut Parts, sh: &Arc<Shared>) -> Result<Self, Response> {
-        instance_in_path(parts, sh)
-            .await?
-            .map(|(m, i)| RecordingOf(m, i))
-            .ok_or_else(|| ApiError::recording_not_found().into_response())
+/// The recording of an instance: unknown is Zoom's 404 code 3301.
+struct Recording;
+/// A past instance: unknown is Zoom's 404 code 3001.
+struct Past;
+
+impl Unknown for Recording {
+    fn answer() -> ApiError {
+        ApiError::recording_not_found()
     }
 }
 
-/// The past instance the path names: (meeting id, instance index). Unknown: Zoom's 404
-/// code 3001.
-struct PastInstanceOf(i64, usize);
+impl Unknown for Past {
+    fn answer() -> ApiError {
+        ApiError::meeting_not_found()
+    }
+}
 
-impl FromRequestParts<Arc<Shared>> for PastInstanceOf {
+type RecordingOf = InstanceOf<Recording>;
+type PastInstanceOf = InstanceOf<Past>;
+
+impl<M: Unknown + Send> FromRequestParts<Arc<Shared>> for InstanceOf<M> {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, sh: &Arc<Shared>) -> Result<Self, Response> {
         instance_in_path(parts, sh)
             .await?
-            .map(|(m, i)| PastInstanceOf(m, i))
-            .ok_or_else(|| ApiError::meeting_not_found().into_response())
+            .map(|(m, i)| InstanceOf(m, i, std::marker::PhantomData))
+            .ok_or_else(|| M::answer().into_response())
     }
 }
 
@@ -479,7 +488,7 @@ async fn delete_meeting(
 
 async fn get_recordings(
     State(sh): State<Arc<Shared>>,
-    RecordingOf(mid, idx): RecordingOf,
+    InstanceOf(mid, idx, _): RecordingOf,
 ) -> ApiResult<Json<Value>> {
     let mut st = sh.lock();
     st.recording_json(&sh.cfg, &sh.api_origin, mid, idx)
@@ -656,7 +665,7 @@ async fn past_instances(
 
 async fn past_meeting(
     State(sh): State<Arc<Shared>>,
-    PastInstanceOf(mid, idx): PastInstanceOf,
+    InstanceOf(mid, idx, _): PastInstanceOf,
 ) -> ApiResult<Json<Value>> {
     let st = sh.lock();
     let now = st.now();

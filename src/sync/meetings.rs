@@ -222,22 +222,8 @@ async fn move_host(
     let Some(id) = row.meeting_id else {
         return Ok(());
     };
-    match ctx.zoom.get_meeting(id).await {
-        Ok(m) if m.status.as_deref() == Some("started") => return Ok(()),
-        Ok(_) => {}
-        Err(e) if e.is_not_found() => {}
-        Err(e) => {
-            tracing::warn!(key = %row.key, meeting_id = id, error = %e, "cannot check the meeting before moving it; next pass");
-            return Ok(());
-        }
-    }
-    match ctx.zoom.delete_meeting(id).await {
-        Ok(()) => {}
-        Err(e) if e.is_not_found() => {}
-        Err(e) => {
-            tracing::warn!(key = %row.key, meeting_id = id, error = %e, "cannot delete the meeting at the old host; next pass");
-            return Ok(());
-        }
+    if !delete_unless_started(ctx, row, id).await {
+        return Ok(());
     }
     let why = format!("host changed from '{}' to '{}'", row.host, want.host);
     tracing::info!(key = %row.key, start = %ts(row.start_utc), meeting_id = id, "{why}: deleted at the old host");
@@ -567,6 +553,30 @@ async fn update(
     Ok(())
 }
 
+/// Deletes meeting `id` at Zoom unless it has started (the host may start early: a started
+/// meeting is never touched). True when it is gone; false when it stays for now (started,
+/// or Zoom could not be asked: the next pass tries again).
+async fn delete_unless_started(ctx: &Ctx, row: &OccurrenceRow, id: i64) -> bool {
+    let checked = match ctx.zoom.get_meeting(id).await {
+        Ok(m) if m.status.as_deref() == Some("started") => return false,
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => return true,
+        Err(e) => Err(e),
+    };
+    let deleted = match checked {
+        Ok(()) => ctx.zoom.delete_meeting(id).await,
+        Err(e) => Err(e),
+    };
+    match deleted {
+        Ok(()) => true,
+        Err(e) if e.is_not_found() => true,
+        Err(e) => {
+            tracing::warn!(key = %row.key, meeting_id = id, error = %e, "cannot check or delete the meeting; next pass");
+            false
+        }
+    }
+}
+
 async fn cancel(
     ctx: &Ctx,
     row: &OccurrenceRow,
@@ -579,23 +589,8 @@ async fn cancel(
             if row.start_utc <= now {
                 return Ok(());
             }
-            // The host may have started it early: a started meeting is never touched.
-            match ctx.zoom.get_meeting(id).await {
-                Ok(m) if m.status.as_deref() == Some("started") => return Ok(()),
-                Ok(_) => {}
-                Err(e) if e.is_not_found() => {}
-                Err(e) => {
-                    tracing::warn!(key = %row.key, meeting_id = id, error = %e, "cannot check the meeting before deleting; next pass");
-                    return Ok(());
-                }
-            }
-            match ctx.zoom.delete_meeting(id).await {
-                Ok(()) => {}
-                Err(e) if e.is_not_found() => {}
-                Err(e) => {
-                    tracing::warn!(key = %row.key, meeting_id = id, error = %e, "delete failed; next pass");
-                    return Ok(());
-                }
+            if !delete_unless_started(ctx, row, id).await {
+                return Ok(());
             }
         }
         (State::Creating, _) => return Ok(()), // resolved first, next pass

@@ -230,18 +230,8 @@ impl ZoomClient {
     /// `DELETE /meetings/{id}` (204). A meeting that is already gone gives
     /// [`ZoomError::NotFound`] (code 3001), which callers may treat as done.
     pub async fn delete_meeting(&self, meeting_id: i64) -> Result<(), ZoomError> {
-        const OP: &str = "delete_meeting";
         let url = self.api(&["meetings", &meeting_id.to_string()]);
-        self.execute(Call {
-            op: OP,
-            method: Method::DELETE,
-            url,
-            body: None,
-            kind: Kind::Idempotent,
-            host: None,
-        })
-        .await?;
-        Ok(())
+        self.delete("delete_meeting", url).await
     }
 
     /// `GET /users/{user_id}/meetings?type=upcoming`, every page.

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use zoomd::store::{
     CreatedMeeting, FailureKind, FailureSubject, FileState, NewEvent, NewOccurrence,
-    RecordingWatch, SeenFile, SeenRecording, Store,
+    OccurrenceState, RecordingWatch, SeenFile, SeenRecording, Store, StoreError,
 };
 
 use crate::helpers::{claim, failures};
@@ -330,4 +330,202 @@ async fn interrupted_downloads_are_requeued_on_start() {
     assert_eq!(store.requeue_interrupted(now).await.expect("requeue"), 1);
     let row = store.file(f).await.expect("read").expect("row");
     assert_eq!((row.state.as_str(), row.attempts), ("queued", 0));
+}
+
+/// Runs `sql` on the database file beside the store (as a person with sqlite3 could).
+async fn poke(path: &std::path::Path, sql: &str) {
+    let url = format!("sqlite://{}", path.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("connect");
+    sqlx::query(sql).execute(&pool).await.expect("poke");
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn rows_come_back_typed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("s.db")).await.expect("open");
+    let start = t("2026-12-07T09:00:00Z");
+    let now = t("2026-12-01T08:00:00Z");
+    let want = occurrence("standup", start);
+    let row = store
+        .record_create_intent(&want, now)
+        .await
+        .expect("intent")
+        .expect("the first intent claims the row");
+    assert_eq!(row.state, OccurrenceState::Creating);
+    assert_eq!((row.start_utc, row.updated_at), (start, now));
+    assert_eq!(row.timezone, chrono_tz::UTC);
+    assert_eq!(row.settings_json, want.settings);
+    assert_eq!(row.recording_state, RecordingWatch::Waiting);
+    let until = t("2026-12-02T00:00:00Z");
+    store
+        .mark_deferred(row.id, until, "cap", now)
+        .await
+        .expect("defer");
+    let again = store
+        .occurrence_by_key("standup", start)
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(
+        (again.state, again.not_before),
+        (OccurrenceState::Deferred, Some(until))
+    );
+    assert_eq!(
+        store.next_create_attempt().await.expect("next"),
+        Some(until)
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_corrupt_value_is_an_error_naming_the_row_not_a_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("s.db");
+    let store = Store::open(&db).await.expect("open");
+    let now = t("2026-12-01T08:00:00Z");
+    let row = store
+        .record_create_intent(&occurrence("standup", t("2026-12-07T09:00:00Z")), now)
+        .await
+        .expect("intent")
+        .expect("claimed");
+    // What a hand edit in sqlite3 could leave behind.
+    poke(
+        &db,
+        "UPDATE occurrences SET updated_at = 'yesterday', timezone = 'Europe/Berln'",
+    )
+    .await;
+    let err = store
+        .unresolved_creates()
+        .await
+        .expect_err("a corrupt instant must not read as a default");
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    assert!(
+        text.contains(&format!("occurrences row id={}", row.id)),
+        "{text}"
+    );
+    assert!(
+        text.contains("updated_at") || text.contains("timezone"),
+        "{text}"
+    );
+
+    // '1 day' sorts before any instant, so `min(...)` returns it.
+    poke(
+        &db,
+        "UPDATE occurrences SET updated_at = '2026-12-01T08:00:00Z', timezone = 'UTC',
+             not_before = '1 day', state = 'deferred'",
+    )
+    .await;
+    let err = store
+        .next_create_attempt()
+        .await
+        .expect_err("'1 day' is not an instant");
+    assert!(err.to_string().contains("'1 day'"), "{err}");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn an_intent_is_a_claim_and_is_written_durably() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("s.db")).await.expect("open");
+    let now = t("2026-12-01T08:00:00Z");
+    let want = occurrence("standup", t("2026-12-07T09:00:00Z"));
+    let first = store
+        .record_create_intent(&want, now)
+        .await
+        .expect("intent");
+    let second = store
+        .record_create_intent(&want, now)
+        .await
+        .expect("intent");
+    let id = first
+        .map(|r| r.id)
+        .expect("the first write claims the occurrence");
+    assert!(
+        second.is_none(),
+        "a second writer must not call Zoom for it"
+    );
+    // Created: a retry cannot claim it again.
+    let made = CreatedMeeting {
+        host_id: Some("KdYKjnimT4KPd8FFgQt9FQ".into()),
+        meeting_id: 81_234_567_890,
+        uuid: None,
+        join_url: None,
+        password: None,
+    };
+    store.mark_created(id, &made, now).await.expect("created");
+    assert!(
+        !store
+            .retry_create_intent(id, &want, now)
+            .await
+            .expect("retry")
+    );
+    // The intent path commits with synchronous = FULL (2): on disk before the request.
+    assert_eq!(store.intent_synchronous().await.expect("level"), 2);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_second_writer_is_refused_with_the_holders_pid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("state.db");
+    let first = Store::open_writer(&db).await.expect("first writer");
+    let err = Store::open_writer(&db)
+        .await
+        .expect_err("a second writer must be refused");
+    let lock = zoomd::store::lock_path(&db);
+    assert_eq!(
+        err.to_string().split(';').next().unwrap_or_default(),
+        format!(
+            "another zoomd (pid {}) holds {}",
+            std::process::id(),
+            lock.display()
+        )
+    );
+    // Readers take no lock.
+    let reader = Store::open_read_only(&db).await.expect("reader");
+    reader.close().await;
+    first.close().await;
+    drop(first);
+    let again = Store::open_writer(&db).await.expect("lock released");
+    again.close().await;
+}
+
+#[tokio::test]
+async fn the_daily_cap_counts_one_zoom_user_however_the_host_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("s.db")).await.expect("open");
+    let now = t("2026-12-01T08:00:00Z");
+    let day = now.date_naive();
+    for host in ["me", "me", "owner@example.com"] {
+        store.count_call(host, day).await.expect("count");
+    }
+    assert_eq!(store.quota("me", day).await.expect("quota"), (2, false));
+    // Both names turn out to be one user: what they counted adds up under the id.
+    for host in ["me", "owner@example.com"] {
+        store
+            .remember_host_id(host, "u1", day, now)
+            .await
+            .expect("remember");
+    }
+    assert_eq!(store.quota("me", day).await.expect("quota"), (3, false));
+    store
+        .count_call("owner@example.com", day)
+        .await
+        .expect("count");
+    store.uncount_call("me", day).await.expect("uncount");
+    assert_eq!(store.quota("u1", day).await.expect("quota"), (3, false));
+    assert!(store.mark_quota_exhausted("me", day).await.expect("mark"));
+    assert!(
+        !store
+            .mark_quota_exhausted("owner@example.com", day)
+            .await
+            .expect("mark")
+    );
+    assert_eq!(
+        store.quota("owner@example.com", day).await.expect("quota"),
+        (3, true)
+    );
+    store.close().await;
 }
