@@ -118,18 +118,15 @@ async fn confirm(
     let held: Vec<Cancellation> = p.cancellations.into_iter().filter(|c| c.held).collect();
     for c in &held {
         store.confirm_cancellation(c.row.id, now).await?;
-        let e = NewEvent {
-            kind: "cancel-confirmed",
-            key: Some(&c.row.key),
-            occurrence_id: Some(c.row.id),
-            meeting_id: c.row.meeting_id,
-            message: format!(
+        let e = NewEvent::about(
+            "cancel-confirmed",
+            &c.row,
+            format!(
                 "{} at {}: confirmed by zoomd apply",
                 c.row.key,
                 ts(c.row.start_utc)
             ),
-            ..NewEvent::default()
-        };
+        );
         store.add_event(&e, now).await?;
     }
     Ok(held)

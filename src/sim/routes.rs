@@ -724,41 +724,30 @@ mod tests {
     async fn path_extractors_answer_as_zoom_does() {
         use reqwest::Method;
         let sim = Sim::start(SimConfig::default()).await.unwrap();
-        assert_eq!(
-            ask(&sim, Method::GET, "/meetings/abc").await,
-            (404, Some(3001))
-        );
-        assert_eq!(
-            ask(&sim, Method::GET, "/past_meetings/12x/instances").await,
-            (404, Some(3001))
-        );
-        assert_eq!(
-            ask(&sim, Method::GET, "/past_meetings/nope").await,
-            (404, Some(3001))
-        );
-        assert_eq!(
-            ask(&sim, Method::GET, "/meetings/nope/recordings").await,
-            (404, Some(3301))
-        );
         // The action is checked before the recording is looked up.
-        assert_eq!(
-            ask(
-                &sim,
+        let cases = [
+            (Method::GET, "/meetings/abc", (404, Some(3001))),
+            (
+                Method::GET,
+                "/past_meetings/12x/instances",
+                (404, Some(3001)),
+            ),
+            (Method::GET, "/past_meetings/nope", (404, Some(3001))),
+            (Method::GET, "/meetings/nope/recordings", (404, Some(3301))),
+            (
                 Method::DELETE,
-                "/meetings/nope/recordings?action=shred"
-            )
-            .await,
-            (400, Some(300))
-        );
-        assert_eq!(
-            ask(
-                &sim,
+                "/meetings/nope/recordings?action=shred",
+                (400, Some(300)),
+            ),
+            (
                 Method::DELETE,
-                "/meetings/nope/recordings/f1?action=shred"
-            )
-            .await,
-            (400, Some(300))
-        );
+                "/meetings/nope/recordings/f1?action=shred",
+                (400, Some(300)),
+            ),
+        ];
+        for (method, path, want) in cases {
+            assert_eq!(ask(&sim, method, path).await, want, "{path}");
+        }
         assert!(sim.report().encoding_errors.is_empty());
         // A uuid with `//` encoded once: logged, and not found.
         assert_eq!(

@@ -488,6 +488,20 @@ pub struct NewEvent<'a> {
     pub message: String,
 }
 
+impl<'a> NewEvent<'a> {
+    /// An event about an occurrence (its key, row and meeting).
+    pub fn about(kind: &'a str, row: &'a OccurrenceRow, message: String) -> Self {
+        NewEvent {
+            kind,
+            key: Some(&row.key),
+            occurrence_id: Some(row.id),
+            meeting_id: row.meeting_id,
+            message,
+            ..NewEvent::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct EventRow {
     pub id: i64,

@@ -154,18 +154,15 @@ async fn cancel_planned(ctx: &Ctx, plan: &Plan, report: &mut Report) -> Result<(
         report.held += 1;
         if ctx.store.hold_cancellation(c.row.id, now).await? {
             newly_held += 1;
-            ctx.event(NewEvent {
-                kind: "cancel-held",
-                key: Some(&c.row.key),
-                occurrence_id: Some(c.row.id),
-                meeting_id: c.row.meeting_id,
-                message: format!(
+            ctx.event(NewEvent::about(
+                "cancel-held",
+                &c.row,
+                format!(
                     "{} at {}: left the schedule; cancellation held for `zoomd apply`",
                     c.row.key,
                     ts(c.row.start_utc)
                 ),
-                ..NewEvent::default()
-            })
+            ))
             .await;
         }
     }
@@ -598,14 +595,11 @@ async fn cancel(
     }
     ctx.store.mark_cancelled(row.id, reason, ctx.now()).await?;
     tracing::info!(key = %row.key, start = %ts(row.start_utc), meeting_id = row.meeting_id, "occurrence cancelled: {reason}");
-    ctx.event(NewEvent {
-        kind: "cancelled",
-        key: Some(&row.key),
-        occurrence_id: Some(row.id),
-        meeting_id: row.meeting_id,
-        message: format!("{} at {}: {reason}", row.key, ts(row.start_utc)),
-        ..NewEvent::default()
-    })
+    ctx.event(NewEvent::about(
+        "cancelled",
+        row,
+        format!("{} at {}: {reason}", row.key, ts(row.start_utc)),
+    ))
     .await;
     report.cancelled += 1;
     Ok(())

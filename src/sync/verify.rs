@@ -87,14 +87,11 @@ pub(crate) async fn deleted_at_zoom(
         "; it had not taken place (nothing to archive)"
     };
     tracing::warn!(key = %row.key, start = %ts(row.start_utc), meeting_id = row.meeting_id, "meeting {why}{what}");
-    ctx.event(NewEvent {
-        kind: "deleted-at-zoom",
-        key: Some(&row.key),
-        occurrence_id: Some(row.id),
-        meeting_id: row.meeting_id,
-        message: format!("meeting for {} {why}{what}", ts(row.start_utc)),
-        ..NewEvent::default()
-    })
+    ctx.event(NewEvent::about(
+        "deleted-at-zoom",
+        row,
+        format!("meeting for {} {why}{what}", ts(row.start_utc)),
+    ))
     .await;
     if again {
         ctx.store

@@ -245,21 +245,15 @@ pub struct TokenSource {
 }
 
 impl TokenSource {
-    pub(crate) fn new(
-        credentials: Credentials,
-        http: reqwest::Client,
-        oauth_url: Url,
-        retry: RetryPolicy,
-        request_timeout: Duration,
-        clock: SharedClock,
-    ) -> Self {
+    /// A token source for `config`'s credentials, sending through `http`.
+    pub(crate) fn new(config: &super::ClientConfig, http: reqwest::Client) -> Self {
         TokenSource {
-            credentials,
+            credentials: config.credentials.clone(),
             http,
-            oauth_url,
-            retry,
-            request_timeout,
-            clock,
+            oauth_url: config.oauth_url.clone(),
+            retry: config.retry.clone(),
+            request_timeout: config.timeouts.request,
+            clock: config.clock.clone(),
             state: Mutex::new(State::default()),
             renewals: AtomicU64::new(0),
         }
@@ -589,14 +583,12 @@ mod tests {
     }
 
     fn source(credentials: Credentials, oauth_url: &str, clock: &ManualClock) -> TokenSource {
-        TokenSource::new(
-            credentials,
-            reqwest::Client::new(),
-            Url::parse(oauth_url).unwrap(),
-            policy(),
-            Duration::from_secs(5),
-            clock.shared(),
-        )
+        let mut config = crate::zoom::ClientConfig::new(credentials);
+        config.oauth_url = Url::parse(oauth_url).unwrap();
+        config.retry = policy();
+        config.timeouts.request = Duration::from_secs(5);
+        config.clock = clock.shared();
+        TokenSource::new(&config, reqwest::Client::new())
     }
 
     #[tokio::test]

@@ -130,14 +130,7 @@ impl ZoomClient {
             &config.oauth_url,
             &config.extra_trusted_hosts,
         )?;
-        let auth = Arc::new(TokenSource::new(
-            config.credentials,
-            http.clone(),
-            config.oauth_url,
-            config.retry.clone(),
-            config.timeouts.request,
-            config.clock.clone(),
-        ));
+        let auth = Arc::new(TokenSource::new(&config, http.clone()));
         Ok(ZoomClient {
             inner: Arc::new(Inner {
                 http,
