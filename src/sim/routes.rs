@@ -294,7 +294,11 @@ async fn instance_in_path(
     sh: &Arc<Shared>,
 ) -> Result<Option<(i64, usize)>, Response> {
     let once = id_segment(parts, sh).await?;
-    Ok(instance_of(&mut sh.lock(), &once, parts.uri.path()))
+    let mut st = sh.lock();
+    if numeric_id(&once).is_some_and(|id| st.deleted_unheld(id)) {
+        return Err(ApiError::meeting_not_found().into_response());
+    }
+    Ok(instance_of(&mut st, &once, parts.uri.path()))
 }
 
 /// A numeric meeting id from the path; anything else is Zoom's 404 code 3001.
@@ -649,6 +653,9 @@ async fn past_instances(
     MeetingId(id): MeetingId,
 ) -> ApiResult<Json<Value>> {
     let st = sh.lock();
+    if st.deleted_unheld(id) {
+        return Err(ApiError::meeting_not_found());
+    }
     let m = st
         .meetings
         .get(&id)

@@ -549,6 +549,15 @@ impl State {
         Ok(())
     }
 
+    /// Deleted before any instance took place: Zoom knows no such meeting (3001), also
+    /// for its recordings and past instances.
+    pub(crate) fn deleted_unheld(&self, id: i64) -> bool {
+        let now = self.now();
+        self.meetings
+            .get(&id)
+            .is_some_and(|m| m.deleted && m.instances.iter().all(|i| i.start > now))
+    }
+
     pub(crate) fn delete_meeting(&mut self, id: i64) -> ApiResult<()> {
         self.meeting(id)?;
         if let Some(m) = self.meetings.get_mut(&id) {

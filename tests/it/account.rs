@@ -13,8 +13,8 @@ use serde_json::Value;
 use zoomd::clock::{Clock, ManualClock};
 use zoomd::config::{Config, Env};
 use zoomd::sim::{PersonEdit, Route, Sim, SimConfig};
-use zoomd::store::{OccurrenceState, Store};
-use zoomd::sync::{Ctx, meetings, plan, verify};
+use zoomd::store::{OccurrenceState, RecordingWatch, Store};
+use zoomd::sync::{Ctx, meetings, plan, recordings, verify};
 use zoomd::zoom::ZoomClient;
 
 use crate::helpers::{
@@ -192,6 +192,56 @@ async fn a_meeting_deleted_at_zoom_is_created_again_and_one_edited_is_patched_ba
     // A second check finds nothing to do.
     let quiet = verify::verify(&a.ctx).await.expect("verify");
     assert_eq!((quiet.gone, quiet.drifted), (0, 0), "{quiet:?}");
+}
+
+#[tokio::test]
+async fn a_poll_that_finds_the_meeting_gone_is_no_missing_recording() {
+    let a = Account::new(1, "me", "").await;
+    a.reconcile().await;
+    let id = a.row("m0", 0).await.meeting_id.expect("id");
+    // Deleted by hand just before it began: polls start at the start and get 3001.
+    a.sim.person_deletes_meeting(id).expect("delete");
+    a.clock.set(a.base + chrono::Duration::minutes(1));
+    recordings::poll(&a.ctx, &a.config()).await.expect("poll");
+    let row = a.row("m0", 0).await;
+    assert_eq!(row.recording_state, RecordingWatch::Unwatched);
+    let kinds = event_kinds(&a.ctx.store).await;
+    assert!(kinds.contains(&"deleted-at-zoom".to_string()), "{kinds:?}");
+    // Long past the give-up time: still no "missing" alert, no failure row.
+    a.clock.set(a.base + chrono::Duration::days(5));
+    recordings::poll(&a.ctx, &a.config()).await.expect("poll");
+    assert!(
+        !event_kinds(&a.ctx.store)
+            .await
+            .contains(&"missing".to_string())
+    );
+    assert!(crate::helpers::failures(&a.ctx.store).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_changed_host_moves_the_meeting() {
+    let a = Account::new(2, "me", "").await;
+    a.reconcile().await;
+    let old = a.row("m1", 1).await.meeting_id.expect("id");
+    let second = a.sim.config().users[1].email.clone();
+    a.write(2, &second, "");
+    let r = a.reconcile().await;
+    assert_eq!(r.created, 2, "{r:?}");
+    let row = a.row("m1", 1).await;
+    let new = row.meeting_id.expect("created at the new host");
+    assert_ne!(new, old);
+    assert_eq!(row.host, second);
+    let deleted = a.sim.report().meetings_deleted;
+    assert!(deleted.contains(&old), "{deleted:?}");
+    let live = a.live_sim_meetings();
+    let moved = live.iter().find(|m| m.id == new).expect("at Zoom");
+    assert_eq!(moved.host_email, second);
+    crate::helpers::assert_markers_unique(&live);
+    assert!(
+        event_kinds(&a.ctx.store)
+            .await
+            .contains(&"moved".to_string())
+    );
 }
 
 #[tokio::test]
@@ -478,5 +528,57 @@ async fn the_watchdog_hears_from_a_daemon_whose_zoom_is_slow() {
         "no request after the hold began\n{}",
         daemon.log_tail()
     );
+    daemon.stop().await;
+}
+
+/// With a daemon running, `zoomd apply` confirms and wakes it; the daemon cancels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_beside_a_running_daemon_wakes_it_to_cancel() {
+    let sim = spawn_sim(SimConfig::default()).await;
+    let start = in_secs(2 * 86400);
+    let entries = |n: usize| {
+        (0..n)
+            .map(|i| {
+                let at = start + chrono::Duration::hours(i as i64);
+                let at = at.format("%Y-%m-%dT%H:%M").to_string();
+                Entry::at(&format!("m{i}"), &format!("Meeting {i}"), &at).toml()
+            })
+            .collect::<String>()
+    };
+    let config = DaemonToml::run(&sim).set("create_ahead", "\"7d\"");
+    let mut daemon = spawn_daemon(&config.clone().meetings(&entries(12)), &[]);
+    daemon
+        .wait_for("12 meetings", || async { sim.meetings().len() == 12 })
+        .await;
+    // A save that drops 11 of 12: the daemon reloads and holds them.
+    std::fs::write(&daemon.config_path, config.meetings(&entries(1)).text()).expect("save");
+    daemon
+        .wait_for("11 held cancellations", || async {
+            match daemon.store().await {
+                Some(store) => {
+                    let held = event_kinds(&store)
+                        .await
+                        .iter()
+                        .filter(|k| *k == "cancel-held")
+                        .count();
+                    store.close().await;
+                    held == 11
+                }
+                None => false,
+            }
+        })
+        .await;
+    assert!(sim.report().meetings_deleted.is_empty());
+    let out = output_ok(&mut daemon.command(&["apply"]));
+    assert!(
+        text(&out).contains("the running zoomd (pid "),
+        "{}",
+        text(&out)
+    );
+    daemon
+        .wait_for("the daemon carries out the 11", || async {
+            sim.report().meetings_deleted.len() == 11
+        })
+        .await;
     daemon.stop().await;
 }
