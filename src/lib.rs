@@ -6,7 +6,8 @@
 //! - [`zone`]: DST gaps of a zone's wall clock (pure), for `config` and `schedule`.
 //! - [`zoom`]: the only code that speaks HTTP to Zoom (auth, retries, typed calls, downloads).
 //! - [`store`]: the only code that holds SQL (SQLite via sqlx; one method per transition).
-//! - [`sync`]: the three idempotent reconcile steps (meetings, recordings, downloads).
+//! - [`sync`]: the idempotent reconcile steps (meetings from a plan, the drift check,
+//!   recordings, downloads).
 //! - [`daemon`]: wires the steps to time, signals and reloads; holds no business rules.
 //! - [`sim`]: a simulated Zoom on loopback for tests and `zoomd demo`.
 //! - [`cli`]: one function per command; `main.rs` only parses arguments.
