@@ -12,8 +12,10 @@ use chrono::{DateTime, SubsecRound, Timelike, Utc};
 use serde_json::Value;
 use zoomd::clock::{Clock, ManualClock};
 use zoomd::config::{Config, Env};
+use zoomd::shutdown::Shutdown;
 use zoomd::sim::{PersonEdit, Route, Sim, SimConfig};
-use zoomd::store::{OccurrenceState, RecordingWatch, Store};
+use zoomd::store::{FileState, OccurrenceState, RecordingWatch, Store};
+use zoomd::sync::downloads::{self, ProgressFn};
 use zoomd::sync::{Ctx, meetings, plan, recordings, verify};
 use zoomd::zoom::ZoomClient;
 
@@ -581,4 +583,41 @@ async fn apply_beside_a_running_daemon_wakes_it_to_cancel() {
         })
         .await;
     daemon.stop().await;
+}
+
+/// A download task that dies (here: its progress callback panics) leaves no row in
+/// `downloading`: the file is back in the queue at once, not at the next start.
+#[tokio::test]
+async fn a_download_task_that_dies_puts_its_file_back_in_the_queue() {
+    let a = Account::new(1, "me", "").await;
+    a.reconcile().await;
+    let id = a.row("m0", 0).await.meeting_id.expect("id");
+    a.sim.force_recording(id).expect("force");
+    a.clock.set(a.base + chrono::Duration::hours(1));
+    let config = a.config();
+    recordings::poll(&a.ctx, &config).await.expect("poll");
+    let queued = a
+        .ctx
+        .store
+        .list_files(Some(FileState::Queued))
+        .await
+        .expect("files");
+    assert!(!queued.is_empty());
+    let dies: ProgressFn = std::sync::Arc::new(|_, _, _| panic!("a download task dies"));
+    let died = downloads::run_due(&a.ctx, &config, &Shutdown::never(), Some(dies))
+        .await
+        .expect("the step itself goes on");
+    assert_eq!(died.archived, 0, "every task died mid-download: {died:?}");
+    let stuck = a
+        .ctx
+        .store
+        .list_files(Some(FileState::Downloading))
+        .await
+        .expect("files");
+    assert!(stuck.is_empty(), "left in downloading: {stuck:?}");
+    // And the next attempt archives them.
+    let r = downloads::run_due(&a.ctx, &config, &Shutdown::never(), None)
+        .await
+        .expect("downloads");
+    assert_eq!(r.archived, queued.len(), "{r:?}");
 }
