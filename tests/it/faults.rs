@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveTime, SubsecRound, TimeZone, Utc};
+use chrono::{DateTime, NaiveTime, TimeZone, Utc};
 use url::Url;
 use zoomd::clock::{Clock, ManualClock};
 use zoomd::config::{Config, Env};
@@ -75,7 +75,11 @@ fn with_sim(sim: SimConfig) -> Opts {
 async fn pipe(opts: Opts) -> Pipe {
     let dir = tempfile::tempdir().expect("tempdir");
     // Whole seconds: the sim's HTTP dates have no fraction.
-    let start = Utc::now().trunc_subsecs(0);
+    // 10:00 UTC today, whatever the time: the daily-cap tests move the clocks by hours and
+    // must not cross 00:00 UTC unless they mean to.
+    let today = Utc::now().date_naive();
+    let start =
+        Utc.from_utc_datetime(&today.and_time(NaiveTime::from_hms_opt(10, 0, 0).expect("t")));
     let zoom_clock = ManualClock::new(start);
     let sim = Sim::start(SimConfig {
         clock: zoom_clock.shared(),
