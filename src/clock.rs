@@ -53,7 +53,8 @@ pub fn system() -> SharedClock {
 }
 
 /// A clock for tests and simulations: `now` is whatever it was set to, and `sleep(d)`
-/// records `d`, moves the time forward by `d` and completes at once (after yielding to
+/// records `d`, moves the time forward to `d` after the sleep was made (unless it is
+/// already past that) and completes at once (after yielding to
 /// the scheduler once, so other tasks still get their turn).
 ///
 /// Clones share one time and one list of sleeps: keep a clone to steer and inspect the
@@ -141,13 +142,17 @@ impl Clock for ManualClock {
 
     fn sleep(&self, d: Duration) -> Sleep {
         let clock = self.clone();
+        // The wake-up instant is fixed when the sleep is made, and the time moves to it (not
+        // by `d` again): tasks that sleep at once wake together, as on a real clock, instead
+        // of adding their waits up.
+        let deadline = add(self.now(), d);
         // Recorded when first polled, not when created: a sleep that loses a `select!`
         // before it starts never happened.
         Box::pin(async move {
             {
                 let mut m = clock.lock();
                 m.sleeps.push(d);
-                m.now = add(m.now, d);
+                m.now = m.now.max(deadline);
             }
             tokio::task::yield_now().await;
         })

@@ -93,6 +93,8 @@ pub struct ZoomConfig {
     /// Resolved credentials, or why they could not be resolved. `check` reports the latter as
     /// a warning (the file itself is fine); `run`, `sync` and `token` refuse to start.
     pub credentials: Result<Credentials, String>,
+    /// `requests_per_second` and `max_in_flight`: the account-wide request budget.
+    pub pace: Pace,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +104,7 @@ pub enum AuthMode {
 }
 
 /// The credentials are the Zoom client's own type: config only finds and checks them.
-pub use crate::zoom::Credentials;
+pub use crate::zoom::{Credentials, Pace};
 
 /// `[daemon]`. Spans of time are `chrono::Duration`s, since they are added to instants;
 /// [`span`] is the one conversion from the parsed form.
@@ -300,6 +302,8 @@ struct RawZoom {
     jwt_ttl: Option<Spanned<HumanDuration>>,
     api_url: Option<Spanned<HttpUrl>>,
     oauth_url: Option<Spanned<HttpUrl>>,
+    requests_per_second: Option<Spanned<f64>>,
+    max_in_flight: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -848,8 +852,10 @@ fn build_zoom(
             api_url: fallback_url(DEFAULT_API_URL),
             oauth_url: fallback_url(DEFAULT_OAUTH_URL),
             credentials: Err("no [zoom] section".into()),
+            pace: Pace::default(),
         };
     };
+    let pace = build_pace(ctx, &raw);
     let auth = match raw.auth.as_ref().map(|a| *a.get_ref()) {
         Some(RawAuth::Jwt) => AuthMode::Jwt,
         _ => AuthMode::OAuth,
@@ -971,7 +977,42 @@ fn build_zoom(
         api_url,
         oauth_url,
         credentials,
+        pace,
     }
+}
+
+/// `[zoom] requests_per_second` and `max_in_flight`, each checked against its range.
+fn build_pace(ctx: &mut Ctx<'_>, raw: &RawZoom) -> Pace {
+    let mut pace = Pace::default();
+    if let Some(r) = &raw.requests_per_second {
+        let v = *r.get_ref();
+        if v.is_finite() && (Pace::MIN_RATE..=Pace::MAX_RATE).contains(&v) {
+            pace.requests_per_second = v;
+        } else {
+            ctx.error(
+                &r.span(),
+                format!(
+                    "requests_per_second = {v} is out of range: must be {} to {} (fractions allowed; Zoom's per-second limits are per account and shared by all its apps)",
+                    Pace::MIN_RATE,
+                    Pace::MAX_RATE
+                ),
+            );
+        }
+    }
+    if let Some(n) = &raw.max_in_flight {
+        let v = *n.get_ref();
+        match usize::try_from(v) {
+            Ok(v) if (1..=Pace::MAX_IN_FLIGHT).contains(&v) => pace.max_in_flight = v,
+            _ => ctx.error(
+                &n.span(),
+                format!(
+                    "max_in_flight = {v} is out of range: must be 1 to {}",
+                    Pace::MAX_IN_FLIGHT
+                ),
+            ),
+        }
+    }
+    pace
 }
 
 /// Finds a secret: the configured file, else the environment variable, else the systemd

@@ -49,6 +49,7 @@ fn zoom_client_on(config: &Config, clock: Clock) -> Result<ZoomClient, DaemonErr
     let mut cc = ClientConfig::new(credentials);
     cc.api_url = config.zoom.api_url.clone();
     cc.oauth_url = config.zoom.oauth_url.clone();
+    cc.pace = config.zoom.pace;
     cc.clock = clock;
     Ok(ZoomClient::new(cc)?)
 }

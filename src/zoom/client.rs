@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::auth::TokenSource;
+use super::pace::Limiter;
 use super::error::{ApiErrorBody, ZoomError, describe_reqwest, scrub};
 use super::retry::{
     RetryPolicy, instant_after, is_daily_limit, next_utc_midnight, parse_retry_after,
@@ -48,6 +49,8 @@ pub(crate) struct Inner {
     /// Every time read and retry wait of the client goes through this.
     pub(crate) clock: SharedClock,
     pub(crate) heartbeat: crate::liveness::Heartbeat,
+    /// The request budget (see [`super::pace`]).
+    pub(crate) limiter: Limiter,
 }
 
 /// Whether repeating a request is harmless.
@@ -139,6 +142,7 @@ impl ZoomClient {
                 retry: config.retry,
                 timeouts: config.timeouts,
                 trusted,
+                limiter: Limiter::new(config.pace, config.clock.clone()),
                 clock: config.clock,
                 heartbeat: config.heartbeat,
             }),
@@ -425,6 +429,8 @@ impl ZoomClient {
                     .body(body.clone());
             }
             tracing::debug!(op, method = %call.method, path = call.url.path(), attempt, "zoom request");
+            // The place in the budget is held until the answer is read (see `pace`).
+            let ticket = self.inner.limiter.acquire().await;
             self.inner.heartbeat.beat();
             let sent = rb.send().await;
             self.inner.heartbeat.beat();
@@ -452,6 +458,7 @@ impl ZoomClient {
                     Next::Fail(err) => return Err(err),
                 },
             };
+            drop(ticket);
             tracing::debug!(op, status = status.as_u16(), attempt, "zoom answer");
             if status.is_success() {
                 if is_html(&headers) {
@@ -562,6 +569,14 @@ impl ZoomClient {
                 reset_at: next_utc_midnight(now),
                 message: api.message,
             });
+        }
+
+        if code == 429 {
+            // Not the daily cap: the account's per-second limit, which every app of the
+            // account shares. Slow the whole client down, not just this request.
+            self.inner
+                .limiter
+                .slow_down(retry_after.and_then(|d| instant_after(now, d)));
         }
 
         let retryable = match (code, call.kind) {

@@ -230,8 +230,16 @@ impl ZoomClient {
                 offset,
                 "download request"
             );
+            // A request to Zoom's own hosts passes the request budget until its headers are
+            // in; the signed file host (a CDN) is not Zoom's API and has no such limit.
+            let ticket = match token {
+                Some(_) => Some(inner.limiter.acquire().await),
+                None => None,
+            };
             // I/O timeout (tokio's timer, see the module docs).
-            let detail = match tokio::time::timeout(inner.timeouts.request, rb.send()).await {
+            let sent = tokio::time::timeout(inner.timeouts.request, rb.send()).await;
+            drop(ticket);
+            let detail = match sent {
                 Ok(Ok(resp)) => {
                     if resp.status().is_redirection() && resp.status() != StatusCode::NOT_MODIFIED {
                         hops += 1;

@@ -6,6 +6,9 @@
 //! - Typed operations: meetings (create, get, update, delete, list upcoming), past
 //!   instances, recordings (get, list per user, delete), and a streaming, resumable
 //!   [`ZoomClient::download`].
+//! - Pace ([`Pace`]): every API request passes one limiter, a per-second budget that holds
+//!   in every window of one second and a bound on requests in flight; a per-second 429
+//!   slows it down for a while.
 //! - Retries ([`RetryPolicy`]): 429, 5xx and transport failures of idempotent requests with
 //!   exponential back-off and full jitter, honouring `Retry-After`. Every wait and every
 //!   reading of the time goes through [`ClientConfig::clock`]. A meeting create is
@@ -20,6 +23,7 @@ mod auth;
 mod client;
 mod download;
 mod error;
+mod pace;
 mod retry;
 mod trust;
 mod types;
@@ -38,6 +42,7 @@ pub use auth::{
 pub use client::ZoomClient;
 pub use download::{DownloadOutcome, DownloadSink};
 pub use error::{ApiErrorBody, ZoomError};
+pub use pace::{Pace, SLOW_FOR};
 pub use retry::{RetryPolicy, is_daily_limit, next_utc_midnight, parse_retry_after};
 pub use types::{
     CreateMeeting, DeleteAction, Meeting, MeetingPatch, MeetingRecordings, MeetingRef,
@@ -96,6 +101,8 @@ pub struct ClientConfig {
     /// Beaten as each request goes out and comes back (and after each wait between
     /// attempts), so a slow Zoom counts as progress for the watchdog.
     pub heartbeat: Heartbeat,
+    /// The account-wide request budget every API request passes (token requests excepted).
+    pub pace: Pace,
 }
 
 impl ClientConfig {
@@ -111,6 +118,7 @@ impl ClientConfig {
             extra_trusted_hosts: Vec::new(),
             clock: clock::system(),
             heartbeat: Heartbeat::new(),
+            pace: Pace::default(),
         }
     }
 }
