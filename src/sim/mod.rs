@@ -203,6 +203,11 @@ pub struct Counters {
     pub connections_killed: u64,
     /// Injected faults that fired (queued or chaos).
     pub faults_fired: u64,
+    /// API requests answered 429 because they went over the per-second limit
+    /// ([`Sim::set_per_second_limit`]).
+    pub over_per_second: u64,
+    /// The most API requests (token requests aside) that arrived within one second.
+    pub max_per_second: u64,
 }
 
 impl Counters {
@@ -451,6 +456,14 @@ impl Sim {
     /// Every API request waits `d` before it is handled (a slow Zoom).
     pub fn set_latency(&self, d: Duration) {
         self.shared.lock().latency = d;
+    }
+
+    /// Zoom's per-second limit of the account: an API request (token requests aside) that
+    /// arrives when `n` have arrived within the last second (on the sim's clock) is
+    /// answered 429 with `X-RateLimit-Type: QPS` and `Retry-After: 1`. `None`: no limit
+    /// (the most per second is counted either way, see [`Counters::max_per_second`]).
+    pub fn set_per_second_limit(&self, n: Option<u32>) {
+        self.shared.lock().per_second = n;
     }
 
     /// The most API requests the sim was handling at once.

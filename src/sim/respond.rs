@@ -45,7 +45,7 @@ pub(crate) fn fault_response(sh: &Shared, route: Route, fault: &Fault) -> Respon
     }
 }
 
-fn rate_limited(sh: &Shared, route: Route, ra: RetryAfter) -> Response {
+pub(crate) fn rate_limited(sh: &Shared, route: Route, ra: RetryAfter) -> Response {
     let mut e = ApiError::new(
         429,
         429,

@@ -22,7 +22,7 @@ use super::api::{ApiError, ApiResult};
 use super::auth;
 use super::conn::ConnCtl;
 use super::download;
-use super::faults::{Fault, Hop, Route};
+use super::faults::{Fault, Hop, RetryAfter, Route};
 use super::respond::{fault_response, wait};
 use super::state::{Shared, State as SimState, fmt_time};
 use super::validate::parse_meeting;
@@ -135,9 +135,10 @@ async fn gate_inner(
     next: Next,
 ) -> (Response, bool) {
     let needs_bearer = route != Route::Token;
-    let fault = {
+    let (fault, over_limit) = {
         let mut st = sh.lock();
         st.count(route);
+        let over_limit = route != Route::Token && st.arrive();
         if needs_bearer && let Some(q) = req.uri().query() {
             let own = auth::bearer(req.headers());
             if auth::token_in_query(&st, q, own) {
@@ -154,8 +155,14 @@ async fn gate_inner(
                 st.revoke_tokens();
             }
         }
-        fault
+        (fault, over_limit)
     };
+    if over_limit {
+        return (
+            super::respond::rate_limited(sh, route, RetryAfter::Seconds(1)),
+            false,
+        );
+    }
     let mut answer_lost = false;
     match fault {
         None | Some(Fault::TokenExpired) => {}

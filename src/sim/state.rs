@@ -167,6 +167,9 @@ pub(crate) struct State {
     /// API requests being handled right now, and the most at once.
     pub in_flight: u32,
     pub max_in_flight: u32,
+    /// The account's per-second limit, and when the requests of the last second arrived.
+    pub per_second: Option<u32>,
+    arrivals: std::collections::VecDeque<DateTime<Utc>>,
     /// Opaque OAuth tokens and their expiry.
     pub tokens: HashMap<String, DateTime<Utc>>,
     /// JWTs seen so far (revocable by a `TokenExpired` fault).
@@ -199,6 +202,8 @@ impl State {
             latency: Duration::ZERO,
             in_flight: 0,
             max_in_flight: 0,
+            per_second: None,
+            arrivals: std::collections::VecDeque::new(),
             tokens: HashMap::new(),
             jwt_seen: HashSet::new(),
             jwt_revoked: HashSet::new(),
@@ -219,6 +224,23 @@ impl State {
     }
 
     /// The sim's clock: its time source plus a settable offset.
+    /// An API request arrives: counted in its second. True when it is over the limit.
+    pub(crate) fn arrive(&mut self) -> bool {
+        let now = self.now();
+        let second = TimeDelta::seconds(1);
+        while self.arrivals.front().is_some_and(|t| *t + second <= now) {
+            self.arrivals.pop_front();
+        }
+        self.arrivals.push_back(now);
+        let n = self.arrivals.len() as u64;
+        self.counters.max_per_second = self.counters.max_per_second.max(n);
+        let over = self.per_second.is_some_and(|limit| n > u64::from(limit));
+        if over {
+            self.counters.over_per_second += 1;
+        }
+        over
+    }
+
     pub(crate) fn now(&self) -> DateTime<Utc> {
         let base = self.clock.now();
         base.checked_add_signed(self.clock_offset).unwrap_or(base)

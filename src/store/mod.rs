@@ -656,6 +656,23 @@ impl Store {
         Ok(())
     }
 
+    /// Every stored occurrence that starts in `[from, to]`, whatever its state: what the
+    /// plan compares the schedule's window with (one read per pass, not one per occurrence).
+    pub async fn occurrences_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<OccurrenceRow>> {
+        sqlx::query_as(&format!(
+            "SELECT {OCC_COLS} FROM occurrences WHERE start_utc >= ? AND start_utc <= ?"
+        ))
+        .bind(ts(from))
+        .bind(ts(to))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("read the window's occurrences"))
+    }
+
     pub async fn occurrence_by_key(
         &self,
         key: &str,
@@ -1181,6 +1198,25 @@ impl Store {
         Ok(())
     }
 
+    /// Takes one of the host's `cap` create/update calls of `day`, if one is left and Zoom
+    /// has not said the cap is reached: one statement, so concurrent creates for one host
+    /// never send call `cap + 1`. False when none is left (nothing counted).
+    pub async fn take_call(&self, host: &str, day: NaiveDate, cap: i64) -> Result<bool> {
+        let sql = format!(
+            "INSERT INTO host_quota (host, day, calls) VALUES ({QUOTA_KEY}, ?2, 1)
+             ON CONFLICT (host, day) DO UPDATE SET calls = calls + 1
+                 WHERE calls < ?3 AND exhausted = 0"
+        );
+        let r = sqlx::query(&sql)
+            .bind(host)
+            .bind(day.to_string())
+            .bind(cap)
+            .execute(&self.pool)
+            .await
+            .map_err(q("take call"))?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// A create/update call that Zoom did not count (it refused before acting, e.g. 1001).
     pub async fn uncount_call(&self, host: &str, day: NaiveDate) -> Result<()> {
         self.quota_write(
@@ -1236,7 +1272,14 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let op = "remember host id";
-        let mut tx = self.pool.begin().await.map_err(q(op))?;
+        // IMMEDIATE: the transaction reads before it writes, and a deferred one that another
+        // writer overtakes in between fails with SQLITE_BUSY instead of waiting its turn
+        // (creates for several hosts finish at once).
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(q(op))?;
         let known: Option<String> =
             sqlx::query_scalar("SELECT user_id FROM host_ids WHERE host = ?")
                 .bind(host)

@@ -11,6 +11,7 @@
 //!   remaining occurrences (soonest first) wait for 00:00 UTC.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -46,40 +47,37 @@ pub struct Report {
     pub held: usize,
 }
 
-/// One reconcile pass.
+super::counts!(Report {
+    created,
+    reconciled,
+    updated,
+    cancelled,
+    deferred,
+    failed,
+    unknown,
+    held
+});
+
+/// One reconcile pass. Its calls to Zoom run concurrently, as many as the client lets be in
+/// flight; each occurrence's results are written as they arrive.
 pub async fn reconcile(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> {
     let now = ctx.now();
     let mut report = Report::default();
-    let mut upcoming: HashMap<String, Vec<Meeting>> = HashMap::new();
 
-    // 1. Intents whose outcome is unknown are resolved before anything new is created.
-    let mut unresolved = HashSet::new();
+    // 1. Intents whose outcome is unknown are resolved before anything new is created:
+    //    one listing per host, the hosts concurrently.
+    let mut by_host: HashMap<String, Vec<OccurrenceRow>> = HashMap::new();
     for row in ctx.store.unresolved_creates().await? {
-        match resolve_intent(ctx, &row, &mut upcoming).await {
-            Ok(Some(m)) => {
-                record_created(ctx, &row, &m, "found after an unknown outcome").await?;
-                report.reconciled += 1;
-            }
-            Ok(None) => {
-                if row.start_utc <= now {
-                    ctx.store
-                        .mark_create_failed(
-                            row.id,
-                            now,
-                            "never created: the start passed while the outcome was unknown",
-                            now,
-                        )
-                        .await?;
-                } else if row.updated_at + Duration::seconds(CREATE_SETTLE) <= now {
-                    unresolved.insert(row.id);
-                }
-            }
-            Err(e) => {
-                // Cannot tell yet: leave it; nothing new is created for this occurrence.
-                tracing::warn!(key = %row.key, start = %ts(row.start_utc), error = %e, "cannot resolve an earlier create yet");
-            }
-        }
+        by_host.entry(row.host.clone()).or_default().push(row);
     }
+    let unresolved: Mutex<HashSet<i64>> = Mutex::new(HashSet::new());
+    report += ctx
+        .each(by_host, |(host, rows)| {
+            let unresolved = &unresolved;
+            async move { resolve_host(ctx, &host, &rows, now, unresolved).await }
+        })
+        .await?;
+    let unresolved = unresolved.into_inner().unwrap_or_else(|e| e.into_inner());
 
     // 1b. A create still deferred (daily cap, rate limit) when its occurrence starts will
     //     never happen: it becomes a failure a person sees (`failures`), like an unknown
@@ -105,52 +103,122 @@ pub async fn reconcile(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> 
         report.failed += 1;
     }
 
-    // 2. The desired state, soonest first (so the daily cap defers the latest ones).
+    // 2. The desired state, soonest first (so the daily cap defers the latest ones; with
+    //    calls in flight at once, "soonest" holds to within the concurrency).
     let plan = plan::plan(&ctx.store, config, now, &unresolved).await?;
-    let mut missing_hosts: HashSet<String> = HashSet::new();
-    for action in &plan.actions {
-        match action {
-            Action::Create { want, existing, .. } if missing_hosts.contains(&want.host) => {
-                skip_missing_host(ctx, existing.as_ref(), want, &mut report).await?;
-            }
-            Action::Create { want, existing, .. } => {
-                match create(ctx, existing.as_ref(), want, &mut report).await? {
-                    Flow::StopCreating => log_cap_once(ctx, &want.host, now).await?,
-                    Flow::HostMissing => {
-                        missing_hosts.insert(want.host.clone());
-                    }
-                    Flow::Continue => {}
-                }
-            }
-            Action::Update {
-                row, want, changes, ..
-            } if changes.contains(&"host") => {
-                move_host(ctx, row, want, &mut report).await?;
-            }
-            Action::Update {
-                row, want, changes, ..
-            } => update(ctx, row, want, changes, &mut report).await?,
-        }
-    }
+    let missing_hosts: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
+    report += ctx
+        .each(&plan.actions, |action| {
+            let missing_hosts = &missing_hosts;
+            async move { carry_out(ctx, action, missing_hosts).await }
+        })
+        .await?;
 
     // 3. Stored occurrences that left the schedule.
-    cancel_planned(ctx, &plan, &mut report).await?;
+    report += cancel_planned(ctx, &plan).await?;
     Ok(report)
 }
 
-/// Carries out the plan's cancellations: held ones wait (said once, event `cancel-held`),
-/// the rest are cancelled.
-async fn cancel_planned(ctx: &Ctx, plan: &Plan, report: &mut Report) -> Result<(), SyncError> {
+/// Resolves one host's creates of unknown outcome with one listing of its meetings.
+async fn resolve_host(
+    ctx: &Ctx,
+    host: &str,
+    rows: &[OccurrenceRow],
+    now: DateTime<Utc>,
+    unresolved: &Mutex<HashSet<i64>>,
+) -> Result<Report, SyncError> {
+    let mut report = Report::default();
+    let list = match ctx.zoom.list_upcoming_meetings(host).await {
+        Ok(list) => list,
+        Err(e) => {
+            // Cannot tell yet: leave them; nothing new is created for these occurrences.
+            tracing::warn!(host, error = %e, unresolved = rows.len(), "cannot resolve earlier creates yet");
+            return Ok(report);
+        }
+    };
+    for row in rows {
+        match find_created(&list, row) {
+            Some(m) => {
+                record_created(ctx, row, m, "found after an unknown outcome").await?;
+                report.reconciled += 1;
+            }
+            None if row.start_utc <= now => {
+                ctx.store
+                    .mark_create_failed(
+                        row.id,
+                        now,
+                        "never created: the start passed while the outcome was unknown",
+                        now,
+                    )
+                    .await?;
+            }
+            None if row.updated_at + Duration::seconds(CREATE_SETTLE) <= now => {
+                lock(unresolved).insert(row.id);
+            }
+            None => {}
+        }
+    }
+    Ok(report)
+}
+
+/// One action of the plan.
+async fn carry_out(
+    ctx: &Ctx,
+    action: &Action,
+    missing_hosts: &Mutex<HashSet<String>>,
+) -> Result<Report, SyncError> {
+    let mut report = Report::default();
     let now = ctx.now();
+    match action {
+        Action::Create { want, existing, .. } if lock(missing_hosts).contains(&want.host) => {
+            skip_missing_host(ctx, existing.as_ref(), want, &mut report).await?;
+        }
+        Action::Create { want, existing, .. } => {
+            match create(ctx, existing.as_ref(), want, &mut report).await? {
+                Flow::StopCreating => log_cap_once(ctx, &want.host, now).await?,
+                Flow::HostMissing => {
+                    lock(missing_hosts).insert(want.host.clone());
+                }
+                Flow::Continue => {}
+            }
+        }
+        Action::Update {
+            row, want, changes, ..
+        } if changes.contains(&"host") => {
+            move_host(ctx, row, want, &mut report).await?;
+        }
+        Action::Update {
+            row, want, changes, ..
+        } => update(ctx, row, want, changes, &mut report).await?,
+    }
+    Ok(report)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Sets of ids: a panic elsewhere cannot leave one half-changed.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Carries out the plan's cancellations (concurrently): held ones wait (said once, event
+/// `cancel-held`), the rest are cancelled.
+async fn cancel_planned(ctx: &Ctx, plan: &Plan) -> Result<Report, SyncError> {
+    let now = ctx.now();
+    let mut report = Report::default();
     for id in &plan.released {
         ctx.store.release_cancellation(*id).await?;
     }
+    report += ctx
+        .each(
+            plan.cancellations.iter().filter(|c| !c.held),
+            |c| async move {
+                let mut report = Report::default();
+                cancel(ctx, &c.row, now, &mut report).await?;
+                Ok(report)
+            },
+        )
+        .await?;
     let mut newly_held = 0;
-    for c in &plan.cancellations {
-        if !c.held {
-            cancel(ctx, &c.row, now, report).await?;
-            continue;
-        }
+    for c in plan.cancellations.iter().filter(|c| c.held) {
         report.held += 1;
         if ctx.store.hold_cancellation(c.row.id, now).await? {
             newly_held += 1;
@@ -174,7 +242,7 @@ async fn cancel_planned(ctx: &Ctx, plan: &Plan, report: &mut Report) -> Result<(
             "the schedule would cancel {held} upcoming meetings at once (more than max_cancellations, or all): held; `zoomd plan` lists them, `zoomd apply` carries them out"
         );
     }
-    Ok(())
+    Ok(report)
 }
 
 /// Another occurrence of a host Zoom just said does not exist: failed like the first one,
@@ -270,27 +338,16 @@ fn host_missing(host: &str) -> String {
     format!("host '{host}' does not exist at Zoom (code 1001)")
 }
 
-/// Looks for the meeting an earlier, unanswered create may have made.
-async fn resolve_intent(
-    ctx: &Ctx,
-    row: &OccurrenceRow,
-    cache: &mut HashMap<String, Vec<Meeting>>,
-) -> Result<Option<Meeting>, ZoomError> {
-    if !cache.contains_key(&row.host) {
-        let list = ctx.zoom.list_upcoming_meetings(&row.host).await?;
-        cache.insert(row.host.clone(), list);
-    }
+/// The meeting an earlier, unanswered create may have made, among the host's upcoming
+/// meetings: by the marker in the agenda, else by topic and start.
+fn find_created<'a>(list: &'a [Meeting], row: &OccurrenceRow) -> Option<&'a Meeting> {
     let start = Some(row.start_utc);
-    Ok(cache.get(&row.host).and_then(|list| {
-        list.iter()
-            .find(|m| m.agenda.as_deref().is_some_and(|a| a.contains(&row.marker)))
-            .or_else(|| {
-                list.iter().find(|m| {
-                    m.topic.as_deref() == Some(row.topic.as_str()) && m.start_time == start
-                })
-            })
-            .cloned()
-    }))
+    list.iter()
+        .find(|m| m.agenda.as_deref().is_some_and(|a| a.contains(&row.marker)))
+        .or_else(|| {
+            list.iter()
+                .find(|m| m.topic.as_deref() == Some(row.topic.as_str()) && m.start_time == start)
+        })
 }
 
 async fn record_created(
@@ -341,8 +398,10 @@ async fn create(
 ) -> Result<Flow, SyncError> {
     let now = ctx.now();
     let day = now.date_naive();
-    let (calls, exhausted) = ctx.store.quota(&want.host, day).await?;
-    if exhausted || calls >= DAILY_CAP {
+    // Taken (counted) before the call: a call whose answer is lost still counts at Zoom.
+    // One statement checks and counts, so creates in flight at once for one host never
+    // send call 101; a claim that loses below gives it back.
+    if !ctx.store.take_call(&want.host, day, DAILY_CAP).await? {
         let until = next_utc_midnight(now);
         let reason = format!(
             "daily create/update cap of {DAILY_CAP} for host {} reached",
@@ -369,10 +428,9 @@ async fn create(
     };
     let Some(row) = claimed else {
         tracing::debug!(key = %want.key, start = %ts(want.start_utc), "someone else claimed this create");
+        ctx.store.uncount_call(&want.host, day).await?;
         return Ok(Flow::Continue);
     };
-    // Counted before the call: a call whose answer is lost still counts at Zoom.
-    ctx.store.count_call(&want.host, day).await?;
     let request = CreateMeeting {
         topic: want.topic.clone(),
         start: MeetingStart::Utc {
@@ -518,11 +576,9 @@ async fn update(
         }
     }
     let day = now.date_naive();
-    let (calls, exhausted) = ctx.store.quota(&row.host, day).await?;
-    if exhausted || calls >= DAILY_CAP {
+    if !ctx.store.take_call(&row.host, day, DAILY_CAP).await? {
         return Ok(()); // the next pass after 00:00 UTC updates it
     }
-    ctx.store.count_call(&row.host, day).await?;
     match ctx.zoom.update_meeting(meeting_id, &patch).await {
         Ok(()) => {
             ctx.store.mark_updated(row.id, want, ctx.now()).await?;

@@ -17,12 +17,26 @@ pub mod plan;
 pub mod recordings;
 pub mod verify;
 
+use std::future::Future;
+use std::ops::AddAssign;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use crate::store::{NewEvent, Store, StoreError};
 use crate::zoom::{ZoomClient, ZoomError};
+
+/// `+=` for a step's report of counts, so reports of items done concurrently add up.
+macro_rules! counts {
+    ($t:ty { $($field:ident),* $(,)? }) => {
+        impl std::ops::AddAssign for $t {
+            fn add_assign(&mut self, other: Self) {
+                $(self.$field += other.$field;)*
+            }
+        }
+    };
+}
+pub(crate) use counts;
 
 /// Where "now" comes from: the crate's one clock type, shared.
 pub type Clock = crate::clock::SharedClock;
@@ -51,6 +65,39 @@ pub struct Ctx {
 impl Ctx {
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// How many items a step works on at once: as many as may be in flight at Zoom (the
+    /// client's limiter does the real pacing; more would only queue there).
+    pub(crate) fn concurrency(&self) -> usize {
+        self.zoom.pace().max_in_flight.max(1)
+    }
+
+    /// Runs `work` on every item, [`Ctx::concurrency`] at once, and adds up what each
+    /// reports. Each item writes its own results as they arrive; the first store error ends
+    /// the step, and the items then in flight are dropped mid-way, as in a crash, which
+    /// every step is built to survive (the intent is written before every create).
+    pub(crate) async fn each<T, R, F, Fut>(
+        &self,
+        items: impl IntoIterator<Item = T>,
+        work: F,
+    ) -> Result<R, SyncError>
+    where
+        F: FnMut(T) -> Fut,
+        Fut: Future<Output = Result<R, SyncError>>,
+        R: Default + AddAssign,
+    {
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+        // Made up front (an async block does nothing until polled): a stream that holds the
+        // closure makes the step's future not provably `Send` (rust-lang/rust#102211).
+        let work: Vec<Fut> = items.into_iter().map(work).collect();
+        stream::iter(work)
+            .buffer_unordered(self.concurrency())
+            .try_fold(R::default(), |mut sum, r| async move {
+                sum += r;
+                Ok(sum)
+            })
+            .await
     }
 
     /// Appends to the `events` table; a failure to log is logged, never fatal.

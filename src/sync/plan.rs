@@ -216,12 +216,20 @@ pub async fn plan(
     // Calls each host has left today, counted down as the plan spends them.
     let mut left: HashMap<String, i64> = HashMap::new();
     let horizon = now + config.daemon.create_ahead;
+    // The stored side of the window in one read: the pass costs what the window holds,
+    // not what the database has accumulated.
+    let mut stored: HashMap<(String, DateTime<Utc>), OccurrenceRow> = store
+        .occurrences_between(now, horizon)
+        .await?
+        .into_iter()
+        .map(|r| ((r.key.clone(), r.start_utc), r))
+        .collect();
     for occ in schedule::occurrences(&config.meetings, now, horizon) {
         let Some(entry) = entries.get(occ.key.as_str()) else {
             continue;
         };
         let want = desired(entry, &occ);
-        let row = store.occurrence_by_key(&want.key, want.start_utc).await?;
+        let row = stored.remove(&(want.key.clone(), want.start_utc));
         let action = match &row {
             None => Some((None, Vec::new())),
             Some(r) => match r.state {

@@ -55,37 +55,44 @@ pub fn file_key(f: &RecordingFile) -> String {
     }
 }
 
-/// Polls every meeting that is due.
+super::counts!(Report {
+    polled,
+    found,
+    missing,
+    cloud_removed
+});
+
+/// Polls every meeting that is due (only those: the read is by the indexed poll time),
+/// concurrently within the client's budget.
 pub async fn poll(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> {
+    let due = ctx.store.due_polls(ctx.now()).await?;
+    ctx.each(&due, |row| poll_due(ctx, config, row)).await
+}
+
+async fn poll_due(ctx: &Ctx, config: &Config, row: &OccurrenceRow) -> Result<Report, SyncError> {
     let mut report = Report::default();
-    for row in ctx.store.due_polls(ctx.now()).await? {
-        if let Err(e) = poll_one(ctx, config, &row, &mut report).await {
-            match e {
-                // 3001: the meeting itself is gone (deleted before it took place), which is
-                // not a recording that went missing.
-                SyncError::Zoom(ZoomError::NotFound {
-                    code: Some(3001), ..
-                }) => {
-                    super::verify::deleted_at_zoom(
-                        ctx,
-                        &row,
-                        "deleted at Zoom before it took place",
-                    )
+    if let Err(e) = poll_one(ctx, config, row, &mut report).await {
+        match e {
+            // 3001: the meeting itself is gone (deleted before it took place), which is
+            // not a recording that went missing.
+            SyncError::Zoom(ZoomError::NotFound {
+                code: Some(3001), ..
+            }) => {
+                super::verify::deleted_at_zoom(ctx, row, "deleted at Zoom before it took place")
                     .await?;
-                }
-                SyncError::Zoom(z) => {
-                    // Zoom trouble for one meeting: try it again at the next poll time.
-                    tracing::warn!(key = %row.key, meeting_id = row.meeting_id, error = %z, "recording poll failed");
-                    let now = ctx.now();
-                    // Zoom's own "not before" (a long Retry-After) wins over the cadence.
-                    let next = now + delay_for(config, &row, now);
-                    let next = z.retry_at().map_or(next, |t| t.max(next));
-                    ctx.store
-                        .set_poll(row.id, row.recording_state, Some(next), now)
-                        .await?;
-                }
-                other => return Err(other),
             }
+            SyncError::Zoom(z) => {
+                // Zoom trouble for one meeting: try it again at the next poll time.
+                tracing::warn!(key = %row.key, meeting_id = row.meeting_id, error = %z, "recording poll failed");
+                let now = ctx.now();
+                // Zoom's own "not before" (a long Retry-After) wins over the cadence.
+                let next = now + delay_for(config, row, now);
+                let next = z.retry_at().map_or(next, |t| t.max(next));
+                ctx.store
+                    .set_poll(row.id, row.recording_state, Some(next), now)
+                    .await?;
+            }
+            other => return Err(other),
         }
     }
     Ok(report)

@@ -25,48 +25,60 @@ pub struct Report {
     pub drifted: usize,
 }
 
-/// One drift check of every host's upcoming meetings.
+super::counts!(Report {
+    checked,
+    gone,
+    drifted
+});
+
+/// One drift check of every host's upcoming meetings, the hosts concurrently.
 pub async fn verify(ctx: &Ctx) -> Result<Report, SyncError> {
     let now = ctx.now();
-    let mut report = Report::default();
     let rows = ctx.store.created_upcoming(now).await?;
     let mut by_host: BTreeMap<&str, Vec<&OccurrenceRow>> = BTreeMap::new();
     for row in &rows {
         by_host.entry(row.host.as_str()).or_default().push(row);
     }
-    for (host, rows) in by_host {
-        let listed = match ctx.zoom.list_upcoming_meetings(host).await {
-            Ok(list) => list,
-            Err(e) => {
-                tracing::warn!(host, error = %e, "cannot list the host's meetings; checked at the next verify");
-                continue;
-            }
-        };
-        let listed: HashMap<i64, &Meeting> = listed.iter().map(|m| (m.id, m)).collect();
-        for row in rows {
-            report.checked += 1;
-            let Some(id) = row.meeting_id else { continue };
-            let outcome = match listed.get(&id) {
-                Some(m) => patch_back(ctx, row, id, m, &mut report).await,
-                // Listings can lag: the meeting counts as gone only if a lookup says so.
-                None => match ctx.zoom.get_meeting(id).await {
-                    Ok(m) if m.status.as_deref() == Some("started") => Ok(()),
-                    Ok(m) => patch_back(ctx, row, id, &m, &mut report).await,
-                    Err(e) if e.is_not_found() => {
-                        report.gone += 1;
-                        deleted_at_zoom(ctx, row, "no longer at Zoom (deleted in the web page?)")
-                            .await
-                    }
-                    Err(e) => Err(e.into()),
-                },
-            };
-            match outcome {
-                Ok(()) => {}
-                Err(SyncError::Zoom(e)) => {
-                    tracing::warn!(key = %row.key, meeting_id = id, error = %e, "cannot verify the meeting; next verify");
+    ctx.each(by_host, |(host, rows)| verify_host(ctx, host, rows))
+        .await
+}
+
+async fn verify_host(
+    ctx: &Ctx,
+    host: &str,
+    rows: Vec<&OccurrenceRow>,
+) -> Result<Report, SyncError> {
+    let mut report = Report::default();
+    let listed = match ctx.zoom.list_upcoming_meetings(host).await {
+        Ok(list) => list,
+        Err(e) => {
+            tracing::warn!(host, error = %e, "cannot list the host's meetings; checked at the next verify");
+            return Ok(report);
+        }
+    };
+    let listed: HashMap<i64, &Meeting> = listed.iter().map(|m| (m.id, m)).collect();
+    for row in rows {
+        report.checked += 1;
+        let Some(id) = row.meeting_id else { continue };
+        let outcome = match listed.get(&id) {
+            Some(m) => patch_back(ctx, row, id, m, &mut report).await,
+            // Listings can lag: the meeting counts as gone only if a lookup says so.
+            None => match ctx.zoom.get_meeting(id).await {
+                Ok(m) if m.status.as_deref() == Some("started") => Ok(()),
+                Ok(m) => patch_back(ctx, row, id, &m, &mut report).await,
+                Err(e) if e.is_not_found() => {
+                    report.gone += 1;
+                    deleted_at_zoom(ctx, row, "no longer at Zoom (deleted in the web page?)").await
                 }
-                Err(e) => return Err(e),
+                Err(e) => Err(e.into()),
+            },
+        };
+        match outcome {
+            Ok(()) => {}
+            Err(SyncError::Zoom(e)) => {
+                tracing::warn!(key = %row.key, meeting_id = id, error = %e, "cannot verify the meeting; next verify");
             }
+            Err(e) => return Err(e),
         }
     }
     Ok(report)

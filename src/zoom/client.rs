@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::auth::TokenSource;
-use super::pace::Limiter;
 use super::error::{ApiErrorBody, ZoomError, describe_reqwest, scrub};
+use super::pace::Limiter;
 use super::retry::{
     RetryPolicy, instant_after, is_daily_limit, next_utc_midnight, parse_retry_after,
 };
@@ -51,6 +51,7 @@ pub(crate) struct Inner {
     pub(crate) heartbeat: crate::liveness::Heartbeat,
     /// The request budget (see [`super::pace`]).
     pub(crate) limiter: Limiter,
+    pub(crate) pace: super::Pace,
 }
 
 /// Whether repeating a request is harmless.
@@ -143,10 +144,16 @@ impl ZoomClient {
                 timeouts: config.timeouts,
                 trusted,
                 limiter: Limiter::new(config.pace, config.clock.clone()),
+                pace: config.pace,
                 clock: config.clock,
                 heartbeat: config.heartbeat,
             }),
         })
+    }
+
+    /// The request budget it was built with: steps size their concurrency by it.
+    pub fn pace(&self) -> super::Pace {
+        self.inner.pace
     }
 
     /// The heartbeat its requests feed (shared with whoever keeps the watchdog).
@@ -573,10 +580,13 @@ impl ZoomClient {
 
         if code == 429 {
             // Not the daily cap: the account's per-second limit, which every app of the
-            // account shares. Slow the whole client down, not just this request.
+            // account shares. Slow the whole client down, not just this request. A short
+            // Retry-After holds every request back; a long one is this call's alone (the
+            // caller stores it), so one slow answer cannot stall every step.
+            let pause = retry_after.filter(|d| *d <= policy.max_retry_after);
             self.inner
                 .limiter
-                .slow_down(retry_after.and_then(|d| instant_after(now, d)));
+                .slow_down(pause.and_then(|d| instant_after(now, d)));
         }
 
         let retryable = match (code, call.kind) {

@@ -343,7 +343,10 @@ mod tests {
         ));
         let held: Vec<_> = futures_util::future::join_all((0..3).map(|_| limiter.acquire())).await;
         let fourth = tokio::time::timeout(Duration::from_millis(50), limiter.acquire()).await;
-        assert!(fourth.is_err(), "a fourth request went out with three in flight");
+        assert!(
+            fourth.is_err(),
+            "a fourth request went out with three in flight"
+        );
         drop(held);
     }
 

@@ -11,6 +11,7 @@ mod crash;
 mod e2e;
 mod faults;
 mod hostile;
+mod pace;
 mod query;
 mod schedule;
 mod security;

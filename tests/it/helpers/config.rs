@@ -26,6 +26,8 @@ pub struct DaemonToml {
     pub oauth_url: String,
     /// `[daemon]` settings as `key = value` lines, values in TOML; empty: no section.
     daemon: Vec<(String, String)>,
+    /// Further `[zoom]` lines (`key = value`, values in TOML).
+    zoom: Vec<String>,
     meetings: String,
 }
 
@@ -38,6 +40,7 @@ impl DaemonToml {
             api_url: sim.api_url(),
             oauth_url: sim.oauth_url(),
             daemon: Vec::new(),
+            zoom: Vec::new(),
             meetings: String::new(),
         }
         .set("database", "\"state.db\"")
@@ -60,6 +63,12 @@ impl DaemonToml {
             Some(kv) => kv.1 = value.to_string(),
             None => self.daemon.push((key.to_string(), value.to_string())),
         }
+        self
+    }
+
+    /// Adds `[zoom] key = value` (`value` in TOML syntax).
+    pub fn zoom(mut self, key: &str, value: &str) -> DaemonToml {
+        self.zoom.push(format!("{key} = {value}\n"));
         self
     }
 
@@ -88,8 +97,10 @@ impl DaemonToml {
             Login::Jwt => format!("auth = \"jwt\"\napi_key = \"{}\"\n", self.sim.api_key),
         };
         let mut text = format!(
-            "[zoom]\n{zoom}api_url = \"{}\"\noauth_url = \"{}\"\n\n",
-            self.api_url, self.oauth_url
+            "[zoom]\n{zoom}api_url = \"{}\"\noauth_url = \"{}\"\n{}\n",
+            self.api_url,
+            self.oauth_url,
+            self.zoom.concat()
         );
         if !self.daemon.is_empty() {
             text.push_str("[daemon]\n");

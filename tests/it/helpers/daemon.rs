@@ -160,10 +160,16 @@ impl Daemon {
     /// SIGTERM; the daemon must exit 0. A hang guard bounds the wait; it says nothing
     /// about how fast the exit was.
     pub async fn stop(&mut self) {
+        self.stop_within(Duration::from_secs(60)).await;
+    }
+
+    /// SIGTERM; the daemon must exit 0 before `limit` (e.g. systemd's stop timeout) has
+    /// passed, else it is killed and the test fails.
+    pub async fn stop_within(&mut self, limit: Duration) {
         self.signal(libc::SIGTERM);
         let mut child = self.child().take().expect("running");
         let mut status = None;
-        let exited = eventually(Duration::from_secs(60), || {
+        let exited = eventually(limit, || {
             status = child.try_wait().expect("wait");
             std::future::ready(status.is_some())
         })
@@ -171,7 +177,10 @@ impl Daemon {
         if !exited {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("hung: no exit after SIGTERM\n{}", self.log_tail());
+            panic!(
+                "hung: no exit within {limit:?} after SIGTERM\n{}",
+                self.log_tail()
+            );
         }
         let status = status.expect("exited");
         assert!(status.success(), "exit {status}\n{}", self.log_tail());

@@ -5,7 +5,7 @@ use std::time::Duration;
 use url::Url;
 use zoomd::secret::Secret;
 use zoomd::sim::{Sim, SimConfig};
-use zoomd::zoom::{ClientConfig, Credentials, RetryPolicy, Timeouts, ZoomClient};
+use zoomd::zoom::{ClientConfig, Credentials, Pace, RetryPolicy, Timeouts, ZoomClient};
 
 /// Starts a sim on loopback with `cfg`'s knobs (timings, sizes, daily cap, stall length,
 /// seed). Faults are injected on the running sim (`inject`, `set_chaos`).
@@ -53,6 +53,12 @@ pub fn client_config_at(api_url: Url, oauth_url: Url, credentials: Credentials) 
     cfg.api_url = api_url;
     cfg.oauth_url = oauth_url;
     cfg.retry = fast_retry();
+    // The widest budget: these clients test other things, and on a manual clock a burst of
+    // fast retries is many requests in one second. The budget's own tests set theirs.
+    cfg.pace = Pace {
+        requests_per_second: Pace::MAX_RATE,
+        max_in_flight: Pace::MAX_IN_FLIGHT,
+    };
     cfg.timeouts = Timeouts {
         connect: Duration::from_secs(2),
         request: Duration::from_secs(10),
