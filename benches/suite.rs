@@ -17,7 +17,12 @@
 //! - API economy: `zoomd run` archiving meetings from the sim; creates, polls and token
 //!   requests per meeting against the bounds in README ("Performance").
 //!
-//! `ZOOMD_BENCH_ONLY=download,idle,check,status,api,schedule` runs a subset;
+//! - pace: 200 creates over 10 hosts at 200 ms a request (8 in flight vs 1 in flight, and vs
+//!   the serial 200 x 0.2 s); 2,000 creates over 50 hosts at 150 ms and 20/s (vs the ideal
+//!   N / rate and the serial time); a poll pass over 1,000 watched meetings (requests per
+//!   second achieved vs the budget). Each is one `zoomd sync`; peak RSS and CPU of it.
+//!
+//! `ZOOMD_BENCH_ONLY=download,idle,check,status,api,pace,schedule` runs a subset;
 //! `ZOOMD_BENCH_DL_MIB=2048` sets the throughput file size. Never run by `cargo test`.
 
 mod common;
@@ -1043,6 +1048,248 @@ fn bench_api(rt: &tokio::runtime::Runtime, work: &Path, rows: &mut Vec<Row>) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// pace: the request budget and concurrent steps
+
+fn pace_users(n: usize) -> Vec<zoomd::sim::SimUser> {
+    (0..n)
+        .map(|i| zoomd::sim::SimUser {
+            id: format!("benchuser{i:02}AAAAAAAAAAA"),
+            email: format!("host{i}@example.org"),
+            timezone: "UTC".into(),
+        })
+        .collect()
+}
+
+/// `n` one-off meetings spread over `hosts` hosts, `spacing` minutes apart from `first`.
+fn pace_meetings(hosts: usize, n: usize, first: DateTime<Utc>, spacing: i64) -> String {
+    let mut out = String::new();
+    for i in 0..n {
+        let at = first + TimeDelta::minutes(spacing * i as i64);
+        let _ = write!(
+            out,
+            "[[meeting]]\nkey = \"p{i}\"\ntopic = \"Paced {i}\"\nhost = \"host{}@example.org\"\nat = \"{}\"\ntimezone = \"UTC\"\nduration = \"1m\"\n\n",
+            i % hosts,
+            at.format("%Y-%m-%dT%H:%M")
+        );
+    }
+    out
+}
+
+fn pace_sim(rt: &tokio::runtime::Runtime, hosts: usize) -> Sim {
+    rt.block_on(Sim::start(SimConfig {
+        users: pace_users(hosts),
+        ..SimConfig::default()
+    }))
+    .expect("sim")
+}
+
+/// A fresh directory with a config of `meetings` for `sim` and `[zoom]` lines `zoom`.
+fn pace_config(work: &Path, name: &str, sim: &Sim, meetings: &str, zoom: &str) -> PathBuf {
+    let dir = work.join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("pace dir");
+    let config = dir.join("daemon.toml");
+    fs::write(
+        &config,
+        format!(
+            "{}{zoom}\n\n{}\n{meetings}",
+            common::zoom_section(&sim.api_url(), &sim.oauth_url()),
+            daemon_section("create_ahead = \"3d\"")
+        ),
+    )
+    .expect("config");
+    config
+}
+
+fn next_whole_minute(after: DateTime<Utc>) -> DateTime<Utc> {
+    let secs = after.timestamp();
+    DateTime::from_timestamp(secs - secs.rem_euclid(60) + 60, 0).expect("a minute")
+}
+
+fn bench_pace(rt: &tokio::runtime::Runtime, work: &Path, rows: &mut Vec<Row>) {
+    // 1. 200 creates over 10 hosts at 200 ms a request: concurrent within the budget
+    //    against the same binary with one request in flight (serial), A/B.
+    let latency = Duration::from_millis(200);
+    let first = next_whole_minute(Utc::now()) + TimeDelta::hours(2);
+    let meetings = pace_meetings(10, 200, first, 5);
+    let mut wall = |in_flight: usize| {
+        let sim = pace_sim(rt, 10);
+        sim.set_latency(latency);
+        let zoom = format!("requests_per_second = 20\nmax_in_flight = {in_flight}");
+        let config = pace_config(
+            work,
+            &format!("pace200-{in_flight}"),
+            &sim,
+            &meetings,
+            &zoom,
+        );
+        let m = run(&mut zoomd(
+            &config,
+            &["sync"],
+            &config.with_file_name("sync.log"),
+        ));
+        assert!(m.ok, "zoomd sync failed: {}", config.display());
+        let c = sim.counters();
+        assert_eq!(sim.meetings().len(), 200, "every meeting created");
+        assert!(c.max_per_second <= 20, "{} in one second", c.max_per_second);
+        eprintln!(
+            "pace200 in_flight={in_flight}: {:.1} s, max in flight {}, max per second {}",
+            m.wall.as_secs_f64(),
+            sim.max_in_flight(),
+            c.max_per_second
+        );
+        m.wall.as_secs_f64()
+    };
+    let concurrent = wall(8);
+    let serial_measured = wall(1);
+    let serial = 200.0 * latency.as_secs_f64();
+    rows.push(
+        row(
+            "pace: 200 creates, 10 hosts, 200 ms, 20/s",
+            "<= 0.5 x serial (200 x 0.2 s)",
+            format!("{concurrent:.1} s (8 in flight)"),
+            format!("{serial:.0} s; measured 1 in flight: {serial_measured:.1} s"),
+            format!(
+                "{:.2} (vs 1 in flight {:.2})",
+                concurrent / serial,
+                concurrent / serial_measured
+            ),
+        )
+        .pass(concurrent <= 0.5 * serial),
+    );
+
+    // 2. 2,000 occurrences in a day over 50 hosts, 150 ms, 20/s.
+    let latency = Duration::from_millis(150);
+    let sim = pace_sim(rt, 50);
+    sim.set_latency(latency);
+    let first = next_whole_minute(Utc::now()) + TimeDelta::hours(1);
+    // 2,000 in 24 h: every 43 s on average; at minute resolution, two per minute on 1,000
+    // minutes (two keys may share a minute).
+    let mut meetings = pace_meetings(50, 1000, first, 1);
+    meetings.push_str(&pace_meetings(50, 1000, first, 1).replace("key = \"p", "key = \"q"));
+    let config = pace_config(
+        work,
+        "pace2000",
+        &sim,
+        &meetings,
+        "requests_per_second = 20\nmax_in_flight = 8",
+    );
+    let m = run(&mut zoomd(
+        &config,
+        &["sync"],
+        &config.with_file_name("sync.log"),
+    ));
+    assert!(m.ok, "zoomd sync failed: {}", config.display());
+    let created = sim.meetings().len();
+    assert_eq!(created, 2000, "every meeting created");
+    let c = sim.counters();
+    let requests: u64 = c
+        .requests
+        .iter()
+        .filter(|(r, _)| **r != Route::Token)
+        .map(|(_, n)| *n)
+        .sum();
+    let took = m.wall.as_secs_f64();
+    let ideal = 2000.0 / 20.0;
+    let serial = 2000.0 * latency.as_secs_f64();
+    eprintln!(
+        "pace2000: {took:.1} s, {requests} requests, max per second {}, max in flight {}",
+        c.max_per_second,
+        sim.max_in_flight()
+    );
+    rows.push(row(
+        "pace: 2,000 creates, 50 hosts, 150 ms, 20/s",
+        "approach N / rate",
+        format!(
+            "{took:.1} s; peak RSS {:.1} MiB, CPU {:.1} s",
+            mib(m.maxrss_kib),
+            m.cpu.as_secs_f64()
+        ),
+        format!("ideal {ideal:.0} s; serial {serial:.0} s"),
+        format!(
+            "{:.2} of ideal, {:.2} of serial",
+            took / ideal,
+            took / serial
+        ),
+    ));
+
+    // 3. A poll pass over 1,000 watched meetings (all started), 150 ms, 20/s: requests per
+    //    second achieved against the budget.
+    let sim = pace_sim(rt, 50);
+    let start = next_whole_minute(Utc::now() + TimeDelta::seconds(40));
+    let mut meetings = String::new();
+    for i in 0..1000 {
+        let _ = write!(
+            meetings,
+            "[[meeting]]\nkey = \"w{i}\"\ntopic = \"Watched {i}\"\nhost = \"host{}@example.org\"\nat = \"{}\"\ntimezone = \"UTC\"\nduration = \"1m\"\n\n",
+            i % 50,
+            start.format("%Y-%m-%dT%H:%M")
+        );
+    }
+    let wide = pace_config(
+        work,
+        "pacepoll",
+        &sim,
+        &meetings,
+        "requests_per_second = 80\nmax_in_flight = 16",
+    );
+    let m = run(&mut zoomd(
+        &wide,
+        &["sync"],
+        &wide.with_file_name("create.log"),
+    ));
+    assert!(m.ok, "zoomd sync (creates) failed: {}", wide.display());
+    assert_eq!(sim.meetings().len(), 1000);
+    while Utc::now() < start + TimeDelta::seconds(2) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let text = fs::read_to_string(&wide).expect("config");
+    fs::write(
+        &wide,
+        text.replace(
+            "requests_per_second = 80\nmax_in_flight = 16",
+            "requests_per_second = 20\nmax_in_flight = 8",
+        ),
+    )
+    .expect("config");
+    sim.set_latency(latency);
+    let before = sim.counters();
+    let m = run(&mut zoomd(
+        &wide,
+        &["sync"],
+        &wide.with_file_name("poll.log"),
+    ));
+    assert!(m.ok, "zoomd sync (polls) failed: {}", wide.display());
+    let after = sim.counters();
+    let asked = |r: Route| after.get(r) - before.get(r);
+    let polls = asked(Route::PastInstances) + asked(Route::GetRecordings);
+    let all: u64 = after
+        .requests
+        .iter()
+        .filter(|(r, _)| **r != Route::Token)
+        .map(|(r, n)| n - before.get(*r))
+        .sum();
+    let took = m.wall.as_secs_f64();
+    let rate = all as f64 / took;
+    eprintln!(
+        "pacepoll: {polls} poll requests, {all} in all in {took:.1} s, max per second {}",
+        after.max_per_second
+    );
+    rows.push(row(
+        "pace: poll pass, 1,000 watched, 150 ms, 20/s",
+        "use the budget",
+        format!(
+            "{rate:.1} requests/s ({polls} polls, {all} requests in {took:.1} s); peak RSS {:.1} MiB, CPU {:.1} s",
+            mib(m.maxrss_kib),
+            m.cpu.as_secs_f64()
+        ),
+        "20 requests/s".into(),
+        format!("{:.2} of the budget", rate / 20.0),
+    ));
+    let _ = fs::remove_dir_all(work.join("pace200-8"));
+}
+
+// ---------------------------------------------------------------------------------------------
 // schedule (criterion's figures)
 
 fn criterion_estimate(root: &Path, id: &str) -> Option<(f64, u64)> {
@@ -1141,6 +1388,9 @@ fn main() {
     }
     if wants("api") {
         bench_api(&rt, work.path(), &mut rows);
+    }
+    if wants("pace") {
+        bench_pace(&rt, work.path(), &mut rows);
     }
     if wants("schedule") {
         schedule_rows(&target, &mut rows);

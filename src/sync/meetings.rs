@@ -107,10 +107,11 @@ pub async fn reconcile(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> 
     //    calls in flight at once, "soonest" holds to within the concurrency).
     let plan = plan::plan(&ctx.store, config, now, &unresolved).await?;
     let missing_hosts: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
+    let hosts = HostGates::new(ctx.concurrency());
     report += ctx
         .each(&plan.actions, |action| {
-            let missing_hosts = &missing_hosts;
-            async move { carry_out(ctx, action, missing_hosts).await }
+            let (missing_hosts, hosts) = (&missing_hosts, &hosts);
+            async move { carry_out(ctx, action, missing_hosts, hosts).await }
         })
         .await?;
 
@@ -161,22 +162,136 @@ async fn resolve_host(
     Ok(report)
 }
 
+/// Each host's calls start one at a time and widen in batches as they succeed (1, then 2,
+/// then 4, ... up to the step's concurrency; a batch starts when the one before it is
+/// done), like TCP's slow start. What an answer can reveal about a host (it left the
+/// account: 1001; Zoom's own count says its cap is reached, used up by other apps) then
+/// costs one call, or the calls of one small batch, not one per call the step could have
+/// in flight; and the cap at Zoom defers the latest occurrences, to within one batch.
+struct HostGates {
+    max: usize,
+    hosts: Mutex<HashMap<String, Gate>>,
+    changed: tokio::sync::Notify,
+}
+
+struct Gate {
+    window: usize,
+    busy: usize,
+    /// Places of the current batch not yet taken.
+    left: usize,
+    /// A call of the current batch was refused: the next batch does not widen.
+    refused: bool,
+}
+
+/// A call's place in its host's window; give it back with [`HostGates::leave`] (dropping it
+/// mid-call frees the place without widening).
+struct Entered<'a> {
+    gates: &'a HostGates,
+    host: &'a str,
+    done: bool,
+}
+
+impl HostGates {
+    fn new(max: usize) -> Self {
+        HostGates {
+            max: max.max(1),
+            hosts: Mutex::new(HashMap::new()),
+            changed: tokio::sync::Notify::new(),
+        }
+    }
+
+    async fn enter<'a>(&'a self, host: &'a str) -> Entered<'a> {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut hosts = lock(&self.hosts);
+                let gate = hosts.entry(host.to_string()).or_insert(Gate {
+                    window: 1,
+                    busy: 0,
+                    left: 1,
+                    refused: false,
+                });
+                // At full width the batches end: any free place is taken.
+                let open = if gate.window >= self.max {
+                    gate.busy < gate.window
+                } else {
+                    gate.left > 0
+                };
+                if open {
+                    gate.busy += 1;
+                    gate.left = gate.left.saturating_sub(1);
+                    return Entered {
+                        gates: self,
+                        host,
+                        done: false,
+                    };
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// The call is done; `went_through` when the host exists and its cap was not hit.
+    fn leave(&self, mut e: Entered<'_>, went_through: bool) {
+        e.done = true;
+        self.release(e.host, !went_through);
+    }
+
+    fn release(&self, host: &str, refused: bool) {
+        let mut hosts = lock(&self.hosts);
+        if let Some(gate) = hosts.get_mut(host) {
+            gate.busy = gate.busy.saturating_sub(1);
+            gate.refused |= refused;
+            if gate.busy == 0 && gate.left == 0 && gate.window < self.max {
+                if !gate.refused {
+                    gate.window = (gate.window * 2).min(self.max);
+                }
+                gate.left = gate.window;
+                gate.refused = false;
+            }
+        }
+        drop(hosts);
+        self.changed.notify_waiters();
+    }
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.gates.release(self.host, true);
+        }
+    }
+}
+
 /// One action of the plan.
 async fn carry_out(
     ctx: &Ctx,
     action: &Action,
     missing_hosts: &Mutex<HashSet<String>>,
+    hosts: &HostGates,
 ) -> Result<Report, SyncError> {
     let mut report = Report::default();
+    let host = match action {
+        Action::Create { want, .. } => want.host.as_str(),
+        Action::Update { row, .. } => row.host.as_str(),
+    };
+    let entered = hosts.enter(host).await;
     let now = ctx.now();
+    let mut went_through = true;
     match action {
         Action::Create { want, existing, .. } if lock(missing_hosts).contains(&want.host) => {
             skip_missing_host(ctx, existing.as_ref(), want, &mut report).await?;
         }
         Action::Create { want, existing, .. } => {
             match create(ctx, existing.as_ref(), want, &mut report).await? {
-                Flow::StopCreating => log_cap_once(ctx, &want.host, now).await?,
+                Flow::StopCreating => {
+                    went_through = false;
+                    log_cap_once(ctx, &want.host, now).await?;
+                }
                 Flow::HostMissing => {
+                    went_through = false;
                     lock(missing_hosts).insert(want.host.clone());
                 }
                 Flow::Continue => {}
@@ -191,6 +306,7 @@ async fn carry_out(
             row, want, changes, ..
         } => update(ctx, row, want, changes, &mut report).await?,
     }
+    hosts.leave(entered, went_through);
     Ok(report)
 }
 

@@ -118,6 +118,12 @@ async fn settled(d: &Daemon, sim: &Sim) -> bool {
     if files.iter().any(|f| f.state.as_str() != "archived") {
         return false;
     }
+    // A watch sees its last file archived at its next poll, not at once.
+    if occ.iter().any(|o| {
+        o.state.as_str() == "created" && !matches!(o.recording_state.as_str(), "complete" | "done")
+    }) {
+        return false;
+    }
     holds_exactly(&sim.expected_files(), &archive)
 }
 
