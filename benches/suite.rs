@@ -1112,7 +1112,7 @@ fn bench_pace(rt: &tokio::runtime::Runtime, work: &Path, rows: &mut Vec<Row>) {
     let latency = Duration::from_millis(200);
     let first = next_whole_minute(Utc::now()) + TimeDelta::hours(2);
     let meetings = pace_meetings(10, 200, first, 5);
-    let mut wall = |in_flight: usize| {
+    let wall = |in_flight: usize| {
         let sim = pace_sim(rt, 10);
         sim.set_latency(latency);
         let zoom = format!("requests_per_second = 20\nmax_in_flight = {in_flight}");
