@@ -4,10 +4,11 @@
 //! - [`config`]: `daemon.toml` into validated structs; the only reader of the file and secrets.
 //! - [`schedule`]: entries + a window → occurrences (pure; `now` is always a parameter).
 //! - [`zone`]: DST gaps of a zone's wall clock (pure), for `config` and `schedule`.
-//! - [`zoom`]: the only code that speaks HTTP to Zoom (auth, retries, typed calls, downloads).
+//! - [`zoom`]: the only code that speaks HTTP to Zoom (auth, the account-wide request budget,
+//!   retries, typed calls, downloads).
 //! - [`store`]: the only code that holds SQL (SQLite via sqlx; one method per transition).
 //! - [`sync`]: the idempotent reconcile steps (meetings from a plan, the drift check,
-//!   recordings, downloads).
+//!   recordings, downloads); their calls run concurrently within the client's budget.
 //! - [`daemon`]: wires the steps to time, signals and reloads; holds no business rules.
 //! - [`sim`]: a simulated Zoom on loopback for tests and `zoomd demo`.
 //! - [`cli`]: one function per command; `main.rs` only parses arguments.

@@ -466,6 +466,13 @@ impl Sim {
         self.shared.lock().per_second = n;
     }
 
+    /// Starts counting [`Counters::max_per_second`] afresh (one phase of a benchmark).
+    pub fn reset_per_second_peak(&self) {
+        let mut st = self.shared.lock();
+        st.counters.max_per_second = 0;
+        st.forget_arrivals();
+    }
+
     /// The most API requests the sim was handling at once.
     pub fn max_in_flight(&self) -> u32 {
         self.shared.lock().max_in_flight

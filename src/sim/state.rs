@@ -224,6 +224,10 @@ impl State {
     }
 
     /// The sim's clock: its time source plus a settable offset.
+    pub(crate) fn forget_arrivals(&mut self) {
+        self.arrivals.clear();
+    }
+
     /// An API request arrives: counted in its second. True when it is over the limit.
     pub(crate) fn arrive(&mut self) -> bool {
         let now = self.now();

@@ -105,13 +105,13 @@ pub async fn reconcile(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> 
 
     // 2. The desired state, soonest first (so the daily cap defers the latest ones; with
     //    calls in flight at once, "soonest" holds to within the concurrency).
-    let plan = plan::plan(&ctx.store, config, now, &unresolved).await?;
+    let mut plan = plan::plan(&ctx.store, config, now, &unresolved).await?;
     let missing_hosts: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
     let hosts = HostGates::new(ctx.concurrency());
     report += ctx
-        .each(&plan.actions, |action| {
+        .each(std::mem::take(&mut plan.actions), |action| {
             let (missing_hosts, hosts) = (&missing_hosts, &hosts);
-            async move { carry_out(ctx, action, missing_hosts, hosts).await }
+            async move { carry_out(ctx, &action, missing_hosts, hosts).await }
         })
         .await?;
 
@@ -325,10 +325,14 @@ async fn cancel_planned(ctx: &Ctx, plan: &Plan) -> Result<Report, SyncError> {
     }
     report += ctx
         .each(
-            plan.cancellations.iter().filter(|c| !c.held),
-            |c| async move {
+            plan.cancellations
+                .iter()
+                .filter(|c| !c.held)
+                .map(|c| c.row.clone())
+                .collect::<Vec<_>>(),
+            |row| async move {
                 let mut report = Report::default();
-                cancel(ctx, &c.row, now, &mut report).await?;
+                cancel(ctx, &row, now, &mut report).await?;
                 Ok(report)
             },
         )

@@ -76,28 +76,37 @@ impl Ctx {
     /// Runs `work` on every item, [`Ctx::concurrency`] at once, and adds up what each
     /// reports. Each item writes its own results as they arrive; the first store error ends
     /// the step, and the items then in flight are dropped mid-way, as in a crash, which
-    /// every step is built to survive (the intent is written before every create).
+    /// every step is built to survive (the intent is written before every create). Items
+    /// are owned values: with borrowed ones the step's future is not provably `Send`
+    /// (rust-lang/rust#102211).
     pub(crate) async fn each<T, R, F, Fut>(
         &self,
         items: impl IntoIterator<Item = T>,
-        work: F,
+        mut work: F,
     ) -> Result<R, SyncError>
     where
         F: FnMut(T) -> Fut,
         Fut: Future<Output = Result<R, SyncError>>,
         R: Default + AddAssign,
     {
-        use futures_util::stream::{self, StreamExt, TryStreamExt};
-        // Made up front (an async block does nothing until polled): a stream that holds the
-        // closure makes the step's future not provably `Send` (rust-lang/rust#102211).
-        let work: Vec<Fut> = items.into_iter().map(work).collect();
-        stream::iter(work)
-            .buffer_unordered(self.concurrency())
-            .try_fold(R::default(), |mut sum, r| async move {
-                sum += r;
-                Ok(sum)
-            })
-            .await
+        use futures_util::stream::{FuturesUnordered, StreamExt};
+        // Made as they are needed, so only `concurrency` of them exist at once (a step's
+        // future is a few KB, and a poll pass may have thousands of items due).
+        let mut items = items.into_iter();
+        let mut running = FuturesUnordered::new();
+        let mut sum = R::default();
+        loop {
+            while running.len() < self.concurrency() {
+                match items.next() {
+                    Some(item) => running.push(work(item)),
+                    None => break,
+                }
+            }
+            match running.next().await {
+                Some(r) => sum += r?,
+                None => return Ok(sum),
+            }
+        }
     }
 
     /// Appends to the `events` table; a failure to log is logged, never fatal.

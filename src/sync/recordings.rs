@@ -66,7 +66,8 @@ super::counts!(Report {
 /// concurrently within the client's budget.
 pub async fn poll(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> {
     let due = ctx.store.due_polls(ctx.now()).await?;
-    ctx.each(&due, |row| poll_due(ctx, config, row)).await
+    ctx.each(due, |row| async move { poll_due(ctx, config, &row).await })
+        .await
 }
 
 async fn poll_due(ctx: &Ctx, config: &Config, row: &OccurrenceRow) -> Result<Report, SyncError> {

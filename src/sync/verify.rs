@@ -35,19 +35,18 @@ super::counts!(Report {
 pub async fn verify(ctx: &Ctx) -> Result<Report, SyncError> {
     let now = ctx.now();
     let rows = ctx.store.created_upcoming(now).await?;
-    let mut by_host: BTreeMap<&str, Vec<&OccurrenceRow>> = BTreeMap::new();
-    for row in &rows {
-        by_host.entry(row.host.as_str()).or_default().push(row);
+    let mut by_host: BTreeMap<String, Vec<OccurrenceRow>> = BTreeMap::new();
+    for row in rows {
+        by_host.entry(row.host.clone()).or_default().push(row);
     }
-    ctx.each(by_host, |(host, rows)| verify_host(ctx, host, rows))
-        .await
+    // Owned items: a step's future must stay `Send` for every lifetime (rust-lang/rust#102211).
+    ctx.each(by_host, |(host, rows)| async move {
+        verify_host(ctx, &host, &rows).await
+    })
+    .await
 }
 
-async fn verify_host(
-    ctx: &Ctx,
-    host: &str,
-    rows: Vec<&OccurrenceRow>,
-) -> Result<Report, SyncError> {
+async fn verify_host(ctx: &Ctx, host: &str, rows: &[OccurrenceRow]) -> Result<Report, SyncError> {
     let mut report = Report::default();
     let listed = match ctx.zoom.list_upcoming_meetings(host).await {
         Ok(list) => list,

@@ -80,6 +80,8 @@ fn defaults_follow_the_design() {
     assert_eq!(c.daemon.timezone, chrono_tz::UTC);
     assert_eq!(c.zoom.api_url.as_str(), "https://api.zoom.us/v2");
     assert_eq!(c.zoom.oauth_url.as_str(), "https://zoom.us/oauth/token");
+    assert_eq!(c.zoom.pace.requests_per_second, 10.0);
+    assert_eq!(c.zoom.pace.max_in_flight, 8);
 
     let env = Env {
         state_directory: Some(PathBuf::from("/var/lib/zoomd")),
@@ -94,6 +96,23 @@ fn defaults_follow_the_design() {
     let c =
         Config::parse(&text, Path::new("/srv/zoomd/daemon.toml"), &Env::default()).expect("valid");
     assert_eq!(c.daemon.database, PathBuf::from("/srv/zoomd/db/state.db"));
+}
+
+#[test]
+fn the_request_budget_takes_fractions_and_whole_numbers() {
+    let text = BASE.replacen(
+        "[zoom]\n",
+        "[zoom]\nrequests_per_second = 12.5\nmax_in_flight = 16\n",
+        1,
+    );
+    let c = parse(&text).expect("valid");
+    assert_eq!(c.zoom.pace.requests_per_second, 12.5);
+    assert_eq!(c.zoom.pace.max_in_flight, 16);
+    let text = BASE.replacen("[zoom]\n", "[zoom]\nrequests_per_second = 80\n", 1);
+    assert_eq!(
+        parse(&text).expect("valid").zoom.pace.requests_per_second,
+        80.0
+    );
 }
 
 #[test]
