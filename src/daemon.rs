@@ -171,16 +171,24 @@ pub async fn run(
     });
     notify(&[NotifyState::Ready]);
     tracing::info!(config = %config_path.display(), "zoomd running");
-    // A step ends at its next await when shutdown fires: what it recorded stays recorded,
-    // and an intent whose request was cut off is resolved at the next start.
+    // When shutdown fires, a step starts no new item and the calls in flight get `DRAIN` to
+    // finish, so their outcomes are recorded (a create cut off is only resolved at the next
+    // start, after its settle time); then the step ends at its next await. What it recorded
+    // stays recorded.
     macro_rules! step {
-        ($fut:expr) => {
+        ($fut:expr) => {{
+            let fut = $fut;
+            tokio::pin!(fut);
             tokio::select! {
                 biased;
-                _ = control.shutdown.wait() => break,
-                r = $fut => r,
+                _ = control.shutdown.wait() => {
+                    ctx.zoom.stop_new_work();
+                    let _ = tokio::time::timeout(DRAIN, &mut fut).await;
+                    break;
+                }
+                r = &mut fut => r,
             }
-        };
+        }};
     }
     loop {
         beat.beat();
@@ -284,6 +292,10 @@ pub async fn run(
 
 /// How long the loop may go without a beat before the watchdog is withheld: longer than
 /// one request to Zoom may take (30 s) plus a wait between attempts (at most 5 s).
+/// How long the calls in flight may take to finish after SIGTERM (systemd waits 90 s by
+/// default; operators expect well under 10).
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 const LOOP_GRACE: std::time::Duration = std::time::Duration::from_secs(45);
 
 /// Aborts the task when dropped (the watchdog ends with the loop).

@@ -96,7 +96,8 @@ impl Ctx {
         let mut running = FuturesUnordered::new();
         let mut sum = R::default();
         loop {
-            while running.len() < self.concurrency() {
+            // A stopping process finishes what is in flight and starts nothing new.
+            while running.len() < self.concurrency() && !self.zoom.stopping() {
                 match items.next() {
                     Some(item) => running.push(work(item)),
                     None => break,

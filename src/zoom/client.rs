@@ -52,6 +52,8 @@ pub(crate) struct Inner {
     /// The request budget (see [`super::pace`]).
     pub(crate) limiter: Limiter,
     pub(crate) pace: super::Pace,
+    /// Set when the process is stopping: steps start no new item (see `sync::Ctx::each`).
+    pub(crate) stopping: std::sync::atomic::AtomicBool,
 }
 
 /// Whether repeating a request is harmless.
@@ -145,6 +147,7 @@ impl ZoomClient {
                 trusted,
                 limiter: Limiter::new(config.pace, config.clock.clone()),
                 pace: config.pace,
+                stopping: std::sync::atomic::AtomicBool::new(false),
                 clock: config.clock,
                 heartbeat: config.heartbeat,
             }),
@@ -154,6 +157,21 @@ impl ZoomClient {
     /// The request budget it was built with: steps size their concurrency by it.
     pub fn pace(&self) -> super::Pace {
         self.inner.pace
+    }
+
+    /// The process is stopping: steps that use this client start no new item (the calls
+    /// already in flight go on).
+    pub fn stop_new_work(&self) {
+        self.inner
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether [`ZoomClient::stop_new_work`] was called.
+    pub fn stopping(&self) -> bool {
+        self.inner
+            .stopping
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The heartbeat its requests feed (shared with whoever keeps the watchdog).
