@@ -54,6 +54,43 @@ pub async fn run(path: &Path, args: &CheckArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Names, per configured feature, the operations the token's scopes do not allow, with the
+/// classic and the granular scope that would. True when nothing is missing (or a JWT,
+/// which carries no scope list, leaves nothing to compare).
+async fn report_scopes(client: &crate::zoom::ZoomClient, config: &Config) -> bool {
+    use crate::zoom::scopes::{self, Feature};
+    let granted = match client.granted_scopes().await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            println!("online: scopes: the token lists none (JWT); not checked");
+            return true;
+        }
+        Err(e) => {
+            eprintln!("online: scopes: {e}");
+            return false;
+        }
+    };
+    let mut features = vec![Feature::Meetings, Feature::Recordings];
+    if config.daemon.after_download != crate::config::AfterDownload::Keep {
+        features.push(Feature::CloudDelete);
+    }
+    let gaps = scopes::missing(&granted, &features);
+    if gaps.is_empty() {
+        println!("online: scopes: every configured feature is allowed");
+        return true;
+    }
+    for (feature, need) in gaps {
+        eprintln!(
+            "online: scopes: {} needs {}: add {} (granular) or {} (classic)",
+            feature.name(),
+            need.op,
+            need.granular[0],
+            need.classic[0]
+        );
+    }
+    false
+}
+
 /// Obtains a token and asks Zoom for each host's upcoming meetings (which fails for a host
 /// Zoom does not know, code 1001). Exit 1 when anything fails.
 async fn online(config: &Config) -> ExitCode {
@@ -78,10 +115,10 @@ async fn online(config: &Config) -> ExitCode {
             crate::config::AuthMode::Jwt => "jwt",
         }
     );
+    let mut ok = report_scopes(&client, config).await;
     let mut hosts: Vec<&str> = config.meetings.iter().map(|m| m.host.as_str()).collect();
     hosts.sort();
     hosts.dedup();
-    let mut ok = true;
     for host in hosts {
         match client.list_upcoming_meetings(host).await {
             Ok(list) => println!(

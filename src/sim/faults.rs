@@ -123,6 +123,8 @@ pub enum Fault {
     DownloadUrlExpired,
     /// Wait this long before handling the request normally.
     Delay(Duration),
+    /// Answer 400 with code 4711: the token lacks this scope.
+    MissingScope(&'static str),
 }
 
 impl Fault {
@@ -148,6 +150,7 @@ impl Fault {
             Fault::TokenExpired => "token_expired".into(),
             Fault::DownloadUrlExpired => "download_url_expired".into(),
             Fault::Delay(d) => format!("delay_{}ms", d.as_millis()),
+            Fault::MissingScope(s) => format!("missing_scope_{s}"),
         }
     }
 }

@@ -40,6 +40,12 @@ pub(crate) fn fault_response(sh: &Shared, route: Route, fault: &Fault) -> Respon
         Fault::DailyCap => sh.lock().daily_cap_error(cfg).into_response(),
         Fault::HtmlPage => html_error_page(),
         Fault::DownloadUrlExpired => ApiError::recording_not_found().into_response(),
+        Fault::MissingScope(scope) => ApiError::new(
+            400,
+            4711,
+            format!("Invalid access token, does not contain scopes:[{scope}]."),
+        )
+        .into_response(),
         // The others do not replace the answer; reaching here means a caller slipped.
         _ => ApiError::new(500, 500, "Internal Server Error").into_response(),
     }

@@ -133,6 +133,8 @@ pub struct CachedToken {
     pub token: Secret,
     /// From this instant on, a new token is obtained before the next call.
     pub renew_at: DateTime<Utc>,
+    /// The scopes Zoom granted (the OAuth answer's `scope`); a JWT says none.
+    pub scope: Option<String>,
 }
 
 impl CachedToken {
@@ -201,6 +203,7 @@ pub fn make_jwt(
     Ok(CachedToken {
         token: Secret::new(token),
         renew_at,
+        scope: None,
     })
 }
 
@@ -210,6 +213,8 @@ struct OAuthAnswer {
     access_token: String,
     #[serde(default)]
     expires_in: Option<u64>,
+    #[serde(default)]
+    scope: Option<String>,
 }
 
 /// Zoom's OAuth error answer (`{"reason": "...", "error": "invalid_client"}`), or the
@@ -260,6 +265,18 @@ impl TokenSource {
     }
 
     /// A bearer token, from the cache while fresh, else a new one.
+    /// The scopes of the current token (obtaining one if needed); `None` for a JWT.
+    pub async fn granted_scopes(&self) -> Result<Option<String>, ZoomError> {
+        self.bearer().await?;
+        Ok(self
+            .state
+            .lock()
+            .await
+            .cached
+            .as_ref()
+            .and_then(|c| c.scope.clone()))
+    }
+
     pub async fn bearer(&self) -> Result<Secret, ZoomError> {
         let seen = self.renewals.load(Ordering::Acquire);
         let mut state = self.state.lock().await;
@@ -392,6 +409,7 @@ impl TokenSource {
                 return Ok(CachedToken {
                     token: Secret::new(answer.access_token),
                     renew_at: oauth_renew_at(sent_at, expires_in),
+                    scope: answer.scope,
                 });
             }
             let code = status.as_u16();
@@ -488,6 +506,7 @@ mod tests {
         let tok = CachedToken {
             token: Secret::new("x"),
             renew_at: at,
+            scope: None,
         };
         assert!(tok.is_fresh(t0() + chrono::Duration::minutes(54)));
         assert!(!tok.is_fresh(t0() + chrono::Duration::minutes(55)));

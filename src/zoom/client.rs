@@ -179,6 +179,12 @@ impl ZoomClient {
         self.inner.heartbeat.clone()
     }
 
+    /// The scopes Zoom granted the current token (`None` with JWT credentials, which carry
+    /// none). Obtains a token if there is none yet.
+    pub async fn granted_scopes(&self) -> Result<Option<String>, ZoomError> {
+        self.inner.auth.granted_scopes().await
+    }
+
     /// A bearer token for the configured credentials (cached, renewed as needed). For
     /// `zoomd token`; the value is only reachable through [`Secret::expose`].
     pub async fn token(&self) -> Result<Secret, ZoomError> {
@@ -636,6 +642,14 @@ impl ZoomClient {
             }
             let delay = retry_after.unwrap_or_else(|| policy.backoff(attempt - 1));
             return Next::Retry(delay);
+        }
+
+        if api.code == Some(4711) {
+            return Next::Fail(ZoomError::MissingScopes {
+                op,
+                feature: super::scopes::feature_of(op).map(super::scopes::Feature::name),
+                scopes: super::scopes::scopes_in_4711(&api.message),
+            });
         }
 
         Next::Fail(match code {

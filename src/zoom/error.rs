@@ -60,6 +60,15 @@ pub enum ZoomError {
         retry_at: Option<DateTime<Utc>>,
     },
 
+    /// Zoom's 4711: the token lacks a scope the operation needs. `scopes` are the ones Zoom
+    /// named (any one would do); `feature` is what of zoomd's needs the operation.
+    #[error("{op}: the app's token lacks a scope Zoom requires for {}: one of [{}]; add it to the Server-to-Server OAuth app in Zoom's Marketplace (see README, \"Scopes\")", .feature.unwrap_or("this operation"), .scopes.join(", "))]
+    MissingScopes {
+        op: &'static str,
+        feature: Option<&'static str>,
+        scopes: Vec<String>,
+    },
+
     /// A create request may have reached Zoom but no definite answer came back (timeout,
     /// connection reset after sending, truncated answer, gateway error). The meeting may or
     /// may not exist: look for it before creating again. Never retried automatically.
@@ -143,6 +152,7 @@ impl ZoomError {
             | ZoomError::NotFound { op, .. }
             | ZoomError::DailyLimit { op, .. }
             | ZoomError::RateLimited { op, .. }
+            | ZoomError::MissingScopes { op, .. }
             | ZoomError::OutcomeUnknown { op, .. }
             | ZoomError::Transport { op, .. }
             | ZoomError::Parse { op, .. }

@@ -9,6 +9,8 @@
 //! - Pace ([`Pace`]): every API request passes one limiter, a per-second budget that holds
 //!   in every window of one second and a bound on requests in flight; a per-second 429
 //!   slows it down for a while.
+//! - Scopes ([`scopes`]): what each operation needs, classic and granular; Zoom's 4711
+//!   becomes [`ZoomError::MissingScopes`], naming them.
 //! - Retries ([`RetryPolicy`]): 429, 5xx and transport failures of idempotent requests with
 //!   exponential back-off and full jitter, honouring `Retry-After`. Every wait and every
 //!   reading of the time goes through [`ClientConfig::clock`]. A meeting create is
@@ -25,6 +27,7 @@ mod download;
 mod error;
 mod pace;
 mod retry;
+pub mod scopes;
 mod trust;
 mod types;
 

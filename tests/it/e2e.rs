@@ -13,7 +13,7 @@ use zoomd::store::OccurrenceState;
 
 use crate::helpers::{
     Daemon, DaemonToml, Entry, Login, archived_per_meeting, assert_consistent, cron_at,
-    event_kinds, in_secs, part_files, partial_download, spawn_daemon, spawn_sim, walk, zoomd,
+    event_kinds, in_secs, part_files, partial_download, spawn_daemon, spawn_sim, text, walk, zoomd,
 };
 
 /// An entry at `when`, one minute long, hosted by `me`.
@@ -504,6 +504,84 @@ async fn check_online_gets_a_token_and_looks_up_each_host() {
         "{stderr}"
     );
     assert!(!stderr.contains(&sim.config().client_secret));
+}
+
+/// A token with today's granular scopes is checked against what the config needs: all
+/// present passes; one missing is named with its feature, the granular and the classic
+/// name, and the check fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_online_names_the_scopes_the_token_lacks() {
+    let granular = [
+        "meeting:write:meeting:admin",
+        "meeting:update:meeting:admin",
+        "meeting:delete:meeting:admin",
+        "meeting:read:meeting:admin",
+        "meeting:read:list_meetings:admin",
+        "meeting:read:list_past_instances:admin",
+        "cloud_recording:read:list_recording_files:admin",
+        "cloud_recording:delete:meeting_recording:admin",
+    ];
+    let run = |scope: String, after_download: &str| {
+        let after_download = after_download.to_owned();
+        async move {
+            let sim = spawn_sim(SimConfig {
+                scope,
+                ..SimConfig::default()
+            })
+            .await;
+            let dir = tempfile::tempdir().expect("tempdir");
+            let config = DaemonToml::new(&sim)
+                .set("after_download", &format!("\"{after_download}\""))
+                .meetings(&Entry::cron("k", "T", "0 9 * * Mon").toml());
+            let mut cmd = zoomd();
+            cmd.args(["check", "--online", "--config"])
+                .arg(config.write(dir.path()))
+                .envs(config.env());
+            let out = tokio::task::spawn_blocking(move || cmd.output().expect("run"))
+                .await
+                .expect("join");
+            (out, sim)
+        }
+    };
+    let (out, _sim) = run(granular.join(" "), "delete").await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("online: scopes: every configured feature is allowed"),
+        "{}",
+        text(&out)
+    );
+
+    let lacking: Vec<&str> = granular
+        .iter()
+        .copied()
+        .filter(|s| *s != "cloud_recording:read:list_recording_files:admin")
+        .collect();
+    let (out, _sim) = run(lacking.join(" "), "keep").await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "recordings (watch and download) needs get_recordings: add cloud_recording:read:list_recording_files:admin (granular) or recording:read:admin (classic)"
+        ),
+        "{stderr}"
+    );
+    // Deleting the cloud copy is needed only when configured: with `keep`, its scope
+    // being absent is no gap.
+    let without_delete: Vec<&str> = granular
+        .iter()
+        .copied()
+        .filter(|s| !s.starts_with("cloud_recording:delete"))
+        .collect();
+    let (out, _sim) = run(without_delete.join(" "), "keep").await;
+    assert!(out.status.success(), "{}", text(&out));
+    let (out, _sim) = run(without_delete.join(" "), "trash").await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("cloud_recording:delete:meeting_recording:admin"),
+        "{}",
+        text(&out)
+    );
 }
 
 /// The daemon speaks sd_notify: READY after start, WATCHDOG from the loop, RELOADING/READY

@@ -1420,3 +1420,42 @@ async fn an_absurd_retry_after_is_surfaced_without_an_instant() {
     );
     assert!(clock.sleeps().is_empty());
 }
+
+/// Zoom's 4711 ("does not contain scopes") becomes an error that names the scopes and the
+/// feature, and is not retried.
+#[tokio::test]
+async fn a_4711_answer_names_the_missing_scopes() {
+    let sim = sim().await;
+    let c = oauth_client(&sim);
+    let m = c.create_meeting("me", &sample("Scopes")).await.unwrap();
+    sim.inject(
+        Route::GetRecordings,
+        Fault::MissingScope("cloud_recording:read:list_recording_files:admin"),
+        1,
+    );
+    let before = sim.counters().get(Route::GetRecordings);
+    let e = c
+        .get_recordings(&zoomd::zoom::MeetingRef::Id(m.id))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        sim.counters().get(Route::GetRecordings) - before,
+        1,
+        "not retried"
+    );
+    match &e {
+        ZoomError::MissingScopes {
+            scopes, feature, ..
+        } => {
+            assert_eq!(scopes, &["cloud_recording:read:list_recording_files:admin"]);
+            assert_eq!(*feature, Some("recordings (watch and download)"));
+        }
+        other => panic!("expected MissingScopes, got {other:?}"),
+    }
+    let msg = e.to_string();
+    assert!(
+        msg.contains("cloud_recording:read:list_recording_files:admin")
+            && msg.contains("recordings (watch and download)"),
+        "{msg}"
+    );
+}
