@@ -1056,6 +1056,7 @@ fn pace_users(n: usize) -> Vec<zoomd::sim::SimUser> {
             id: format!("benchuser{i:02}AAAAAAAAAAA"),
             email: format!("host{i}@example.org"),
             timezone: "UTC".into(),
+            status: "active",
         })
         .collect()
 }

@@ -35,6 +35,8 @@ pub enum Route {
     DeleteRecordingFile,
     /// `GET /users/{userId}/recordings`.
     ListRecordings,
+    /// `GET /users`.
+    ListUsers,
     /// `GET /past_meetings/{meetingId}/instances`.
     PastInstances,
     /// `GET /past_meetings/{meetingId}`.
@@ -63,6 +65,7 @@ impl Route {
             Route::DeleteRecordings => "delete_recordings",
             Route::DeleteRecordingFile => "delete_recording_file",
             Route::ListRecordings => "list_recordings",
+            Route::ListUsers => "list_users",
             Route::PastInstances => "past_instances",
             Route::PastMeeting => "past_meeting",
             Route::Download => "download",
@@ -74,7 +77,7 @@ impl Route {
     /// Zoom's rate-limit category of the route (sent as `X-RateLimit-Category`).
     pub(crate) fn category(self) -> &'static str {
         match self {
-            Route::ListRecordings => "Medium",
+            Route::ListRecordings | Route::ListUsers => "Medium",
             Route::Download | Route::SignedDownload => "Heavy",
             _ => "Light",
         }

@@ -71,6 +71,9 @@ pub struct SimUser {
     pub email: String,
     /// The user's zone: used for a local `start_time` sent without `timezone`.
     pub timezone: String,
+    /// `active`, `inactive` (deactivated) or `pending` (invited, not yet joined): what
+    /// `GET /users?status=` filters on.
+    pub status: &'static str,
 }
 
 /// How the simulated Zoom behaves. `Default` suits tests: short timings, small files.
@@ -143,11 +146,13 @@ impl Default for SimConfig {
                     id: "KDcuGIm1QgePTO8WbOqwIQ".into(),
                     email: "host@example.org".into(),
                     timezone: "UTC".into(),
+                    status: "active",
                 },
                 SimUser {
                     id: "z8yAAAAA8bbbQ5Ccc-DDdQ".into(),
                     email: "chair@example.org".into(),
                     timezone: "America/New_York".into(),
+                    status: "active",
                 },
             ],
             recording_after: Duration::from_secs(3),

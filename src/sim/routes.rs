@@ -50,6 +50,7 @@ pub(crate) fn api_router(sh: Arc<Shared>) -> Router {
             delete(delete_recording_file),
         )
         .route("/v2/users/{user}/recordings", get(list_recordings))
+        .route("/v2/users", get(list_users))
         .route("/v2/past_meetings/{id}/instances", get(past_instances))
         .route("/v2/past_meetings/{id}", get(past_meeting))
         .route("/rec/download/{op}", get(download::redirect))
@@ -77,6 +78,7 @@ pub(crate) fn classify(method: &Method, path: &str) -> Route {
         (Method::DELETE, ["v2", "meetings", _, "recordings"]) => Route::DeleteRecordings,
         (Method::DELETE, ["v2", "meetings", _, "recordings", _]) => Route::DeleteRecordingFile,
         (Method::GET, ["v2", "users", _, "recordings"]) => Route::ListRecordings,
+        (Method::GET, ["v2", "users"]) => Route::ListUsers,
         (Method::GET, ["v2", "past_meetings", _, "instances"]) => Route::PastInstances,
         (Method::GET, ["v2", "past_meetings", _]) => Route::PastMeeting,
         (Method::GET | Method::HEAD, ["rec", "download", _]) => Route::Download,
@@ -547,6 +549,45 @@ fn date_param(q: &HashMap<String, String>, name: &str) -> ApiResult<Option<Naive
             .map(Some)
             .map_err(|_| ApiError::invalid(name, "Invalid date: use yyyy-mm-dd.")),
     }
+}
+
+/// `GET /users`: the account's users of one `status` (default `active`), paged.
+async fn list_users(
+    State(sh): State<Arc<Shared>>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let q = query_map(&q);
+    let status = q.get("status").map_or("active", String::as_str).to_owned();
+    if !["active", "inactive", "pending"].contains(&status.as_str()) {
+        return Err(ApiError::invalid("status", "Invalid field."));
+    }
+    let size = page_size(&q)?;
+    let mut st = sh.lock();
+    let key = format!("users|{status}");
+    let start = st.page_start(&key, q.get("next_page_token").map(String::as_str))?;
+    let matching: Vec<Value> = st
+        .users
+        .iter()
+        .filter(|u| u.status == status)
+        .map(|u| {
+            json!({
+                "id": u.id,
+                "email": u.email,
+                "type": 1,
+                "status": u.status,
+                "timezone": u.timezone,
+            })
+        })
+        .collect();
+    let total = matching.len();
+    let page: Vec<Value> = matching.into_iter().skip(start).take(size).collect();
+    let next = st.next_page_token(&key, start + page.len(), total);
+    Ok(Json(json!({
+        "page_size": size,
+        "total_records": total,
+        "next_page_token": next,
+        "users": page,
+    })))
 }
 
 async fn list_recordings(

@@ -22,7 +22,7 @@ use super::retry::{
 use super::trust::TrustedHosts;
 use super::types::{
     CreateMeeting, DeleteAction, Instances, Meeting, MeetingPatch, MeetingRecordings, MeetingRef,
-    Page, PastInstance, month_windows,
+    Page, PastInstance, User, month_windows,
 };
 use super::{ClientConfig, Timeouts};
 use crate::clock::SharedClock;
@@ -300,6 +300,21 @@ impl ZoomClient {
             }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// `GET /users?status=…`: every user of the account with any of `statuses` (`active`,
+    /// `inactive`, `pending`), every page of each listing.
+    pub async fn list_users(&self, statuses: &[&str]) -> Result<Vec<User>, ZoomError> {
+        const OP: &str = "list_users";
+        let mut out = Vec::new();
+        for status in statuses {
+            let url = self.api(&["users"]);
+            out.extend(
+                self.all_pages::<User>(OP, url, &[("status", status)])
+                    .await?,
+            );
+        }
+        Ok(out)
     }
 
     /// `GET /users/{user_id}/recordings` for the UTC dates `from..=to`, split into windows of

@@ -49,7 +49,7 @@ pub use pace::{Pace, SLOW_FOR};
 pub use retry::{RetryPolicy, is_daily_limit, next_utc_midnight, parse_retry_after};
 pub use types::{
     CreateMeeting, DeleteAction, Meeting, MeetingPatch, MeetingRecordings, MeetingRef,
-    MeetingStart, PastInstance, RecordingFile, encode_uuid, month_windows,
+    MeetingStart, PastInstance, RecordingFile, User, encode_uuid, month_windows,
 };
 
 /// Zoom's production API base.

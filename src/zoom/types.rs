@@ -366,10 +366,26 @@ pub fn month_windows(from: NaiveDate, to: NaiveDate) -> Vec<(NaiveDate, NaiveDat
 /// A page of a `next_page_token` listing.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Page<T> {
-    #[serde(default = "Vec::new", bound(deserialize = "T: Deserialize<'de>"))]
+    /// `meetings` in meeting and recording listings, `users` in the user listing.
+    #[serde(
+        default = "Vec::new",
+        alias = "users",
+        bound(deserialize = "T: Deserialize<'de>")
+    )]
     pub meetings: Vec<T>,
     #[serde(default)]
     pub next_page_token: Option<String>,
+}
+
+/// A user of the account, as `GET /users` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct User {
+    pub id: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// `active`, `inactive` or `pending`.
+    #[serde(default)]
+    pub status: Option<String>,
 }
 
 /// Past instances answer.

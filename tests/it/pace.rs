@@ -28,6 +28,7 @@ fn users(n: usize) -> Vec<SimUser> {
             id: format!("paceuser{i:02}AAAAAAAAAAAA"),
             email: format!("host{i}@example.org"),
             timezone: "UTC".into(),
+            status: "active",
         })
         .collect()
 }

@@ -1459,3 +1459,49 @@ async fn a_4711_answer_names_the_missing_scopes() {
         "{msg}"
     );
 }
+
+/// `GET /users` for every status, every page: active, deactivated and invited users are all
+/// found, each once, with one request per page.
+#[tokio::test]
+async fn list_users_reads_every_status_and_every_page() {
+    let mut users = SimConfig::default().users;
+    for i in 0..400 {
+        users.push(zoomd::sim::SimUser {
+            id: format!("listuser{i:03}AAAAAAAAAAA"),
+            email: format!("user{i}@example.org"),
+            timezone: "UTC".into(),
+            status: "active",
+        });
+    }
+    for (id, status) in [("gone", "inactive"), ("invited", "pending")] {
+        users.push(zoomd::sim::SimUser {
+            id: format!("{id}AAAAAAAAAAAAAAAAA"),
+            email: format!("{id}@example.org"),
+            timezone: "UTC".into(),
+            status,
+        });
+    }
+    let sim = start(SimConfig {
+        users,
+        ..SimConfig::default()
+    })
+    .await;
+    let c = oauth_client(&sim);
+    let all = c
+        .list_users(&["active", "inactive", "pending"])
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 404);
+    let ids: std::collections::HashSet<&str> = all.iter().map(|u| u.id.as_str()).collect();
+    assert_eq!(ids.len(), 404, "each user once");
+    assert!(all.iter().any(|u| u.status.as_deref() == Some("inactive")));
+    assert!(
+        all.iter()
+            .any(|u| u.email.as_deref() == Some("invited@example.org"))
+    );
+    // 402 active users: two pages of at most 300; one page each for the other two.
+    assert_eq!(sim.counters().get(Route::ListUsers), 4);
+    let inactive = c.list_users(&["inactive"]).await.unwrap();
+    assert_eq!(inactive.len(), 1);
+    assert_eq!(inactive[0].id, "goneAAAAAAAAAAAAAAAAA");
+}
