@@ -148,8 +148,12 @@ async fn patch_back(
     }
     let now = ctx.now();
     let day = now.date_naive();
-    let (calls, exhausted) = ctx.store.quota(&row.host, day).await?;
-    if exhausted || calls >= super::plan::DAILY_CAP {
+    // Checked and counted in one statement, as for creates.
+    if !ctx
+        .store
+        .take_call(&row.host, day, super::plan::DAILY_CAP)
+        .await?
+    {
         tracing::warn!(key = %row.key, meeting_id, "meeting changed at Zoom; the daily cap is reached, patched back at the next verify");
         return Ok(());
     }
@@ -160,7 +164,6 @@ async fn patch_back(
         settings: None,
         start: Some(start_of(row)),
     };
-    ctx.store.count_call(&row.host, day).await?;
     match ctx.zoom.update_meeting(meeting_id, &patch).await {
         Ok(()) => {}
         Err(e @ ZoomError::DailyLimit { .. }) => {
