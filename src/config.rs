@@ -5,7 +5,7 @@
 //! with toml's span of the offending value), then cross-field rules run over the raw structs,
 //! whose `Spanned` fields keep the positions. Every error is `path:line:col: message`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -79,6 +79,8 @@ pub struct Config {
     pub zoom: ZoomConfig,
     pub daemon: DaemonConfig,
     pub meetings: Vec<MeetingEntry>,
+    /// `[recordings]`: which users' cloud recordings are archived besides zoomd's own.
+    pub recordings: RecordingsConfig,
     /// Things that are allowed but probably not what the operator wants.
     pub warnings: Vec<Diagnostic>,
     /// The text it was parsed from (to tell whether the file changed).
@@ -142,6 +144,67 @@ impl AfterDownload {
         }
     }
 }
+
+/// `[recordings]`: the account scan. With `users` empty (the default) zoomd archives only
+/// the meetings it created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingsConfig {
+    pub users: AccountUsers,
+    /// The UTC date the first scan of a user reaches back to; `None`: 30 days before it.
+    pub since: Option<NaiveDate>,
+    /// The file types archived (of every recording, zoomd's own too); `None`: every type.
+    pub file_types: Option<BTreeSet<String>>,
+    /// How often each user's recent recordings are listed.
+    pub scan_every: chrono::Duration,
+    /// What happens to the cloud copy of a recording zoomd did not create, once archived.
+    pub after_download: AfterDownload,
+}
+
+impl Default for RecordingsConfig {
+    fn default() -> Self {
+        Self {
+            users: AccountUsers::None,
+            since: None,
+            file_types: None,
+            scan_every: chrono::Duration::hours(1),
+            after_download: AfterDownload::Keep,
+        }
+    }
+}
+
+impl RecordingsConfig {
+    /// Whether files of this type are archived.
+    pub fn wants(&self, file_type: &str) -> bool {
+        self.file_types
+            .as_ref()
+            .is_none_or(|set| set.contains(&file_type.to_ascii_uppercase()))
+    }
+}
+
+/// Whose recordings the scan lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountUsers {
+    /// Nobody's: only zoomd's own meetings are archived.
+    None,
+    /// Every user of the account (`GET /users`, active, inactive and pending).
+    All,
+    /// These users, as written (Zoom user ids or emails).
+    Listed(Vec<String>),
+}
+
+/// The recording file types Zoom names (`recording_files[].file_type`).
+pub const FILE_TYPES: &[&str] = &[
+    "MP4",
+    "M4A",
+    "CHAT",
+    "TRANSCRIPT",
+    "CC",
+    "CSV",
+    "TB",
+    "CHAT_MESSAGE",
+    "SUMMARY",
+    "TIMELINE",
+];
 
 /// One `[[meeting]]` entry.
 #[derive(Debug, Clone)]
@@ -218,6 +281,7 @@ impl Config {
         let daemon = build_daemon(raw.daemon.unwrap_or_default(), &base, env);
         let zoom = build_zoom(&mut ctx, raw.zoom, &base, env);
         let meetings = build_meetings(&mut ctx, raw.meeting, daemon.timezone);
+        let recordings = build_recordings(&mut ctx, raw.recordings);
         if !ctx.errors.is_empty() {
             return Err(ConfigError::Invalid(ctx.errors));
         }
@@ -226,6 +290,7 @@ impl Config {
             zoom,
             daemon,
             meetings,
+            recordings,
             warnings: ctx.warnings,
             source: text.to_string(),
         })
@@ -288,6 +353,47 @@ struct RawConfig {
     daemon: Option<RawDaemon>,
     #[serde(default)]
     meeting: Vec<Spanned<RawMeeting>>,
+    recordings: Option<RawRecordings>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecordings {
+    users: Option<Spanned<RawUsers>>,
+    since: Option<UtcDate>,
+    file_types: Option<Vec<FileType>>,
+    scan_every: Option<Bounded<60, { 7 * 86400 }>>,
+    after_download: Option<AfterDownload>,
+}
+
+/// `users = "*"` or a list (`["*"]` too).
+enum RawUsers {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for RawUsers {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const HINT: &str = "write \"*\" for every user of the account, or a list of user ids or emails, e.g. [\"jane@example.org\"]";
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(s) => Ok(RawUsers::One(s)),
+            toml::Value::Array(items) => items
+                .into_iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => Ok(s),
+                    other => Err(de::Error::custom(format!(
+                        "users: expected strings, found {}; {HINT}",
+                        other.type_str()
+                    ))),
+                })
+                .collect::<Result<_, _>>()
+                .map(RawUsers::Many),
+            other => Err(de::Error::custom(format!(
+                "users: expected a string or a list, found {}; {HINT}",
+                other.type_str()
+            ))),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -711,6 +817,52 @@ impl<'de> Deserialize<'de> for LocalDate {
     }
 }
 
+/// `[recordings] since`: a UTC date.
+struct UtcDate(NaiveDate);
+
+impl<'de> Deserialize<'de> for UtcDate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = toml::Value::deserialize(d)?;
+        let s = match v {
+            toml::Value::String(s) => s,
+            toml::Value::Datetime(dt) if dt.time.is_none() && dt.date.is_some() => dt.to_string(),
+            other => {
+                return Err(de::Error::custom(format!(
+                    "expected a UTC date like \"2026-01-01\", found {}",
+                    other.type_str()
+                )));
+            }
+        };
+        NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+            .map(UtcDate)
+            .map_err(|_| {
+                de::Error::custom(format!(
+                    "invalid date '{s}' in since: expected YYYY-MM-DD (UTC), e.g. \"2026-01-01\""
+                ))
+            })
+    }
+}
+
+/// One of [`FILE_TYPES`], any case.
+struct FileType(&'static str);
+
+impl<'de> Deserialize<'de> for FileType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let up = s.trim().to_ascii_uppercase();
+        FILE_TYPES
+            .iter()
+            .find(|t| **t == up)
+            .map(|t| FileType(t))
+            .ok_or_else(|| {
+                de::Error::custom(format!(
+                    "unknown file type '{s}' in file_types; valid types: {}",
+                    FILE_TYPES.join(", ")
+                ))
+            })
+    }
+}
+
 /// An http(s) URL; plain http only to loopback, since credentials travel on it.
 #[derive(Debug, Clone)]
 struct HttpUrl(url::Url);
@@ -825,6 +977,71 @@ fn build_daemon(raw: RawDaemon, base: &Path, env: &Env) -> DaemonConfig {
         max_cancellations: raw.max_cancellations.map_or(10, |m| m.0),
         after_download: raw.after_download.unwrap_or(AfterDownload::Keep),
         timezone: raw.timezone.map_or(Tz::UTC, |z| z.0),
+    }
+}
+
+fn build_recordings(ctx: &mut Ctx<'_>, raw: Option<RawRecordings>) -> RecordingsConfig {
+    let Some(raw) = raw else {
+        return RecordingsConfig::default();
+    };
+    let users = match raw.users {
+        None => AccountUsers::None,
+        Some(spanned) => {
+            let span = spanned.span();
+            let list = match spanned.into_inner() {
+                RawUsers::One(s) => vec![s],
+                RawUsers::Many(v) => v,
+            };
+            account_users(ctx, &span, list)
+        }
+    };
+    let file_types = raw.file_types.map(|v| {
+        v.into_iter()
+            .map(|t| t.0.to_string())
+            .collect::<BTreeSet<_>>()
+    });
+    RecordingsConfig {
+        users,
+        since: raw.since.map(|d| d.0),
+        file_types,
+        scan_every: span(raw.scan_every.map_or(Duration::from_secs(3600), |b| b.0)),
+        after_download: raw.after_download.unwrap_or(AfterDownload::Keep),
+    }
+}
+
+fn account_users(ctx: &mut Ctx<'_>, span: &Range<usize>, list: Vec<String>) -> AccountUsers {
+    let list: Vec<String> = list.into_iter().map(|u| u.trim().to_string()).collect();
+    if list.iter().any(|u| u == "*") {
+        if list.len() > 1 {
+            ctx.error(
+                span,
+                "users: \"*\" already means every user of the account; list no one else with it",
+            );
+        }
+        return AccountUsers::All;
+    }
+    let mut seen = BTreeSet::new();
+    for u in &list {
+        let valid = !u.is_empty()
+            && u.len() <= 128
+            && !u
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || c == '/');
+        if !valid {
+            ctx.error(
+                span,
+                format!(
+                    "users: '{u}' is not a Zoom user id or email; write \"*\" for every user, or ids/emails like \"jane@example.org\""
+                ),
+            );
+        } else if !seen.insert(u.to_ascii_lowercase()) {
+            ctx.error(span, format!("users: '{u}' is listed twice"));
+        }
+    }
+    if list.is_empty() {
+        AccountUsers::None
+    } else {
+        AccountUsers::Listed(list)
     }
 }
 

@@ -17,7 +17,7 @@ use crate::schedule;
 use crate::shutdown::Shutdown;
 use crate::store::{NewEvent, Store, StoreError};
 use crate::sync::downloads::ProgressFn;
-use crate::sync::{self, Clock, Ctx, SyncError, downloads, meetings, recordings, verify};
+use crate::sync::{self, Clock, Ctx, SyncError, downloads, meetings, recordings, scan, verify};
 use crate::zoom::{ClientConfig, ZoomClient, ZoomError};
 
 /// A step that failed is tried again this much later.
@@ -79,23 +79,27 @@ pub struct PassReport {
     pub recordings: recordings::Report,
     pub downloads: downloads::Report,
     pub verify: verify::Report,
+    pub scan: scan::Report,
 }
 
-/// One pass of every step.
+/// One pass of every step: every user of the account scan is listed, whatever its cadence.
 pub async fn sync_once(
     ctx: &Ctx,
     config: &Config,
     progress: Option<ProgressFn>,
+    scan_progress: Option<scan::ProgressFn>,
 ) -> Result<PassReport, SyncError> {
     let verify = verify::verify(ctx).await?;
     let meetings = meetings::reconcile(ctx, config).await?;
     let recordings = recordings::poll(ctx, config).await?;
+    let scan = scan::run(ctx, config, true, scan_progress).await?;
     let downloads = downloads::run_due(ctx, config, &Shutdown::never(), progress).await?;
     Ok(PassReport {
         meetings,
         recordings,
         downloads,
         verify,
+        scan,
     })
 }
 
@@ -146,6 +150,15 @@ pub async fn run(
         control.shutdown.clone(),
         wake_downloads.clone(),
         progress,
+    ));
+    // The account scan has its own task: a backfill of months must not hold up creates.
+    let wake_scan = Arc::new(Notify::new());
+    let scanner = tokio::spawn(scan_worker(
+        ctx.clone(),
+        config_rx.clone(),
+        control.shutdown.clone(),
+        wake_scan.clone(),
+        wake_downloads.clone(),
     ));
 
     let mut next_meetings = ctx.now();
@@ -266,6 +279,7 @@ pub async fn run(
                 next_meetings = ctx.now();
                 // Also a way to make the daemon see `zoomd retry` at once.
                 wake_downloads.notify_one();
+                wake_scan.notify_one();
             }
             Some(()) = file_changed.recv() => {
                 // Editors write in bursts (truncate, write, rename): wait for quiet.
@@ -277,6 +291,7 @@ pub async fn run(
                     reload(&ctx, &config_path, &config_tx).await;
                     notify(&[NotifyState::Ready]);
                     next_meetings = ctx.now();
+                    wake_scan.notify_one();
                 }
             }
         }
@@ -285,6 +300,9 @@ pub async fn run(
     tracing::info!("stopping: letting downloads reach a safe point");
     if let Err(e) = worker.await {
         tracing::error!(error = %e, "download worker ended abnormally");
+    }
+    if let Err(e) = scanner.await {
+        tracing::error!(error = %e, "scan worker ended abnormally");
     }
     ctx.store.close().await;
     tracing::info!("stopped");
@@ -483,6 +501,64 @@ async fn download_worker(
         let now = ctx.now();
         let sleep = next
             .map(|t| (t - now).to_std().unwrap_or_default())
+            .unwrap_or(std::time::Duration::from_secs(3600));
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            _ = wake.notified() => {}
+            _ = shutdown.wait() => return,
+        }
+    }
+}
+
+/// The account scan and the refreshes of its stale URLs, until shutdown. A newly listed
+/// recording wakes the downloads.
+async fn scan_worker(
+    ctx: Ctx,
+    config: watch::Receiver<Arc<Config>>,
+    mut shutdown: Shutdown,
+    wake: Arc<Notify>,
+    wake_downloads: Arc<Notify>,
+) {
+    loop {
+        if shutdown.is_triggered() {
+            return;
+        }
+        let cfg = config.borrow().clone();
+        let pass = scan::run(&ctx, &cfg, false, None);
+        tokio::pin!(pass);
+        let result = tokio::select! {
+            r = &mut pass => r,
+            _ = shutdown.wait() => {
+                // Each completed window is stored; what is cut off is listed again.
+                ctx.zoom.stop_new_work();
+                let _ = tokio::time::timeout(DRAIN, &mut pass).await;
+                return;
+            }
+        };
+        let retry = match result {
+            Ok(r) => {
+                if r.recordings > 0 || r.refreshed > 0 {
+                    wake_downloads.notify_one();
+                }
+                if r != scan::Report::default() {
+                    tracing::debug!(?r, "scan step");
+                }
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "scan step failed; retrying in a minute");
+                Some(ctx.now() + STEP_RETRY)
+            }
+        };
+        let next = match retry {
+            Some(t) => Some(t),
+            None => scan::next_due(&ctx, &cfg).await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot read the scan schedule");
+                Some(ctx.now() + STEP_RETRY)
+            }),
+        };
+        let sleep = next
+            .map(|t| (t - ctx.now()).to_std().unwrap_or_default())
             .unwrap_or(std::time::Duration::from_secs(3600));
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}

@@ -70,9 +70,25 @@ async fn report_scopes(client: &crate::zoom::ZoomClient, config: &Config) -> boo
             return false;
         }
     };
+    use crate::config::{AccountUsers, AfterDownload};
     let mut features = vec![Feature::Meetings, Feature::Recordings];
-    if config.daemon.after_download != crate::config::AfterDownload::Keep {
-        features.push(Feature::CloudDelete);
+    let rec = &config.recordings;
+    let scanning = rec.users != AccountUsers::None;
+    let removes = config.daemon.after_download != AfterDownload::Keep
+        || (scanning && rec.after_download != AfterDownload::Keep);
+    if removes {
+        // With a file_types filter only the archived files go, one by one.
+        features.push(if rec.file_types.is_some() {
+            Feature::CloudDeleteFiles
+        } else {
+            Feature::CloudDelete
+        });
+    }
+    if scanning {
+        features.push(Feature::AccountScan);
+    }
+    if rec.users == AccountUsers::All {
+        features.push(Feature::AccountUsers);
     }
     let gaps = scopes::missing(&granted, &features);
     if gaps.is_empty() {

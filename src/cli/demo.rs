@@ -212,7 +212,7 @@ async fn print_summary(store: &Store, sim: &Sim, config: &Config) -> anyhow::Res
             "  {} meeting {} ({})",
             start,
             id.map_or("?".into(), |i| i.to_string()),
-            files.first().map_or("", |f| f.key.as_str())
+            files.first().and_then(|f| f.key.as_deref()).unwrap_or("")
         );
         for f in files {
             let sha = f.sha256.as_deref().unwrap_or("");

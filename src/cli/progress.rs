@@ -1,4 +1,4 @@
-//! Download progress for interactive commands: bars (indicatif) on a terminal, plain lines
+//! Progress for interactive commands (downloads, the account scan): bars (indicatif) on a terminal, plain lines
 //! (start, each quarter, done) otherwise.
 
 use std::collections::HashMap;
@@ -9,6 +9,37 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::store::FileRow;
 use crate::sync::downloads::ProgressFn;
+use crate::sync::scan;
+
+/// The account scan's progress: a spinner line on a terminal, a line per user otherwise.
+pub fn scan_reporter() -> scan::ProgressFn {
+    let text = |p: &scan::Progress| {
+        format!(
+            "scan: {}/{} users, {} windows, {} files queued",
+            p.users_done, p.users_total, p.windows_done, p.files_queued
+        )
+    };
+    if std::io::stdout().is_terminal() {
+        let bar = ProgressBar::new_spinner();
+        Arc::new(move |p: scan::Progress| {
+            bar.set_message(text(&p));
+            bar.tick();
+            if p.users_total > 0 && p.users_done >= p.users_total {
+                bar.finish();
+            }
+        })
+    } else {
+        let last = Mutex::new(usize::MAX);
+        Arc::new(move |p: scan::Progress| {
+            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+            // A line when a user is done (not per window: a backfill has many).
+            if *last != p.users_done {
+                *last = p.users_done;
+                println!("{}", text(&p));
+            }
+        })
+    }
+}
 
 pub fn reporter() -> ProgressFn {
     if std::io::stdout().is_terminal() {
@@ -19,7 +50,7 @@ pub fn reporter() -> ProgressFn {
 }
 
 fn label(f: &FileRow) -> String {
-    format!("{} {} {}", f.key, f.start_utc, f.file_type)
+    format!("{} {} {}", f.label(), f.start_utc, f.file_type)
 }
 
 fn bars() -> ProgressFn {

@@ -191,7 +191,7 @@ async fn requeue(store: &Store, id: Option<i64>) -> Result<Result<u64, String>, 
     if file.state != FileState::Failed {
         return Ok(Err(format!(
             "file {id} ({} {} {}) is {}, not failed; only failed files are requeued",
-            file.key,
+            file.label(),
             ts(file.start_utc),
             file.file_type,
             file.state
@@ -348,11 +348,12 @@ fn failures_table(rows: &[FailureItem]) -> Table {
     Table::of(
         rows,
         &lead,
-        &["KEY", "WHAT", "ATTEMPTS", "LAST ERROR"],
+        &["KEY / HOST", "WHAT", "ATTEMPTS", "LAST ERROR"],
         |x| {
             let lead = vec![ts(x.at), x.kind.to_string(), x.id.to_string()];
             let error = opt(x.last_error.as_deref());
-            let rest = [x.key.clone(), x.what.clone(), x.attempts.to_string(), error];
+            let who = x.key.clone().unwrap_or_else(|| x.host.clone());
+            let rest = [who, x.what.clone(), x.attempts.to_string(), error];
             (
                 lead,
                 start_cells(&x.start_local, x.timezone, x.start_utc),
@@ -510,7 +511,14 @@ fn meetings_table(rows: &[OccurrenceRow], with_id: bool) -> Table {
 }
 
 fn files_table(rows: &[FileRow]) -> Table {
-    let rest = ["KEY", "TYPE", "STATE", "SIZE", "ATTEMPTS", "PATH / NOTE"];
+    let rest = [
+        "KEY / HOST",
+        "TYPE",
+        "STATE",
+        "SIZE",
+        "ATTEMPTS",
+        "PATH / NOTE",
+    ];
     Table::of(rows, &["ID"], &rest, |f| {
         let note = match (f.state, &f.path, &f.last_error) {
             (FileState::Archived, Some(p), _) => p.clone(),
@@ -532,7 +540,7 @@ fn files_table(rows: &[FileRow]) -> Table {
             .map(human_bytes)
             .unwrap_or_else(dash);
         let rest = vec![
-            f.key.clone(),
+            f.label().to_string(),
             kind,
             f.state.to_string(),
             size,

@@ -42,7 +42,13 @@ pub async fn sync(path: &Path) -> ExitCode {
         Ok(v) => v,
         Err(code) => return code,
     };
-    let result = daemon::sync_once(&ctx, &config, Some(super::progress::reporter())).await;
+    let result = daemon::sync_once(
+        &ctx,
+        &config,
+        Some(super::progress::reporter()),
+        Some(super::progress::scan_reporter()),
+    )
+    .await;
     ctx.store.close().await;
     match result {
         Ok(r) => {
@@ -69,6 +75,15 @@ pub async fn sync(path: &Path) -> ExitCode {
                 r.recordings.missing,
                 r.recordings.cloud_removed
             );
+            if config.recordings.users != crate::config::AccountUsers::None
+                || r.scan != crate::sync::scan::Report::default()
+            {
+                let s = &r.scan;
+                println!(
+                    "scan: {} users listed, {} failed, {} windows, {} recordings, {} refreshed, {} cloud copies removed",
+                    s.users, s.users_failed, s.windows, s.recordings, s.refreshed, s.cloud_removed
+                );
+            }
             println!(
                 "downloads: {} archived, {} to retry, {} failed",
                 r.downloads.archived, r.downloads.retrying, r.downloads.failed

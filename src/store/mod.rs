@@ -835,16 +835,24 @@ impl Store {
         Ok(())
     }
 
-    /// Records an instance's recording (idempotent by uuid); returns its row id.
+    /// Records an instance's recording (idempotent by uuid); returns its row id. A row once
+    /// tied to an occurrence stays tied to it, whoever lists the recording later.
     pub async fn upsert_recording(&self, r: &SeenRecording, now: DateTime<Utc>) -> Result<i64> {
         let now = ts(now);
+        let scan = r.scan.as_ref();
         sqlx::query(
             "INSERT INTO recordings (occurrence_id, meeting_uuid, meeting_id, start_time,
-                 total_size, state, last_polled_at, first_seen_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, 'processing', ?, ?, ?)
+                 total_size, state, last_polled_at, first_seen_at, updated_at, host, topic,
+                 duration_min)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'processing', ?6, ?6, ?6, ?7, ?8, ?9)
              ON CONFLICT (meeting_uuid) DO UPDATE SET
+                 occurrence_id = coalesce(occurrence_id, excluded.occurrence_id),
                  total_size = excluded.total_size, last_polled_at = excluded.last_polled_at,
                  start_time = coalesce(excluded.start_time, start_time),
+                 host = coalesce(host, excluded.host),
+                 topic = coalesce(excluded.topic, topic),
+                 duration_min = coalesce(excluded.duration_min, duration_min),
+                 refresh_at = NULL,
                  updated_at = excluded.updated_at",
         )
         .bind(r.occurrence_id)
@@ -853,8 +861,9 @@ impl Store {
         .bind(r.start_time.map(ts))
         .bind(r.total_size)
         .bind(&now)
-        .bind(&now)
-        .bind(&now)
+        .bind(scan.map(|s| s.host.as_str()))
+        .bind(scan.and_then(|s| s.topic.as_deref()))
+        .bind(scan.and_then(|s| s.duration_min))
         .execute(&self.pool)
         .await
         .map_err(q("upsert recording"))?;
@@ -863,6 +872,199 @@ impl Store {
             .fetch_one(&self.pool)
             .await
             .map_err(q("upsert recording"))
+    }
+
+    /// The occurrence zoomd created this Zoom meeting for, if any.
+    pub async fn occurrence_by_meeting(&self, meeting_id: i64) -> Result<Option<OccurrenceRow>> {
+        sqlx::query_as(&format!(
+            "SELECT {OCC_COLS} FROM occurrences WHERE meeting_id = ?"
+        ))
+        .bind(meeting_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(q("read occurrence by meeting"))
+    }
+
+    /// A recording the scan found is listed again by uuid at `at` (a download URL went stale).
+    pub async fn refresh_soon(&self, recording_id: i64, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE recordings SET refresh_at = CASE WHEN refresh_at IS NULL OR refresh_at > ?1
+                 THEN ?1 ELSE refresh_at END
+             WHERE id = ?2",
+        )
+        .bind(ts(at))
+        .bind(recording_id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("refresh soon"))?;
+        Ok(())
+    }
+
+    /// The refresh is done (or moot: the recording is gone at Zoom).
+    pub async fn refresh_done(&self, recording_id: i64) -> Result<()> {
+        self.set_refresh(recording_id, None).await
+    }
+
+    /// The refresh failed: try again at `at`.
+    pub async fn refresh_later(&self, recording_id: i64, at: DateTime<Utc>) -> Result<()> {
+        self.set_refresh(recording_id, Some(at)).await
+    }
+
+    async fn set_refresh(&self, recording_id: i64, at: Option<DateTime<Utc>>) -> Result<()> {
+        sqlx::query("UPDATE recordings SET refresh_at = ? WHERE id = ?")
+            .bind(at.map(ts))
+            .bind(recording_id)
+            .execute(&self.pool)
+            .await
+            .map_err(q("set refresh"))?;
+        Ok(())
+    }
+
+    /// Files waiting in the download queue (from the state index).
+    pub async fn queued_files(&self) -> Result<i64> {
+        sqlx::query_scalar("SELECT count(*) FROM recording_files WHERE state = 'queued'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q("count queued files"))
+    }
+
+    /// Recordings found by the scan whose refresh is due.
+    pub async fn due_refreshes(&self, now: DateTime<Utc>) -> Result<Vec<RecordingRow>> {
+        sqlx::query_as(&format!(
+            "SELECT {REC_COLS} FROM recordings WHERE refresh_at IS NOT NULL AND refresh_at <= ?
+             ORDER BY refresh_at"
+        ))
+        .bind(ts(now))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("list due refreshes"))
+    }
+
+    /// The earliest refresh due, if any.
+    pub async fn next_refresh_at(&self) -> Result<Option<DateTime<Utc>>> {
+        let s: Option<String> = sqlx::query_scalar(
+            "SELECT min(refresh_at) FROM recordings WHERE refresh_at IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(q("next refresh"))?;
+        instant("next refresh", "recordings.refresh_at", s)
+    }
+
+    /// Found by the scan, archived, and started before `before`: the cloud copies
+    /// `[recordings] after_download` may now remove.
+    pub async fn scan_recordings_archived_before(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<RecordingRow>> {
+        sqlx::query_as(&format!(
+            "SELECT {REC_COLS} FROM recordings
+             WHERE occurrence_id IS NULL AND state = 'archived' AND start_time <= ?
+             ORDER BY start_time"
+        ))
+        .bind(ts(before))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("list archived scan recordings"))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // the account scan
+
+    /// The users the scan has seen, by name.
+    pub async fn scan_users(&self) -> Result<Vec<ScanUserRow>> {
+        sqlx::query_as(&format!(
+            "SELECT {SCAN_USER_COLS} FROM scan_users ORDER BY user"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("list scan users"))
+    }
+
+    /// Adds a user to the scan (backfill from `since`), or updates what `GET /users` says
+    /// of it. A `since` earlier than the stored one restarts its backfill from there.
+    pub async fn add_scan_user(
+        &self,
+        user: &str,
+        email: Option<&str>,
+        status: Option<&str>,
+        since: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<ScanUserRow> {
+        let now = ts(now);
+        sqlx::query(
+            "INSERT INTO scan_users (user, email, status, since, added_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+             ON CONFLICT (user) DO UPDATE SET
+                 email = coalesce(excluded.email, email),
+                 status = coalesce(excluded.status, status),
+                 done_through = CASE WHEN excluded.since < since THEN NULL ELSE done_through END,
+                 since = min(since, excluded.since),
+                 updated_at = CASE WHEN excluded.since < since OR excluded.email IS NOT email
+                                     OR excluded.status IS NOT status
+                                   THEN excluded.updated_at ELSE updated_at END",
+        )
+        .bind(user)
+        .bind(email)
+        .bind(status)
+        .bind(since.to_string())
+        .bind(&now)
+        .execute(&self.pool)
+        .await
+        .map_err(q("add scan user"))?;
+        sqlx::query_as(&format!(
+            "SELECT {SCAN_USER_COLS} FROM scan_users WHERE user = ?"
+        ))
+        .bind(user)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(q("add scan user"))
+    }
+
+    /// Every recording of a window up to `through` is stored: the next scan starts after it.
+    pub async fn scan_window_done(
+        &self,
+        user: &str,
+        through: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE scan_users SET windows_done = windows_done + 1,
+                 done_through = CASE WHEN done_through IS NULL OR done_through < ?1 THEN ?1
+                                     ELSE done_through END,
+                 updated_at = ?2
+             WHERE user = ?3",
+        )
+        .bind(through.to_string())
+        .bind(ts(now))
+        .bind(user)
+        .execute(&self.pool)
+        .await
+        .map_err(q("scan window done"))?;
+        Ok(())
+    }
+
+    /// A user's scan ended (`error` says why, if it did not complete); next one at `next`.
+    pub async fn scan_ended(
+        &self,
+        user: &str,
+        error: Option<&str>,
+        next: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE scan_users SET last_error = ?1, next_scan_at = ?2, updated_at = ?3,
+                 last_scan_at = CASE WHEN ?1 IS NULL THEN ?3 ELSE last_scan_at END
+             WHERE user = ?4",
+        )
+        .bind(error)
+        .bind(ts(next))
+        .bind(ts(now))
+        .bind(user)
+        .execute(&self.pool)
+        .await
+        .map_err(q("scan ended"))?;
+        Ok(())
     }
 
     /// Records a file as Zoom lists it. A new `completed` file is queued; a known file gets a
@@ -1159,7 +1361,7 @@ impl Store {
     /// Files, newest first, optionally in one state (`zoomd recordings`).
     pub async fn list_files(&self, state: Option<FileState>) -> Result<Vec<FileRow>> {
         sqlx::query_as(&format!(
-            "{FILE_SELECT} WHERE (?1 IS NULL OR f.state = ?1) ORDER BY o.start_utc DESC, f.id"
+            "{FILE_SELECT} WHERE (?1 IS NULL OR f.state = ?1) ORDER BY start_utc DESC, f.id"
         ))
         .bind(state)
         .fetch_all(&self.pool)
@@ -1360,7 +1562,7 @@ impl Store {
     pub async fn archive(&self) -> Result<Vec<ArchiveRow>> {
         sqlx::query_as(
             "SELECT key, topic, start_utc, start_local, meeting_id, meeting_uuid, file_row, file_id,
-                    file_type, file_extension, bytes, sha256, path, archived_at
+                    file_type, file_extension, bytes, sha256, path, archived_at, host
              FROM archive ORDER BY start_utc, file_row",
         )
         .fetch_all(&self.pool)
@@ -1389,4 +1591,120 @@ fn base_options(path: &Path) -> SqliteConnectOptions {
         .filename(path)
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 0006 rebuilds `recordings` (and `recording_files`, which refers to it) inside the
+    /// migration's transaction, foreign keys on: what a database of version 5 holds survives.
+    #[tokio::test]
+    async fn the_account_scan_migration_keeps_every_row() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(base_options(&dir.path().join("v5.db")).create_if_missing(true))
+            .await
+            .expect("open");
+        for sql in [
+            include_str!("../../migrations/0001_initial.sql"),
+            include_str!("../../migrations/0002_query_indexes.sql"),
+            include_str!("../../migrations/0003_failure_kind.sql"),
+            include_str!("../../migrations/0004_cancellations_and_hosts.sql"),
+            include_str!("../../migrations/0005_window_index.sql"),
+        ] {
+            sqlx::raw_sql(sql)
+                .execute(&pool)
+                .await
+                .expect("older migration");
+        }
+        let t = "'2026-11-30T09:00:00Z'";
+        sqlx::raw_sql(&format!(
+            "INSERT INTO occurrences (id, key, start_utc, start_local, timezone, duration_min,
+                 host, topic, settings_json, marker, state, meeting_id, created_at, updated_at)
+             VALUES (7, 'standup', {t}, '2026-11-30T10:00:00+01:00', 'Europe/Berlin', 30,
+                 'me', 'Standup', '{{}}', 'zoomd:standup', 'created', 85000000001, {t}, {t});
+             INSERT INTO recordings (id, occurrence_id, meeting_uuid, meeting_id, state,
+                 first_seen_at, updated_at)
+             VALUES (3, 7, 'uuid-1', 85000000001, 'archived', {t}, {t});
+             INSERT INTO recording_files (id, recording_id, file_id, file_type, file_extension,
+                 state, path, bytes, sha256, archived_at, first_seen_at, updated_at, failure_kind)
+             VALUES (11, 3, 'f1', 'MP4', 'MP4', 'archived', 'a/b.mp4', 5, 'ab', {t}, {t}, {t},
+                 NULL),
+                    (12, 3, 'f2', 'CHAT', 'TXT', 'failed', NULL, NULL, NULL, NULL, {t}, {t},
+                 'refused');"
+        ))
+        .execute(&pool)
+        .await
+        .expect("rows of version 5");
+
+        let mut tx = pool.begin().await.expect("begin");
+        sqlx::raw_sql(include_str!("../../migrations/0006_account_recordings.sql"))
+            .execute(&mut *tx)
+            .await
+            .expect("0006");
+        tx.commit().await.expect("commit");
+
+        let files: Vec<(i64, i64, String, Option<String>)> = sqlx::query_as(
+            "SELECT id, recording_id, state, failure_kind FROM recording_files ORDER BY id",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("files");
+        assert_eq!(
+            files,
+            [
+                (11, 3, "archived".to_string(), None),
+                (12, 3, "failed".to_string(), Some("refused".to_string()))
+            ]
+        );
+        let archive: Vec<(Option<String>, String, String)> =
+            sqlx::query_as("SELECT key, host, path FROM archive")
+                .fetch_all(&pool)
+                .await
+                .expect("archive view");
+        assert_eq!(
+            archive,
+            [(Some("standup".into()), "me".into(), "a/b.mp4".into())]
+        );
+        let failures: Vec<(String, i64, String)> =
+            sqlx::query_as("SELECT kind, id, timezone FROM failures")
+                .fetch_all(&pool)
+                .await
+                .expect("failures view");
+        assert_eq!(failures, [("file".into(), 12, "Europe/Berlin".into())]);
+        let dangling: Vec<(String, i64, String, i64)> = sqlx::query_as("PRAGMA foreign_key_check")
+            .fetch_all(&pool)
+            .await
+            .expect("foreign_key_check");
+        assert!(dangling.is_empty(), "{dangling:?}");
+        // The references still hold: a file of no recording is refused.
+        let orphan = sqlx::raw_sql(&format!(
+            "INSERT INTO recording_files (recording_id, file_id, file_type, file_extension,
+                 state, first_seen_at, updated_at) VALUES (99, 'x', 'MP4', 'MP4', 'queued', {t}, {t})"
+        ))
+        .execute(&pool)
+        .await;
+        assert!(orphan.is_err(), "an orphan file was accepted");
+        // A recording the scan found has no occurrence, but must say whose it is.
+        let found = |host: &str| {
+            format!(
+                "INSERT INTO recordings (occurrence_id, meeting_uuid, meeting_id, start_time,
+                     state, first_seen_at, updated_at, host)
+                 VALUES (NULL, 'uuid-{host}', 1, {t}, 'processing', {t}, {t}, {})",
+                if host.is_empty() {
+                    "NULL".to_string()
+                } else {
+                    format!("'{host}'")
+                }
+            )
+        };
+        sqlx::raw_sql(&found("jane@example.org"))
+            .execute(&pool)
+            .await
+            .expect("a recording found by the scan");
+        assert!(sqlx::raw_sql(&found("")).execute(&pool).await.is_err());
+        pool.close().await;
+    }
 }

@@ -76,11 +76,9 @@ const PENDING: &str = "FROM occurrences
 
 const DEFERRED: &str = "FROM occurrences WHERE state = 'deferred' ORDER BY start_utc LIMIT ?";
 
-const NEWEST_FAILURES: &str = "SELECT fl.kind, fl.id, fl.key, fl.start_utc, o.start_local,
-         o.timezone, fl.meeting_id, fl.what, fl.attempts, fl.last_error, fl.at
-     FROM failures fl
-     JOIN occurrences o ON o.key = fl.key AND o.start_utc = fl.start_utc
-     ORDER BY fl.at DESC LIMIT ?";
+const NEWEST_FAILURES: &str = "SELECT kind, id, key, start_utc, start_local, timezone,
+         meeting_id, what, attempts, last_error, at, host
+     FROM failures ORDER BY at DESC LIMIT ?";
 
 /// What `zoomd status` and the systemd status line show: counts from indexes and the first
 /// rows of each section.

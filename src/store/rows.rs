@@ -4,7 +4,7 @@
 //! [`super::ts`]). Rows are read through [`Cols`], so a value that does not parse is an error
 //! that names the table, the row and the column — never a default.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -118,6 +118,7 @@ sqlx_columns!(
     String,
     bool,
     DateTime<Utc>,
+    NaiveDate,
     OccurrenceState,
     RecordingWatch,
     RecordingState,
@@ -347,25 +348,76 @@ impl OccurrenceRow {
 /// A meeting instance's recording as Zoom lists it.
 #[derive(Debug, Clone)]
 pub struct SeenRecording {
-    pub occurrence_id: i64,
+    /// The occurrence zoomd created the meeting for; `None`: someone else's meeting.
+    pub occurrence_id: Option<i64>,
     pub meeting_uuid: String,
     pub meeting_id: i64,
     pub start_time: Option<DateTime<Utc>>,
     pub total_size: Option<i64>,
+    /// Found by the account scan: whose it is, and what the listing says of it.
+    pub scan: Option<ScanFound>,
 }
 
+/// What the account scan knows of a recording besides its files.
+#[derive(Debug, Clone)]
+pub struct ScanFound {
+    /// The user's email, else id.
+    pub host: String,
+    pub topic: Option<String>,
+    pub duration_min: Option<i64>,
+}
+
+/// A user the account scan lists, and how far its backfill has come.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScanUserRow {
+    pub user: String,
+    pub email: Option<String>,
+    pub status: Option<String>,
+    /// The oldest day the backfill lists.
+    pub since: NaiveDate,
+    /// The newest day of the completed windows; `None`: no window yet.
+    pub done_through: Option<NaiveDate>,
+    pub windows_done: i64,
+    pub last_scan_at: Option<DateTime<Utc>>,
+    pub next_scan_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+from_row!(
+    ScanUserRow,
+    "scan_users",
+    "user",
+    [
+        user,
+        email,
+        status,
+        since,
+        done_through,
+        windows_done,
+        last_scan_at,
+        next_scan_at,
+        last_error
+    ]
+);
+
+pub(super) const SCAN_USER_COLS: &str = "user, email, status, since, done_through, windows_done,
+    last_scan_at, next_scan_at, last_error";
+
 pub(super) const REC_COLS: &str =
-    "id, occurrence_id, meeting_uuid, meeting_id, start_time, total_size, state";
+    "id, occurrence_id, meeting_uuid, meeting_id, start_time, total_size, state, host";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RecordingRow {
     pub id: i64,
-    pub occurrence_id: i64,
+    /// `None`: found by the account scan.
+    pub occurrence_id: Option<i64>,
     pub meeting_uuid: String,
     pub meeting_id: i64,
     pub start_time: Option<DateTime<Utc>>,
     pub total_size: Option<i64>,
     pub state: RecordingState,
+    /// Found by the account scan: whose recording it is.
+    pub host: Option<String>,
 }
 
 from_row!(
@@ -379,7 +431,8 @@ from_row!(
         meeting_id,
         start_time,
         total_size,
-        state
+        state,
+        host
     ]
 );
 
@@ -403,10 +456,13 @@ pub(super) const FILE_SELECT: &str = "SELECT f.id, f.recording_id, f.file_id, f.
     f.file_extension, f.recording_type, f.recording_start, f.recording_end, f.file_size,
     f.download_url, f.state, f.attempts, f.next_attempt_at, f.path, f.bytes, f.sha256,
     f.last_error, f.failure_kind, f.archived_at, r.meeting_uuid, r.occurrence_id, o.key,
-    o.topic, o.start_utc, o.start_local, o.timezone, o.meeting_id
+    coalesce(o.topic, r.topic, '') AS topic, coalesce(o.start_utc, r.start_time) AS start_utc,
+    coalesce(o.start_local, r.start_time) AS start_local,
+    coalesce(o.timezone, 'UTC') AS timezone, coalesce(o.meeting_id, r.meeting_id) AS meeting_id,
+    coalesce(r.host, o.host) AS host, r.occurrence_id IS NULL AS found_by_scan
     FROM recording_files f
     JOIN recordings r ON r.id = f.recording_id
-    JOIN occurrences o ON o.id = r.occurrence_id";
+    LEFT JOIN occurrences o ON o.id = r.occurrence_id";
 
 /// A file with what naming and downloading it needs from its recording and occurrence.
 #[derive(Debug, Clone, Serialize)]
@@ -432,14 +488,27 @@ pub struct FileRow {
     pub failure_kind: Option<FailureKind>,
     pub archived_at: Option<DateTime<Utc>>,
     pub meeting_uuid: String,
+    /// `None` for a recording the account scan found (zoomd did not create the meeting).
     #[serde(skip)]
-    pub occurrence_id: i64,
-    pub key: String,
+    pub occurrence_id: Option<i64>,
+    /// The `[[meeting]]` key; `None` when zoomd did not create the meeting.
+    pub key: Option<String>,
     pub topic: String,
+    /// The occurrence's scheduled start, or (found by the scan) the recording's start.
     pub start_utc: DateTime<Utc>,
     pub start_local: String,
     pub timezone: Tz,
     pub meeting_id: Option<i64>,
+    /// Whose meeting: the configured host, or the user the scan listed.
+    pub host: String,
+    pub found_by_scan: bool,
+}
+
+impl FileRow {
+    /// What logs name the file's meeting by: its `[[meeting]]` key, else its host.
+    pub fn label(&self) -> &str {
+        self.key.as_deref().unwrap_or(&self.host)
+    }
 }
 
 from_row!(
@@ -473,7 +542,9 @@ from_row!(
         start_utc,
         start_local,
         timezone,
-        meeting_id
+        meeting_id,
+        host,
+        found_by_scan
     ]
 );
 
@@ -533,7 +604,8 @@ from_row!(
 /// A row of the `archive` view.
 #[derive(Debug, Clone, Serialize)]
 pub struct ArchiveRow {
-    pub key: String,
+    /// `None` for a meeting zoomd did not create (found by the account scan).
+    pub key: Option<String>,
     pub topic: String,
     pub start_utc: DateTime<Utc>,
     pub start_local: String,
@@ -547,6 +619,7 @@ pub struct ArchiveRow {
     pub sha256: Option<String>,
     pub path: Option<String>,
     pub archived_at: Option<DateTime<Utc>>,
+    pub host: String,
 }
 
 from_row!(
@@ -567,7 +640,8 @@ from_row!(
         bytes,
         sha256,
         path,
-        archived_at
+        archived_at,
+        host
     ]
 );
 
@@ -583,7 +657,8 @@ pub struct FailureItem {
     pub kind: FailureSubject,
     /// The file's row id for `file` (what `zoomd retry` takes), else the occurrence's.
     pub id: i64,
-    pub key: String,
+    /// `None` for a file of a meeting zoomd did not create.
+    pub key: Option<String>,
     pub start_utc: DateTime<Utc>,
     pub start_local: String,
     pub timezone: Tz,
@@ -592,6 +667,7 @@ pub struct FailureItem {
     pub attempts: i64,
     pub last_error: Option<String>,
     pub at: DateTime<Utc>,
+    pub host: String,
 }
 
 from_row!(
@@ -609,7 +685,8 @@ from_row!(
         what,
         attempts,
         last_error,
-        at
+        at,
+        host
     ]
 );
 

@@ -3,6 +3,8 @@
 //! Layout (times in the entry's zone):
 //! `<YYYY-MM>/<YYYY-MM-DD>_<HHMM>_<topic>_<meeting id>/<YYYY-MM-DD_HHMMSS>_<FILE_TYPE>[_<recording type>].<ext>`
 //! where the file part's time is the recording's own start (one meeting instance each).
+//! A meeting zoomd did not create (found by the account scan) goes under its host:
+//! `users/<host email or id>/<YYYY-MM>/...`, times in UTC (Zoom's listing names no zone).
 
 use std::path::{Component, Path, PathBuf};
 
@@ -23,6 +25,8 @@ pub struct FileName<'a> {
     pub file_type: &'a str,
     pub recording_type: Option<&'a str>,
     pub extension: &'a str,
+    /// Found by the account scan: the user whose meeting it was.
+    pub scan_host: Option<&'a str>,
 }
 
 /// The path relative to the archive directory.
@@ -54,7 +58,13 @@ pub fn relative_path(f: &FileName<'_>) -> PathBuf {
     let ext = truncate(if ext.is_empty() { "bin" } else { &ext }, 16);
     let stem = truncate(&stem, COMPONENT_MAX - ext.len() - 1);
     let file = sanitize(&format!("{stem}.{ext}"));
-    [month, dir, file].iter().collect()
+    let mut path = PathBuf::new();
+    if let Some(host) = f.scan_host {
+        path.push("users");
+        path.push(sanitize(&truncate(&clean(host), COMPONENT_MAX)));
+    }
+    path.extend([month, dir, file]);
+    path
 }
 
 /// `archive` joined with `relative`, refusing anything that could leave the archive.
@@ -157,6 +167,28 @@ mod tests {
             file_type,
             recording_type: Some("shared_screen_with_speaker_view"),
             extension: ext,
+            scan_host: None,
+        }
+    }
+
+    #[test]
+    fn a_meeting_zoomd_did_not_create_goes_under_its_host() {
+        let mut n = name("Office hours", "MP4", "MP4");
+        n.scan_host = Some("jane.doe@example.org");
+        n.timezone = Tz::UTC;
+        n.scheduled_start = "2026-11-30T08:01:00Z".parse().expect("instant");
+        assert_eq!(
+            relative_path(&n),
+            PathBuf::from(
+                "users/jane.doe@example.org/2026-11/2026-11-30_0801_Office_hours_85123456789/2026-11-30_080102_MP4_shared_screen_with_speaker_view.mp4"
+            )
+        );
+        // A hostile host name stays one component inside the archive.
+        for host in ["../../etc", "a/b", "..", "", "CON"] {
+            n.scan_host = Some(host);
+            let p = relative_path(&n);
+            assert_eq!(p.components().count(), 5, "{p:?}");
+            assert!(under(Path::new("/srv/archive"), &p).is_some(), "{p:?}");
         }
     }
 

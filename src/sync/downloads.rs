@@ -154,6 +154,7 @@ pub fn relative_path(file: &FileRow) -> Option<PathBuf> {
         file_type: &file.file_type,
         recording_type: file.recording_type.as_deref(),
         extension: &file.file_extension,
+        scan_host: file.found_by_scan.then_some(file.host.as_str()),
     }))
 }
 
@@ -221,11 +222,11 @@ pub async fn download_one(
             ctx.store
                 .refresh_recording_state(file.recording_id, now)
                 .await?;
-            tracing::info!(key = %file.key, meeting_id = file.meeting_id, file_id = %file.file_id, path = %rel_str, bytes, "file archived");
+            tracing::info!(key = %file.label(), meeting_id = file.meeting_id, file_id = %file.file_id, path = %rel_str, bytes, "file archived");
             ctx.event(NewEvent {
                 kind: "archived",
-                key: Some(&file.key),
-                occurrence_id: Some(file.occurrence_id),
+                key: file.key.as_deref(),
+                occurrence_id: file.occurrence_id,
                 meeting_id: file.meeting_id,
                 file_row: Some(file.id),
                 message: format!(
@@ -260,14 +261,18 @@ pub async fn download_one(
             if drop_url {
                 // The next poll (now, or at the back-off) brings a new URL.
                 let poll_at = retry_at.unwrap_or(now);
-                ctx.store.poll_soon(file.occurrence_id, poll_at).await?;
+                match file.occurrence_id {
+                    Some(occurrence) => ctx.store.poll_soon(occurrence, poll_at).await?,
+                    // Found by the scan: the scan lists it again by uuid.
+                    None => ctx.store.refresh_soon(file.recording_id, poll_at).await?,
+                }
             }
             if give_up {
-                tracing::error!(key = %file.key, file_id = %file.file_id, attempts, error = %message, "download failed for good; `zoomd retry {}` requeues it", file.id);
+                tracing::error!(key = %file.label(), file_id = %file.file_id, attempts, error = %message, "download failed for good; `zoomd retry {}` requeues it", file.id);
                 ctx.event(NewEvent {
                     kind: "failed",
-                    key: Some(&file.key),
-                    occurrence_id: Some(file.occurrence_id),
+                    key: file.key.as_deref(),
+                    occurrence_id: file.occurrence_id,
                     meeting_id: file.meeting_id,
                     file_row: Some(file.id),
                     message: format!("after {attempts} attempts: {message}"),
@@ -275,7 +280,7 @@ pub async fn download_one(
                 .await;
                 Ok(Outcome::Failed)
             } else {
-                tracing::warn!(key = %file.key, file_id = %file.file_id, attempts, kind = %kind, error = %message, "download failed; will retry");
+                tracing::warn!(key = %file.label(), file_id = %file.file_id, attempts, kind = %kind, error = %message, "download failed; will retry");
                 Ok(Outcome::Retrying)
             }
         }

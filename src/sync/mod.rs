@@ -1,4 +1,4 @@
-//! The three idempotent reconcile steps. Each reads desired and stored state, acts through
+//! The idempotent reconcile steps. Each reads desired and stored state, acts through
 //! [`crate::zoom`], and records what it did in [`crate::store`]; running one twice does no harm.
 //!
 //! - [`meetings`]: the schedule file is the desired state of upcoming Zoom meetings; it
@@ -6,6 +6,7 @@
 //! - [`recordings`]: watches created meetings for their cloud recordings and tracks each file.
 //! - [`downloads`]: streams queued files into the archive, verified, resumable.
 //! - [`verify`]: compares each host's upcoming meetings at Zoom with the database (drift).
+//! - [`scan`]: the account scan: other users' cloud recordings into the same archive.
 //!
 //! Steps never read the clock themselves: they take a [`Clock`], which the daemon backs with
 //! the system clock and tests with whatever they need.
@@ -15,6 +16,7 @@ pub mod downloads;
 pub mod meetings;
 pub mod plan;
 pub mod recordings;
+pub mod scan;
 pub mod verify;
 
 use std::future::Future;

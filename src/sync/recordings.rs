@@ -15,8 +15,8 @@ use chrono::{DateTime, Duration, Utc};
 use super::{Ctx, SyncError};
 use crate::config::{AfterDownload, Config};
 use crate::store::{
-    NewEvent, OccurrenceRow, RecordingRow, RecordingState, RecordingWatch, SeenFile, SeenRecording,
-    ts,
+    FileState, NewEvent, OccurrenceRow, RecordingRow, RecordingState, RecordingWatch, SeenFile,
+    SeenRecording, ts,
 };
 use crate::zoom::{DeleteAction, MeetingRecordings, MeetingRef, RecordingFile, ZoomError};
 
@@ -53,6 +53,11 @@ pub fn file_key(f: &RecordingFile) -> String {
             f.file_extension.as_deref().unwrap_or("")
         ),
     }
+}
+
+/// Whether a stored file id is Zoom's own (not one [`file_key`] made up).
+pub fn has_zoom_id(file_id: &str, file_type: &str) -> bool {
+    !file_id.starts_with(&format!("{file_type}-"))
 }
 
 super::counts!(Report {
@@ -137,7 +142,16 @@ async fn poll_one(
             // cloud copy may go (never earlier: a transcript can follow the other files).
             if config.daemon.after_download != AfterDownload::Keep {
                 for rec in ctx.store.recordings_of(row.id).await? {
-                    remove_cloud_copy(ctx, config, row, &rec, report).await?;
+                    let whose = Whose {
+                        key: Some(&row.key),
+                        occurrence_id: Some(row.id),
+                        meeting_id: row.meeting_id,
+                        label: &row.key,
+                    };
+                    let action = config.daemon.after_download;
+                    if remove_cloud(ctx, config, &rec, action, whose).await? {
+                        report.cloud_removed += 1;
+                    }
                 }
             }
             RecordingWatch::Done
@@ -150,7 +164,7 @@ async fn poll_one(
     let recordings = fetch_all(ctx, meeting_id).await?;
     let mut all_archived = !recordings.is_empty();
     for rec in &recordings {
-        all_archived &= record(ctx, row, meeting_id, rec).await?;
+        all_archived &= record(ctx, config, row, meeting_id, rec).await?;
     }
     let watch = if recordings.is_empty() {
         RecordingWatch::Waiting
@@ -208,25 +222,38 @@ async fn fetch_all(ctx: &Ctx, meeting_id: i64) -> Result<Vec<MeetingRecordings>,
 /// Stores one instance's recording and files; true when every file of it is archived.
 async fn record(
     ctx: &Ctx,
+    config: &Config,
     row: &OccurrenceRow,
     meeting_id: i64,
     rec: &MeetingRecordings,
 ) -> Result<bool, SyncError> {
+    let seen = SeenRecording {
+        occurrence_id: Some(row.id),
+        meeting_uuid: rec.uuid.clone(),
+        meeting_id: rec.id.unwrap_or(meeting_id),
+        start_time: rec.start_time,
+        total_size: rec.total_size.and_then(|s| i64::try_from(s).ok()),
+        scan: None,
+    };
+    store_recording(ctx, config, &seen, rec).await
+}
+
+/// Stores a recording and those of its files `[recordings] file_types` wants; true when
+/// every stored file of it is archived.
+pub(super) async fn store_recording(
+    ctx: &Ctx,
+    config: &Config,
+    seen: &SeenRecording,
+    rec: &MeetingRecordings,
+) -> Result<bool, SyncError> {
     let now = ctx.now();
-    let recording_id = ctx
-        .store
-        .upsert_recording(
-            &SeenRecording {
-                occurrence_id: row.id,
-                meeting_uuid: rec.uuid.clone(),
-                meeting_id: rec.id.unwrap_or(meeting_id),
-                start_time: rec.start_time,
-                total_size: rec.total_size.and_then(|s| i64::try_from(s).ok()),
-            },
-            now,
-        )
-        .await?;
-    for f in &rec.recording_files {
+    let recording_id = ctx.store.upsert_recording(seen, now).await?;
+    let wanted = rec.recording_files.iter().filter(|f| {
+        config
+            .recordings
+            .wants(f.file_type.as_deref().unwrap_or("FILE"))
+    });
+    for f in wanted {
         ctx.store
             .upsert_file(
                 &SeenFile {
@@ -249,56 +276,77 @@ async fn record(
     Ok(state.state.is_archived())
 }
 
-/// Trashes or deletes one instance's cloud recording, if every file of it is archived.
-async fn remove_cloud_copy(
+/// Whose recording a cloud removal is about, for logs and events.
+pub(super) struct Whose<'a> {
+    pub key: Option<&'a str>,
+    pub occurrence_id: Option<i64>,
+    pub meeting_id: Option<i64>,
+    /// The key, or the host of a meeting zoomd did not create.
+    pub label: &'a str,
+}
+
+/// Trashes or deletes one instance's cloud recording (`action`), if every file of it is
+/// archived. With a `file_types` filter only the archived files go, one by one: the types
+/// zoomd does not archive stay in the cloud. Returns whether it removed anything.
+pub(super) async fn remove_cloud(
     ctx: &Ctx,
     config: &Config,
-    row: &OccurrenceRow,
     stored: &RecordingRow,
-    report: &mut Report,
-) -> Result<(), SyncError> {
+    action: AfterDownload,
+    whose: Whose<'_>,
+) -> Result<bool, SyncError> {
     if stored.state != RecordingState::Archived {
         // Already removed, or not everything verified: the cloud copy stays.
         if !stored.state.is_archived() {
-            tracing::warn!(key = %row.key, meeting_uuid = %stored.meeting_uuid, state = %stored.state, "cloud recording kept: not every file is archived");
+            tracing::warn!(meeting = %whose.label, meeting_uuid = %stored.meeting_uuid, state = %stored.state, "cloud recording kept: not every file is archived");
         }
-        return Ok(());
+        return Ok(false);
     }
-    let (action, deleted) = match config.daemon.after_download {
-        AfterDownload::Keep => return Ok(()),
+    let (how, deleted) = match action {
+        AfterDownload::Keep => return Ok(false),
         AfterDownload::Trash => (DeleteAction::Trash, false),
         AfterDownload::Delete => (DeleteAction::Delete, true),
     };
     let uuid = stored.meeting_uuid.clone();
-    match ctx
-        .zoom
-        .delete_recordings(&MeetingRef::Uuid(uuid.clone()), action)
-        .await
-    {
-        Ok(()) => {}
-        Err(e) if e.is_not_found() => {}
-        Err(e) => return Err(e.into()),
+    let meeting = MeetingRef::Uuid(uuid.clone());
+    let gone = |r: Result<(), ZoomError>| match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e),
+    };
+    if config.recordings.file_types.is_some() {
+        for f in ctx.store.files_of_recording(stored.id).await? {
+            // Files Zoom lists without an id (CC) cannot be removed alone; they stay.
+            if f.state == FileState::Archived && has_zoom_id(&f.file_id, &f.file_type) {
+                gone(
+                    ctx.zoom
+                        .delete_recording_file(&meeting, &f.file_id, how)
+                        .await,
+                )?;
+            }
+        }
+    } else {
+        gone(ctx.zoom.delete_recordings(&meeting, how).await)?;
     }
     ctx.store
         .mark_cloud_removed(stored.id, deleted, ctx.now())
         .await?;
     let verb = if deleted { "deleted" } else { "trashed" };
-    tracing::info!(key = %row.key, meeting_uuid = %uuid, "cloud recording {verb} after archiving");
+    tracing::info!(meeting = %whose.label, meeting_uuid = %uuid, "cloud recording {verb} after archiving");
     ctx.event(NewEvent {
         kind: if deleted {
             "cloud-deleted"
         } else {
             "cloud-trashed"
         },
-        key: Some(&row.key),
-        occurrence_id: Some(row.id),
-        meeting_id: row.meeting_id,
+        key: whose.key,
+        occurrence_id: whose.occurrence_id,
+        meeting_id: whose.meeting_id,
         message: format!("cloud recording {uuid} {verb}: every file archived and verified"),
         ..NewEvent::default()
     })
     .await;
-    report.cloud_removed += 1;
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -367,6 +415,8 @@ mod tests {
             recording_end: None,
         };
         assert_eq!(file_key(&f), "CC-closed_caption-2026-11-30T09:00:05Z-VTT");
+        assert!(!has_zoom_id(&file_key(&f), "CC"));
+        assert!(has_zoom_id("a2f19f96-9294-4f51-8134-6f0eea108eb2", "MP4"));
         // What a later listing of the same file (a fresh signed URL) is tracked by.
         let relisted = RecordingFile {
             download_url: Some("https://zoom.us/rec/y?fresh".into()),

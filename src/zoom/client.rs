@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use percent_encoding::utf8_percent_encode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
@@ -32,6 +32,17 @@ use crate::secret::Secret;
 const PAGE_SIZE: &str = "300";
 /// A listing longer than this many pages is taken for a server loop.
 const MAX_PAGES: usize = 10_000;
+/// How long after it came a page token is still sent: Zoom's live 15 minutes, and a
+/// request may take a while to arrive.
+const PAGE_TOKEN_USABLE: chrono::TimeDelta = chrono::TimeDelta::minutes(14);
+/// Listings started again because their page tokens aged, before giving up.
+const MAX_LISTING_RESTARTS: u32 = 3;
+
+/// How one pass over a listing's pages ended.
+enum Listing<T> {
+    Done(Vec<T>),
+    TokenAged,
+}
 
 /// A Zoom API client. Cheap to clone (shares its pool and token cache).
 #[derive(Clone)]
@@ -364,6 +375,25 @@ impl ZoomClient {
         self.delete(OP, url).await
     }
 
+    /// `DELETE /meetings/{uuid}/recordings/{file_id}?action=trash|delete` (204): one file.
+    /// Already gone: [`ZoomError::NotFound`].
+    pub async fn delete_recording_file(
+        &self,
+        meeting: &MeetingRef,
+        file_id: &str,
+        action: DeleteAction,
+    ) -> Result<(), ZoomError> {
+        const OP: &str = "delete_recording_file";
+        let mut url = self.api(&[
+            "meetings",
+            &meeting.path_segment(),
+            "recordings",
+            &segment(file_id),
+        ]);
+        url.query_pairs_mut().append_pair("action", action.as_str());
+        self.delete(OP, url).await
+    }
+
     // ---- plumbing ---------------------------------------------------------------------
 
     /// `api_url` + already-encoded path segments.
@@ -415,10 +445,48 @@ impl ZoomClient {
         base: Url,
         query: &[(&str, &str)],
     ) -> Result<Vec<T>, ZoomError> {
+        let mut restarts = 0;
+        loop {
+            match self.pages_once(op, &base, query).await? {
+                Listing::Done(out) => return Ok(out),
+                // Zoom's page tokens live 15 minutes; one that aged (a long wait between
+                // pages) is never sent: the listing starts again from its first page.
+                Listing::TokenAged if restarts < MAX_LISTING_RESTARTS => {
+                    restarts += 1;
+                    tracing::info!(
+                        op,
+                        restarts,
+                        "page token too old; listing again from the first page"
+                    );
+                }
+                Listing::TokenAged => {
+                    return Err(ZoomError::Parse {
+                        op,
+                        detail: format!(
+                            "the listing's page tokens expired {MAX_LISTING_RESTARTS} times in a row"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+
+    /// One pass over every page; stops short when the next page's token is too old to use.
+    async fn pages_once<T: DeserializeOwned>(
+        &self,
+        op: &'static str,
+        base: &Url,
+        query: &[(&str, &str)],
+    ) -> Result<Listing<T>, ZoomError> {
         let mut out = Vec::new();
-        let mut token: Option<String> = None;
+        let mut token: Option<(String, DateTime<Utc>)> = None;
         let mut seen_tokens = HashSet::new();
         for _ in 0..MAX_PAGES {
+            if let Some((_, got)) = &token
+                && self.inner.clock.now() - *got >= PAGE_TOKEN_USABLE
+            {
+                return Ok(Listing::TokenAged);
+            }
             let mut url = base.clone();
             {
                 let mut q = url.query_pairs_mut();
@@ -426,15 +494,25 @@ impl ZoomClient {
                     q.append_pair(k, v);
                 }
                 q.append_pair("page_size", PAGE_SIZE);
-                if let Some(t) = &token {
+                if let Some((t, _)) = &token {
                     q.append_pair("next_page_token", t);
                 }
             }
-            let bytes = self.get(op, url).await?;
+            let bytes = match self.get(op, url).await {
+                // The token expired while the request was retried: Zoom says so with 300.
+                Err(ZoomError::Api {
+                    status: 400,
+                    message,
+                    ..
+                }) if token.is_some() && message.to_ascii_lowercase().contains("page token") => {
+                    return Ok(Listing::TokenAged);
+                }
+                other => other?,
+            };
             let page: Page<T> = parse(op, &bytes)?;
             out.extend(page.meetings);
             match page.next_page_token.filter(|t| !t.is_empty()) {
-                None => return Ok(out),
+                None => return Ok(Listing::Done(out)),
                 Some(t) => {
                     if !seen_tokens.insert(t.clone()) {
                         return Err(ZoomError::Parse {
@@ -442,7 +520,7 @@ impl ZoomClient {
                             detail: "next_page_token repeated: the listing loops".to_owned(),
                         });
                     }
-                    token = Some(t);
+                    token = Some((t, self.inner.clock.now()));
                 }
             }
         }

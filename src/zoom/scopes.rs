@@ -12,7 +12,23 @@ pub enum Feature {
     Recordings,
     /// `after_download = "trash" | "delete"`: removing the cloud copy.
     CloudDelete,
+    /// The same with a `file_types` filter: only the archived files go, one by one.
+    CloudDeleteFiles,
+    /// `[recordings] users`: listing each user's cloud recordings.
+    AccountScan,
+    /// `[recordings] users = "*"`: listing the account's users.
+    AccountUsers,
 }
+
+/// Every feature, for lookups by operation.
+const ALL_FEATURES: [Feature; 6] = [
+    Feature::Meetings,
+    Feature::Recordings,
+    Feature::CloudDelete,
+    Feature::CloudDeleteFiles,
+    Feature::AccountScan,
+    Feature::AccountUsers,
+];
 
 impl Feature {
     pub fn name(self) -> &'static str {
@@ -20,6 +36,11 @@ impl Feature {
             Feature::Meetings => "meetings (create, update, cancel, drift check)",
             Feature::Recordings => "recordings (watch and download)",
             Feature::CloudDelete => "after_download (trash or delete the cloud copy)",
+            Feature::CloudDeleteFiles => {
+                "after_download with file_types (trash or delete archived files one by one)"
+            }
+            Feature::AccountScan => "[recordings] users (list each user's cloud recordings)",
+            Feature::AccountUsers => "[recordings] users = \"*\" (list the account's users)",
         }
     }
 
@@ -29,6 +50,9 @@ impl Feature {
             Feature::Meetings => &MEETINGS,
             Feature::Recordings => &RECORDINGS,
             Feature::CloudDelete => &CLOUD_DELETE,
+            Feature::CloudDeleteFiles => &CLOUD_DELETE_FILES,
+            Feature::AccountScan => &ACCOUNT_SCAN,
+            Feature::AccountUsers => &ACCOUNT_USERS,
         }
     }
 }
@@ -116,6 +140,32 @@ const CLOUD_DELETE: [Need; 1] = [Need {
     ],
 }];
 
+const CLOUD_DELETE_FILES: [Need; 1] = [Need {
+    op: "delete_recording_file",
+    classic: RECORDING_WRITE,
+    granular: &[
+        "cloud_recording:delete:recording_file:admin",
+        "cloud_recording:delete:recording_file:master",
+        "cloud_recording:delete:recording_file",
+    ],
+}];
+
+const ACCOUNT_SCAN: [Need; 1] = [Need {
+    op: "list_user_recordings",
+    classic: RECORDING_READ,
+    granular: &[
+        "cloud_recording:read:list_user_recordings:admin",
+        "cloud_recording:read:list_user_recordings:master",
+        "cloud_recording:read:list_user_recordings",
+    ],
+}];
+
+const ACCOUNT_USERS: [Need; 1] = [Need {
+    op: "list_users",
+    classic: &["user:read:admin", "user:read"],
+    granular: &["user:read:list_users:admin", "user:read:list_users:master"],
+}];
+
 /// The operations of `features` that the `granted` scopes (the token answer's `scope`:
 /// names separated by spaces or commas) do not allow.
 pub fn missing(granted: &str, features: &[Feature]) -> Vec<(Feature, Need)> {
@@ -132,7 +182,7 @@ pub fn missing(granted: &str, features: &[Feature]) -> Vec<(Feature, Need)> {
 
 /// The feature an operation belongs to, for an error that names it.
 pub fn feature_of(op: &str) -> Option<Feature> {
-    [Feature::Meetings, Feature::Recordings, Feature::CloudDelete]
+    ALL_FEATURES
         .into_iter()
         .find(|f| f.needs().iter().any(|n| n.op == op))
 }
@@ -156,12 +206,12 @@ pub fn scopes_in_4711(message: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
-    const ALL: [Feature; 3] = [Feature::Meetings, Feature::Recordings, Feature::CloudDelete];
+    const ALL: [Feature; 6] = ALL_FEATURES;
 
     #[test]
     fn classic_admin_scopes_cover_everything() {
-        let granted =
-            "meeting:read:admin meeting:write:admin recording:read:admin recording:write:admin";
+        let granted = "meeting:read:admin meeting:write:admin recording:read:admin \
+                       recording:write:admin user:read:admin";
         assert!(missing(granted, &ALL).is_empty());
     }
 
@@ -187,11 +237,12 @@ mod tests {
         assert_eq!(gaps[0].1.op, "get_recordings");
         // Deleting the cloud copy is only needed when configured.
         let gaps = missing(
-            "meeting:read:admin meeting:write:admin recording:read:admin",
+            "meeting:read:admin meeting:write:admin recording:read:admin user:read:admin",
             &ALL,
         );
         assert!(
-            gaps.iter().all(|(f, _)| *f == Feature::CloudDelete),
+            gaps.iter()
+                .all(|(f, _)| matches!(f, Feature::CloudDelete | Feature::CloudDeleteFiles)),
             "{gaps:?}"
         );
         assert!(
@@ -213,5 +264,9 @@ mod tests {
         assert!(scopes_in_4711("Invalid access token.").is_empty());
         assert_eq!(feature_of("get_recordings"), Some(Feature::Recordings));
         assert_eq!(feature_of("nothing"), None);
+        assert_eq!(
+            feature_of("list_user_recordings"),
+            Some(Feature::AccountScan)
+        );
     }
 }
