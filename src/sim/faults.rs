@@ -236,6 +236,8 @@ impl Chaos {
 struct Queued {
     route: Route,
     fault: Fault,
+    /// Matching requests to let through before the fault fires.
+    skip: u32,
     remaining: u32,
 }
 
@@ -248,10 +250,15 @@ pub(crate) struct FaultQueue {
 
 impl FaultQueue {
     pub(crate) fn push(&mut self, route: Route, fault: Fault, times: u32) {
+        self.push_after(route, 0, fault, times);
+    }
+
+    pub(crate) fn push_after(&mut self, route: Route, skip: u32, fault: Fault, times: u32) {
         if times > 0 {
             self.queue.push_back(Queued {
                 route,
                 fault,
+                skip,
                 remaining: times,
             });
         }
@@ -280,6 +287,10 @@ impl FaultQueue {
             .position(|q| applies(q.route, &q.fault, route, hop));
         if let Some(pos) = pos {
             let q = &mut self.queue[pos];
+            if q.skip > 0 {
+                q.skip -= 1;
+                return None;
+            }
             let fault = q.fault.clone();
             q.remaining -= 1;
             if q.remaining == 0 {

@@ -637,6 +637,15 @@ impl Sim {
         self.shared.lock().faults.push(route, fault, times);
     }
 
+    /// Queues `fault` for `times` requests on `route` after the next `skip` of them went
+    /// through untouched (a fault in the middle of a listing, say).
+    pub fn inject_after(&self, route: Route, skip: u32, fault: Fault, times: u32) {
+        self.shared
+            .lock()
+            .faults
+            .push_after(route, skip, fault, times);
+    }
+
     /// Drops every queued fault.
     pub fn clear_faults(&self) {
         self.shared.lock().faults.clear();

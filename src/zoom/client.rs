@@ -15,7 +15,7 @@ use url::Url;
 
 use super::auth::TokenSource;
 use super::error::{ApiErrorBody, ZoomError, describe_reqwest, scrub};
-use super::pace::Limiter;
+use super::pace::{self, Limiter};
 use super::retry::{
     RetryPolicy, instant_after, is_daily_limit, next_utc_midnight, parse_retry_after,
 };
@@ -62,6 +62,8 @@ pub(crate) struct Inner {
     pub(crate) heartbeat: crate::liveness::Heartbeat,
     /// The request budget (see [`super::pace`]).
     pub(crate) limiter: Limiter,
+    /// The medium category's own share, passed before `limiter` (see [`pace::Category`]).
+    pub(crate) medium: Limiter,
     pub(crate) pace: super::Pace,
     /// Set when the process is stopping: steps start no new item (see `sync::Ctx::each`).
     pub(crate) stopping: std::sync::atomic::AtomicBool,
@@ -157,6 +159,7 @@ impl ZoomClient {
                 timeouts: config.timeouts,
                 trusted,
                 limiter: Limiter::new(config.pace, config.clock.clone()),
+                medium: Limiter::new(pace::medium(config.pace), config.clock.clone()),
                 pace: config.pace,
                 stopping: std::sync::atomic::AtomicBool::new(false),
                 clock: config.clock,
@@ -553,8 +556,13 @@ impl ZoomClient {
                     .body(body.clone());
             }
             tracing::debug!(op, method = %call.method, path = call.url.path(), attempt, "zoom request");
-            // The place in the budget is held until the answer is read (see `pace`).
-            let ticket = self.inner.limiter.acquire().await;
+            // The place in the budget is held until the answer is read (see `pace`); a
+            // medium request holds one in its category's share too (always taken first).
+            let medium = match pace::Category::of(op) {
+                pace::Category::Medium => Some(self.inner.medium.acquire().await),
+                pace::Category::Light => None,
+            };
+            let ticket = (self.inner.limiter.acquire().await, medium);
             self.inner.heartbeat.beat();
             let sent = rb.send().await;
             self.inner.heartbeat.beat();
@@ -701,9 +709,11 @@ impl ZoomClient {
             // Retry-After holds every request back; a long one is this call's alone (the
             // caller stores it), so one slow answer cannot stall every step.
             let pause = retry_after.filter(|d| *d <= policy.max_retry_after);
-            self.inner
-                .limiter
-                .slow_down(pause.and_then(|d| instant_after(now, d)));
+            let until = pause.and_then(|d| instant_after(now, d));
+            self.inner.limiter.slow_down(until);
+            if pace::Category::of(op) == pace::Category::Medium {
+                self.inner.medium.slow_down(until);
+            }
         }
 
         let retryable = match (code, call.kind) {

@@ -31,6 +31,37 @@ use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 
 use crate::clock::SharedClock;
 
+/// Zoom's rate categories that zoomd's operations fall in. Zoom's medium limit is two
+/// thirds of its light one (Pro 20/30 per second, Business 60/80 … near enough); the medium
+/// operations here are the account scan's listings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    Light,
+    Medium,
+}
+
+impl Category {
+    /// The category of an operation, as Zoom's API document lists it.
+    pub fn of(op: &str) -> Category {
+        match op {
+            "list_user_recordings" | "list_users" => Category::Medium,
+            _ => Category::Light,
+        }
+    }
+}
+
+/// The share of the budget medium requests may take: a backfill of months leaves the rest
+/// to the creates and polls that run beside it.
+pub const MEDIUM_SHARE: f64 = 2.0 / 3.0;
+
+/// The budget of the medium category within `pace`.
+pub fn medium(pace: Pace) -> Pace {
+    Pace {
+        requests_per_second: (pace.requests_per_second * MEDIUM_SHARE).max(Pace::MIN_RATE),
+        max_in_flight: pace.max_in_flight,
+    }
+}
+
 /// How long a slowed budget stays at each step before it doubles back.
 pub const SLOW_FOR: Duration = Duration::from_secs(60);
 

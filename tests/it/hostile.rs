@@ -28,6 +28,7 @@ proptest! {
         file_type in any_text(),
         recording_type in proptest::option::of(any_text()),
         extension in any_text(),
+        scan_host in proptest::option::of(any_text()),
         meeting_id in any::<i64>(),
         start in 0i64..4_102_444_800,
         rec_offset in proptest::option::of(-86_400i64..86_400),
@@ -43,13 +44,16 @@ proptest! {
             file_type: &file_type,
             recording_type: recording_type.as_deref(),
             extension: &extension,
+            scan_host: scan_host.as_deref(),
         };
         let rel = relative_path(&name);
         let archive = Path::new("/srv/zoomd/recordings");
         let full = under(archive, &rel);
         prop_assert!(full.is_some(), "escaped: {rel:?}");
         prop_assert!(full.as_deref().is_some_and(|p| p.starts_with(archive)));
-        prop_assert_eq!(rel.components().count(), 3);
+        // users/<host>/ in front of a meeting zoomd did not create.
+        let depth = if scan_host.is_some() { 5 } else { 3 };
+        prop_assert_eq!(rel.components().count(), depth);
         for c in rel.components() {
             let s = c.as_os_str().to_str();
             prop_assert!(s.is_some(), "not UTF-8: {rel:?}");

@@ -13,6 +13,7 @@ mod faults;
 mod hostile;
 mod pace;
 mod query;
+mod scan;
 mod schedule;
 mod security;
 mod sim;

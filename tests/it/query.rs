@@ -168,11 +168,12 @@ async fn fixture() -> Fixture {
     let rec = store
         .upsert_recording(
             &SeenRecording {
-                occurrence_id: lecture,
+                occurrence_id: Some(lecture),
                 meeting_uuid: "uuid-85000000002==".into(),
                 meeting_id: 85_000_000_002,
                 start_time: Some(lecture_start),
                 total_size: Some(4_000),
+                scan: None,
             },
             now,
         )
@@ -336,10 +337,11 @@ const MEETING_FIELDS: &str = "id key topic start_utc start_local timezone durati
 
 const FILE_FIELDS: &str = "id key topic start_utc start_local timezone meeting_id meeting_uuid \
     recording_id file_id file_type file_extension recording_type recording_start recording_end \
-    state file_size bytes attempts next_attempt_at path sha256 archived_at last_error failure_kind";
+    state file_size bytes attempts next_attempt_at path sha256 archived_at last_error failure_kind \
+    host found_by_scan";
 
 const FAILURE_FIELDS: &str =
-    "kind id key start_utc start_local timezone meeting_id what attempts last_error at";
+    "kind id key start_utc start_local timezone meeting_id what attempts last_error at host";
 
 const EVENT_FIELDS: &str = "id at kind key occurrence_id meeting_id file_row message";
 

@@ -141,11 +141,12 @@ async fn full_round_trip_through_every_view() {
     let rec = store
         .upsert_recording(
             &SeenRecording {
-                occurrence_id: p.id,
+                occurrence_id: Some(p.id),
                 meeting_uuid: "/ab//c==".into(),
                 meeting_id: meeting_id + 1,
                 start_time: Some(past),
                 total_size: Some(300),
+                scan: None,
             },
             now,
         )
@@ -232,7 +233,7 @@ async fn full_round_trip_through_every_view() {
     assert!(
         failed
             .iter()
-            .any(|f| f.kind == FailureSubject::Recording && f.key == "past")
+            .any(|f| f.kind == FailureSubject::Recording && f.key.as_deref() == Some("past"))
     );
 
     // Quota and events.
@@ -296,11 +297,12 @@ async fn interrupted_downloads_are_requeued_on_start() {
     let rec = store
         .upsert_recording(
             &SeenRecording {
-                occurrence_id: o.id,
+                occurrence_id: Some(o.id),
                 meeting_uuid: "u".into(),
                 meeting_id: 1,
                 start_time: None,
                 total_size: None,
+                scan: None,
             },
             now,
         )

@@ -28,6 +28,8 @@ pub struct DaemonToml {
     daemon: Vec<(String, String)>,
     /// Further `[zoom]` lines (`key = value`, values in TOML).
     zoom: Vec<String>,
+    /// `[recordings]` lines (`key = value`, values in TOML); empty: no section.
+    recordings: Vec<String>,
     meetings: String,
 }
 
@@ -41,6 +43,7 @@ impl DaemonToml {
             oauth_url: sim.oauth_url(),
             daemon: Vec::new(),
             zoom: Vec::new(),
+            recordings: Vec::new(),
             meetings: String::new(),
         }
         .set("database", "\"state.db\"")
@@ -69,6 +72,12 @@ impl DaemonToml {
     /// Adds `[zoom] key = value` (`value` in TOML syntax).
     pub fn zoom(mut self, key: &str, value: &str) -> DaemonToml {
         self.zoom.push(format!("{key} = {value}\n"));
+        self
+    }
+
+    /// Adds `[recordings] key = value` (`value` in TOML syntax): the account scan.
+    pub fn recordings(mut self, key: &str, value: &str) -> DaemonToml {
+        self.recordings.push(format!("{key} = {value}\n"));
         self
     }
 
@@ -107,6 +116,11 @@ impl DaemonToml {
             for (k, v) in &self.daemon {
                 text.push_str(&format!("{k} = {v}\n"));
             }
+            text.push('\n');
+        }
+        if !self.recordings.is_empty() {
+            text.push_str("[recordings]\n");
+            text.push_str(&self.recordings.concat());
             text.push('\n');
         }
         text.push_str(&self.meetings);
