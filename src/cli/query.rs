@@ -18,7 +18,7 @@ use super::output::{
 use super::{EXIT_RUNTIME, load};
 use crate::store::{
     EventRow, FailureItem, FileRow, FileState, OccurrenceFilter, OccurrenceRow, OccurrenceState,
-    Period, Store, StoreError, ts,
+    Period, ScanSummary, Store, StoreError, ts,
 };
 
 #[derive(Debug, clap::Args)]
@@ -262,6 +262,7 @@ async fn gather_status(
             items: st.deferred,
         },
         last_error: st.last_error,
+        scan: store.scan_summary().await?,
     })
 }
 
@@ -300,6 +301,19 @@ fn write_status(out: &mut impl Write, s: &StatusJson) -> std::io::Result<()> {
         human_bytes(a.bytes),
         a.bytes
     )?;
+
+    if s.scan.users > 0 {
+        let c = &s.scan;
+        writeln!(
+            out,
+            "Account scan: {} of {} users scanned, every window through {} listed, {} failing, last scan {}",
+            c.scheduled,
+            c.users,
+            opt(c.done_through.map(|d| d.to_string())),
+            c.failing,
+            opt(c.last_scan_at.map(ts))
+        )?;
+    }
 
     s.failures
         .write(out, "failures", "Failures", failures_table)?;
@@ -391,6 +405,8 @@ struct StatusJson {
     failures: Section<FailureItem>,
     deferred: Section<OccurrenceRow>,
     last_error: Option<EventRow>,
+    /// The account scan (`[recordings] users`); `users` is 0 when it never ran.
+    scan: ScanSummary,
 }
 
 /// `count` is the total; `items` the first `--limit` of them.

@@ -1021,6 +1021,51 @@ impl Store {
         .map_err(q("add scan user"))
     }
 
+    /// How the account scan stands, for `zoomd status` (one row per user of the account at
+    /// most, so a plain aggregate).
+    pub async fn scan_summary(&self) -> Result<ScanSummary> {
+        sqlx::query_as(
+            "SELECT count(*) AS users, coalesce(sum(next_scan_at IS NOT NULL), 0) AS scheduled,
+                    coalesce(sum(last_error IS NOT NULL), 0) AS failing,
+                    min(done_through) AS done_through, max(last_scan_at) AS last_scan_at
+             FROM scan_users",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(q("scan summary"))
+    }
+
+    /// Users not among `scanned` are out of the scan (left the account or the list): their
+    /// next scan is unscheduled, and their progress kept should they come back.
+    pub async fn unschedule_scans_except(&self, scanned: &[&str]) -> Result<()> {
+        let list = serde_json::to_string(scanned).map_err(|e| StoreError::Query {
+            op: "unschedule scans",
+            source: sqlx::Error::Protocol(e.to_string()),
+        })?;
+        sqlx::query(
+            "UPDATE scan_users SET next_scan_at = NULL
+             WHERE next_scan_at IS NOT NULL AND user NOT IN (SELECT value FROM json_each(?))",
+        )
+        .bind(list)
+        .execute(&self.pool)
+        .await
+        .map_err(q("unschedule scans"))?;
+        Ok(())
+    }
+
+    /// No user's scan before `until` (the account's user list could not be read).
+    pub async fn postpone_scans(&self, until: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE scan_users SET next_scan_at = ?1
+             WHERE next_scan_at IS NOT NULL AND next_scan_at < ?1",
+        )
+        .bind(ts(until))
+        .execute(&self.pool)
+        .await
+        .map_err(q("postpone scans"))?;
+        Ok(())
+    }
+
     /// Every recording of a window up to `through` is stored: the next scan starts after it.
     pub async fn scan_window_done(
         &self,

@@ -400,6 +400,27 @@ from_row!(
     ]
 );
 
+/// The account scan in numbers (`zoomd status`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ScanSummary {
+    /// Users the scan has seen.
+    pub users: i64,
+    /// Of those, the ones in the scan now (the others left the list or the account).
+    pub scheduled: i64,
+    /// Users whose last scan failed.
+    pub failing: i64,
+    /// The oldest user's backfill progress: every window up to this day is listed.
+    pub done_through: Option<NaiveDate>,
+    pub last_scan_at: Option<DateTime<Utc>>,
+}
+
+from_row!(
+    ScanSummary,
+    "scan_users",
+    "users",
+    [users, scheduled, failing, done_through, last_scan_at]
+);
+
 pub(super) const SCAN_USER_COLS: &str = "user, email, status, since, done_through, windows_done,
     last_scan_at, next_scan_at, last_error";
 

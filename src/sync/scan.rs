@@ -138,6 +138,9 @@ async fn scan_users(
                 .collect(),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list the account's users; the scan waits");
+                let retry = now + SCAN_RETRY;
+                let until = e.retry_at().map_or(retry, |t| t.max(retry));
+                ctx.store.postpone_scans(until).await?;
                 return Ok(Report {
                     users_failed: 1,
                     ..Report::default()
@@ -146,6 +149,8 @@ async fn scan_users(
         },
         AccountUsers::Listed(names) => names.iter().map(|n| (n.clone(), None, None)).collect(),
     };
+    let names: Vec<&str> = listed.iter().map(|(u, _, _)| u.as_str()).collect();
+    ctx.store.unschedule_scans_except(&names).await?;
     let mut due = Vec::new();
     for (user, email, status) in &listed {
         let row = ctx

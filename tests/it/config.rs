@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use zoomd::config::{AfterDownload, Config, ConfigError, Credentials, Env, When};
+use zoomd::config::{
+    AccountUsers, AfterDownload, Config, ConfigError, Credentials, Env, FILE_TYPES, When,
+};
 
 const BASE: &str = "[zoom]\naccount_id = \"acc\"\nclient_id = \"cid\"\n";
 
@@ -113,6 +115,71 @@ fn the_request_budget_takes_fractions_and_whole_numbers() {
         parse(&text).expect("valid").zoom.pace.requests_per_second,
         80.0
     );
+}
+
+#[test]
+fn the_account_scan_is_off_by_default_and_takes_every_user_or_a_list() {
+    let c = parse(BASE).expect("valid");
+    assert_eq!(c.recordings.users, AccountUsers::None);
+    assert_eq!(c.recordings.file_types, None);
+    assert_eq!(c.recordings.scan_every.num_seconds(), 3600);
+    assert_eq!(c.recordings.after_download, AfterDownload::Keep);
+    assert!(c.recordings.wants("TIMELINE"));
+
+    for all in ["\"*\"", "[\"*\"]"] {
+        let c = parse(&format!("{BASE}[recordings]\nusers = {all}\n")).expect("valid");
+        assert_eq!(c.recordings.users, AccountUsers::All, "{all}");
+    }
+    let text = format!(
+        "{BASE}[recordings]\nusers = [\"jane@example.org\", \"KDcuGIm1QgePTO8WbOqwIQ\"]\n\
+         since = \"2026-01-01\"\nfile_types = [\"mp4\", \"TRANSCRIPT\"]\nscan_every = \"30m\"\n\
+         after_download = \"trash\"\n"
+    );
+    let c = parse(&text).expect("valid");
+    assert_eq!(
+        c.recordings.users,
+        AccountUsers::Listed(vec![
+            "jane@example.org".into(),
+            "KDcuGIm1QgePTO8WbOqwIQ".into()
+        ])
+    );
+    assert_eq!(c.recordings.since, "2026-01-01".parse().ok());
+    assert!(c.recordings.wants("MP4") && c.recordings.wants("transcript"));
+    assert!(!c.recordings.wants("CHAT"));
+    assert_eq!(c.recordings.scan_every.num_seconds(), 1800);
+    assert_eq!(c.recordings.after_download, AfterDownload::Trash);
+    // An empty list is today's behaviour.
+    let c = parse(&format!("{BASE}[recordings]\nusers = []\n")).expect("valid");
+    assert_eq!(c.recordings.users, AccountUsers::None);
+}
+
+#[test]
+fn the_account_scan_refuses_what_it_cannot_use_and_says_where() {
+    let e = err(&format!("{BASE}[recordings]\nfile_types = [\"MP4\", \"MP3\"]\n"));
+    assert!(
+        e.starts_with("daemon.toml:5:24: unknown file type 'MP3' in file_types; valid types: "),
+        "{e}"
+    );
+    for t in FILE_TYPES {
+        assert!(e.contains(t), "{e} does not list {t}");
+    }
+    let e = err(&format!("{BASE}[recordings]\nusers = [\"*\", \"jane@example.org\"]\n"));
+    assert!(
+        e.starts_with("daemon.toml:5:9: users: \"*\" already means every user"),
+        "{e}"
+    );
+    let e = err(&format!("{BASE}[recordings]\nusers = [\"a@x.org\", \"A@x.org\"]\n"));
+    assert!(e.contains("users: 'A@x.org' is listed twice"), "{e}");
+    let e = err(&format!("{BASE}[recordings]\nusers = [\"a b\"]\n"));
+    assert!(e.contains("'a b' is not a Zoom user id or email"), "{e}");
+    let e = err(&format!("{BASE}[recordings]\nusers = 3\n"));
+    assert!(e.contains("users: expected a string or a list, found integer"), "{e}");
+    let e = err(&format!("{BASE}[recordings]\nsince = \"2026-13-01\"\n"));
+    assert!(e.starts_with("daemon.toml:5:9: invalid date '2026-13-01' in since"), "{e}");
+    let e = err(&format!("{BASE}[recordings]\nscan_every = \"10s\"\n"));
+    assert!(e.contains("out of range"), "{e}");
+    let e = err(&format!("{BASE}[recordings]\nuser = \"*\"\n"));
+    assert!(e.contains("unknown field `user`"), "{e}");
 }
 
 #[test]

@@ -356,8 +356,13 @@ async fn status_json_has_the_documented_fields_and_numbers() {
     has_exactly(
         &s,
         "now database upcoming recordings_pending files archived_today failures deferred \
-         last_error",
+         last_error scan",
     );
+    has_exactly(
+        &s["scan"],
+        "users scheduled failing done_through last_scan_at",
+    );
+    assert_eq!(s["scan"]["users"], 0, "no account scan configured");
     assert_eq!(s["database"], f.db.display().to_string());
     assert!(s["now"].as_str().is_some_and(|n| n.ends_with('Z')));
 

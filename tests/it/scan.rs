@@ -6,7 +6,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use chrono::{DateTime, Duration as Span, NaiveDate, Utc};
-use zoomd::clock::ManualClock;
+use zoomd::clock::{Clock, ManualClock};
 use zoomd::sim::{Fault, RetryAfter, Route, Sim, SimConfig, SimUser};
 use zoomd::store::{ArchiveRow, Store};
 use zoomd::zoom::{RetryPolicy, ZoomClient};
