@@ -15,6 +15,13 @@
 //! the TRANSCRIPT appears `transcript_after` after the others and completes
 //! `processing_for` after that. [`Sim::force_recording`] skips the wait.
 //!
+//! Meetings also come from outside the API, as people hold them: [`Sim::add_adhoc_recording`]
+//! and [`Sim::add_recording_history`] add cloud-recorded meetings of a user on the same
+//! timeline from their start (one far in the past is complete at once), without charging
+//! the daily cap or entering [`SimReport::meetings_created`]. [`Sim::add_user`] lets a user
+//! join while the sim runs. All three can be called at any time: later listings show
+//! what they add, as recordings appear at Zoom while a client scans.
+//!
 //! Everything the clients did is observable through [`Sim::counters`] and [`Sim::report`].
 //!
 //! ```no_run
@@ -49,7 +56,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use rand::{RngCore, SeedableRng};
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -191,6 +198,10 @@ pub enum SimError {
     NoSuchMeeting(i64),
     #[error("sim: invalid configuration: {0}")]
     Config(String),
+    #[error("sim: no user {0} in the account")]
+    NoSuchUser(String),
+    #[error("sim: invalid argument: {0}")]
+    InvalidInput(String),
 }
 
 /// Requests and answers, by route and status.
@@ -237,8 +248,18 @@ pub struct MeetingRecord {
     pub settings: Value,
     pub created_at: DateTime<Utc>,
     pub deleted: bool,
+    /// Held outside the API ([`Sim::add_adhoc_recording`]): no zoomd marker in its agenda.
+    pub adhoc: bool,
     /// uuids of its instances (first = the meeting's own uuid).
     pub instances: Vec<String>,
+}
+
+/// A cloud-recorded meeting held outside the API ([`Sim::add_adhoc_recording`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdHoc {
+    pub meeting_id: i64,
+    /// Its one instance's uuid (the recording's `uuid`).
+    pub uuid: String,
 }
 
 /// A recording (or one file of it) that a client trashed or deleted.
@@ -417,7 +438,7 @@ impl Sim {
         self.shared.lock().meetings.get(&id).map(|m| m.record())
     }
 
-    /// All meetings, by id.
+    /// All meetings, by id (ad-hoc ones included: see [`MeetingRecord::adhoc`]).
     pub fn meetings(&self) -> Vec<MeetingRecord> {
         let st = self.shared.lock();
         st.meetings.values().map(|m| m.record()).collect()
@@ -456,6 +477,103 @@ impl Sim {
         let mut st = self.shared.lock();
         st.users
             .retain(|u| u.id != user && !u.email.eq_ignore_ascii_case(user));
+    }
+
+    /// A user joins the account: `GET /users` lists them and they host meetings and
+    /// recordings like the configured users. A user with the same id or email is
+    /// replaced in place (e.g. reactivated with another `status`).
+    pub fn add_user(&self, user: SimUser) {
+        let mut st = self.shared.lock();
+        let same = |u: &SimUser| u.id == user.id || u.email.eq_ignore_ascii_case(&user.email);
+        match st.users.iter().position(same) {
+            Some(first) => {
+                st.users.retain(|u| !same(u));
+                // Nothing before `first` matched, so it is still in bounds.
+                st.users.insert(first, user);
+            }
+            None => st.users.push(user),
+        }
+    }
+
+    /// A user (id or email; `me` is the first user) held a cloud-recorded meeting outside
+    /// the API, e.g. an instant meeting: a meeting with one instance at `start` (to the
+    /// whole second, as Zoom keeps times) whose recording follows the timeline from then.
+    /// Not charged to the daily cap, not in [`SimReport::meetings_created`]; its files are
+    /// in [`Sim::expected_files`] once completed.
+    pub fn add_adhoc_recording(
+        &self,
+        user: &str,
+        topic: &str,
+        start: DateTime<Utc>,
+        duration_min: u32,
+    ) -> Result<AdHoc, SimError> {
+        let start = start.trunc_subsecs(0);
+        check_timeline(&self.shared.cfg, start, duration_min)?;
+        let mut st = self.shared.lock();
+        let host = st
+            .user(user)
+            .map_err(|_| SimError::NoSuchUser(user.to_string()))?;
+        let (meeting_id, uuid) = st.add_adhoc(&self.shared.cfg, &host, topic, start, duration_min);
+        Ok(AdHoc { meeting_id, uuid })
+    }
+
+    /// `count` ad-hoc recordings of a user (see [`Sim::add_adhoc_recording`]), 30 minutes
+    /// each, starting evenly spread over `[from, to)` from `from`'s first whole second,
+    /// topics `Ad-hoc meeting N of <email>` (N from 1). Deterministic for a given seed and
+    /// order of calls; all are added at once, so a listing sees all or none.
+    pub fn add_recording_history(
+        &self,
+        user: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        count: usize,
+    ) -> Result<Vec<AdHoc>, SimError> {
+        const MINUTES: u32 = 30;
+        let cfg = &self.shared.cfg;
+        if from > to {
+            return Err(SimError::InvalidInput(format!(
+                "from {from} is after to {to}"
+            )));
+        }
+        let base = from.trunc_subsecs(0);
+        let base = if base < from {
+            base.checked_add_signed(TimeDelta::seconds(1))
+        } else {
+            Some(base)
+        };
+        let base = match base {
+            Some(b) if b < to => b,
+            _ if count == 0 => from,
+            _ => {
+                return Err(SimError::InvalidInput(format!(
+                    "no whole second in [{from}, {to}) to start a recording at"
+                )));
+            }
+        };
+        let span = i128::from((to - base).num_milliseconds());
+        let n =
+            i128::try_from(count).map_err(|_| SimError::InvalidInput(format!("count {count}")))?;
+        let mut starts = Vec::new();
+        for i in 0..n {
+            // < span, so it fits the i64 that `span` came from.
+            let off = i64::try_from(span * i / n).unwrap_or(0);
+            let start = (base + TimeDelta::milliseconds(off)).trunc_subsecs(0);
+            check_timeline(cfg, start, MINUTES)?;
+            starts.push(start);
+        }
+        let mut st = self.shared.lock();
+        let host = st
+            .user(user)
+            .map_err(|_| SimError::NoSuchUser(user.to_string()))?;
+        Ok(starts
+            .into_iter()
+            .enumerate()
+            .map(|(i, start)| {
+                let topic = format!("Ad-hoc meeting {} of {}", i + 1, host.email);
+                let (meeting_id, uuid) = st.add_adhoc(cfg, &host, &topic, start, MINUTES);
+                AdHoc { meeting_id, uuid }
+            })
+            .collect())
     }
 
     /// Every API request waits `d` before it is handled (a slow Zoom).
@@ -539,7 +657,8 @@ impl Sim {
         self.shared.lock().daily_cap = cap;
     }
 
-    /// Every completed file of every visible recording, with size and digest.
+    /// Every completed file of every visible recording (ad-hoc ones included), with size
+    /// and digest.
     pub fn expected_files(&self) -> Vec<ExpectedFile> {
         let list: Vec<(ExpectedFile, content::Content)> = {
             let cfg = &self.shared.cfg;
@@ -671,6 +790,21 @@ impl Sim {
     /// A snapshot of the report.
     pub fn report(&self) -> SimReport {
         self.shared.lock().report.clone()
+    }
+}
+
+/// Refuses a start whose timeline would leave chrono's range (its `+` panics).
+fn check_timeline(
+    cfg: &SimConfig,
+    start: DateTime<Utc>,
+    duration_min: u32,
+) -> Result<(), SimError> {
+    if state::timeline_fits(cfg, start, duration_min) {
+        Ok(())
+    } else {
+        Err(SimError::InvalidInput(format!(
+            "a recording starting at {start} for {duration_min} min is out of range"
+        )))
     }
 }
 

@@ -104,6 +104,8 @@ pub(crate) struct Meeting {
     pub settings: Map<String, Value>,
     pub created_at: DateTime<Utc>,
     pub deleted: bool,
+    /// Held outside the API (`Sim::add_adhoc_recording`).
+    pub adhoc: bool,
     pub instances: Vec<Instance>,
 }
 
@@ -128,6 +130,7 @@ impl Meeting {
             settings: Value::Object(self.settings.clone()),
             created_at: self.created_at,
             deleted: self.deleted,
+            adhoc: self.adhoc,
             instances: self.instances.iter().map(|i| i.uuid.clone()).collect(),
         }
     }
@@ -386,9 +389,7 @@ impl State {
         input: MeetingInput,
     ) -> ApiResult<i64> {
         self.charge_daily(cfg, &host.id)?;
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let id = 85_000_000_000 + seq * 1000 + self.rng.random_range(0..1000);
+        let id = self.next_meeting_id();
         let uuid = self.plain_uuid();
         let now = self.now();
         let mut settings = default_settings();
@@ -413,6 +414,7 @@ impl State {
             settings,
             created_at: now,
             deleted: false,
+            adhoc: false,
             instances: Vec::new(),
         };
         let primary = self.new_instance(cfg, &m, m.uuid.clone(), m.start_time);
@@ -423,6 +425,54 @@ impl State {
         self.report.meetings_created.push(m.record());
         self.meetings.insert(id, m);
         Ok(id)
+    }
+
+    /// Ids increase with creation, as Zoom's do, and exceed 10 digits.
+    fn next_meeting_id(&mut self) -> i64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        85_000_000_000 + seq * 1000 + self.rng.random_range(0..1000)
+    }
+
+    /// A cloud-recorded meeting `host` held outside the API (an instant meeting, one made
+    /// in Zoom's web page) with one instance at `start`: no daily-cap charge and not in
+    /// the report's `meetings_created`, which record what API clients did. The caller
+    /// checks that the timeline from `start` fits chrono's range.
+    pub(crate) fn add_adhoc(
+        &mut self,
+        cfg: &SimConfig,
+        host: &SimUser,
+        topic: &str,
+        start: DateTime<Utc>,
+        duration: u32,
+    ) -> (i64, String) {
+        let id = self.next_meeting_id();
+        let uuid = self.plain_uuid();
+        let password = self.password();
+        let mut settings = default_settings();
+        settings.insert("auto_recording".into(), json!("cloud"));
+        let mut m = Meeting {
+            id,
+            uuid: uuid.clone(),
+            host_id: host.id.clone(),
+            host_email: host.email.clone(),
+            topic: topic.to_string(),
+            start_time: start,
+            duration,
+            timezone: host.timezone.clone(),
+            agenda: String::new(),
+            password,
+            settings,
+            // A meeting held in the past was made then, not when the sim learns of it.
+            created_at: start.min(self.now()),
+            deleted: false,
+            adhoc: true,
+            instances: Vec::new(),
+        };
+        let inst = self.new_instance(cfg, &m, uuid.clone(), start);
+        m.instances.push(inst);
+        self.meetings.insert(id, m);
+        (id, uuid)
     }
 
     fn new_instance(
@@ -610,7 +660,7 @@ impl State {
             "pstn_password": m.password,
             "encrypted_password": format!("sim.{}", m.password),
             "pre_schedule": false,
-            "creation_source": "open_api",
+            "creation_source": if m.adhoc { "web_portal" } else { "open_api" },
             "settings": m.settings,
         });
         if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
@@ -919,6 +969,24 @@ fn instance_times(
         start + TimeDelta::minutes(duration as i64),
         start + to_delta(cfg.recording_after),
     )
+}
+
+/// Whether every instant of an instance's timeline from `start` (its end, each file's
+/// appearance and completion) is representable: chrono panics on an overflowing `+`.
+pub(crate) fn timeline_fits(cfg: &SimConfig, start: DateTime<Utc>, duration: u32) -> bool {
+    let processing = to_delta(cfg.processing_for);
+    let last_file = [
+        to_delta(cfg.recording_after),
+        to_delta(cfg.transcript_after),
+        processing,
+        processing,
+        // Room for the small offsets the answers add (`recording_start` is 2 s in).
+        TimeDelta::days(1),
+    ]
+    .into_iter()
+    .try_fold(start, |t, d| t.checked_add_signed(d));
+    let end = start.checked_add_signed(TimeDelta::minutes(i64::from(duration)));
+    last_file.is_some() && end.is_some()
 }
 
 /// A std duration as a chrono one, capped at 100 years so that adding it to a date can

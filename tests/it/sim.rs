@@ -1,20 +1,24 @@
 //! Integration tests of the simulated Zoom (`zoomd::sim`), driven with raw reqwest so
-//! they check the sim itself, not the zoomd client. Loopback only; timelines are driven
-//! with the sim's clock offset instead of sleeping.
+//! they check the sim itself, not the zoomd client (the ad-hoc history tests also read
+//! it through the client, as zoomd will). Loopback only; timelines are driven with the
+//! sim's clock offset instead of sleeping.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Client, StatusCode, redirect};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use zoomd::sim::{Chaos, Fault, RetryAfter, Route, Sim, SimConfig};
+use zoomd::clock::ManualClock;
+use zoomd::sim::{AdHoc, Chaos, Fault, RetryAfter, Route, Sim, SimConfig, SimError, SimUser};
+use zoomd::zoom::month_windows;
 
-use crate::helpers::{eventually, spawn_sim};
+use crate::helpers::{eventually, oauth_client, spawn_sim};
 
 type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
@@ -1573,5 +1577,312 @@ async fn add_instance_on_demand() -> R {
         meeting.instances,
         vec![m["uuid"].as_str().unwrap_or("").to_string(), extra]
     );
+    Ok(())
+}
+
+// ----- ad-hoc recordings and users --------------------------------------------------
+
+/// The default config on a manual clock at 10:00 UTC of a fixed day (dates never depend
+/// on when the test runs), with a deactivated third user; and that instant.
+fn history_cfg() -> (SimConfig, DateTime<Utc>) {
+    let now: DateTime<Utc> = "2026-03-10T10:00:00Z".parse().expect("fixed instant");
+    let mut users = SimConfig::default().users;
+    users.push(SimUser {
+        id: "goneUser1QgePTO8WbOqwI".into(),
+        email: "gone@example.org".into(),
+        timezone: "Europe/Berlin".into(),
+        status: "inactive",
+    });
+    let cfg = SimConfig {
+        users,
+        clock: ManualClock::new(now).shared(),
+        ..SimConfig::default()
+    };
+    (cfg, now)
+}
+
+fn uuids(list: &[AdHoc]) -> HashSet<String> {
+    list.iter().map(|a| a.uuid.clone()).collect()
+}
+
+/// Every recording of `user` over the month windows of `from..=to`, raw: the sum of
+/// each window's `total_records`, and every uuid listed (pages of 5).
+async fn listed_by_window(
+    sim: &Sim,
+    user: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> R<(u64, Vec<String>)> {
+    let c = client();
+    let tok = sim.issue_token();
+    let windows = month_windows(from.date_naive(), to.date_naive());
+    assert!(windows.len() >= 3, "spans several windows: {windows:?}");
+    let (mut total, mut listed) = (0, Vec::new());
+    for (a, b) in windows {
+        let path = format!("/users/{user}/recordings?from={a}&to={b}&page_size=5");
+        let pages = all_pages(sim, &c, &tok, &path).await?;
+        total += pages[0]["total_records"].as_u64().ok_or("total_records")?;
+        for p in &pages {
+            for m in p["meetings"].as_array().ok_or("meetings")? {
+                // Held long ago: every file is there and completed.
+                assert_eq!(file_types(m), ["MP4", "M4A", "CHAT", "TRANSCRIPT", "CC"]);
+                for f in files_of(m) {
+                    assert!(f.get("status").is_none_or(|s| s == "completed"), "{f}");
+                }
+                listed.push(m["uuid"].as_str().ok_or("uuid")?.to_string());
+            }
+        }
+    }
+    Ok((total, listed))
+}
+
+#[tokio::test]
+async fn recording_history_is_listed_in_month_windows() -> R {
+    const N: usize = 28;
+    let (cfg, now) = history_cfg();
+    let sim = spawn_sim(cfg.clone()).await;
+    let (host, gone) = (&cfg.users[0], &cfg.users[2]);
+    let from = now - TimeDelta::days(71);
+    let to = from + TimeDelta::days(70);
+    let hist = sim.add_recording_history(&host.email, from, to, N)?;
+    assert_eq!(hist.len(), N);
+    assert_eq!(uuids(&hist).len(), N);
+    // Evenly spread from `from`: 70 days / 28 = 60 hours apart.
+    for (i, a) in hist.iter().enumerate() {
+        let m = sim.meeting(a.meeting_id).ok_or("meeting")?;
+        assert_eq!(m.start_time, from + TimeDelta::hours(60 * i as i64));
+        assert_eq!(m.instances, std::slice::from_ref(&a.uuid));
+        assert_eq!(m.host_id, host.id);
+        assert_eq!(
+            m.topic,
+            format!("Ad-hoc meeting {} of {}", i + 1, host.email)
+        );
+        assert!(m.adhoc);
+    }
+    // The same seed and calls give the same history.
+    let twin = spawn_sim(cfg.clone()).await;
+    assert_eq!(twin.add_recording_history(&host.email, from, to, N)?, hist);
+
+    let (total, listed) = listed_by_window(&sim, &host.id, from, to).await?;
+    assert_eq!(total, N as u64);
+    assert_eq!(listed.len(), N, "each uuid once");
+    assert_eq!(listed.into_iter().collect::<HashSet<_>>(), uuids(&hist));
+
+    // A deactivated user's history is listed too, and apart from the host's.
+    let theirs = sim.add_recording_history(&gone.id, from, to, 5)?;
+    let (total, listed) = listed_by_window(&sim, &gone.email, from, to).await?;
+    assert_eq!(total, 5);
+    assert_eq!(listed.into_iter().collect::<HashSet<_>>(), uuids(&theirs));
+
+    // zoomd's client reads the same over its own windows.
+    let zc = oauth_client(&sim);
+    let (a, b) = (from.date_naive(), to.date_naive());
+    let recs = zc.list_user_recordings(&host.id, a, b).await?;
+    assert_eq!(recs.len(), N);
+    let got: HashSet<String> = recs.iter().map(|r| r.uuid.clone()).collect();
+    assert_eq!(got, uuids(&hist));
+    let recs = zc.list_user_recordings(&gone.id, a, b).await?;
+    let got: HashSet<String> = recs.iter().map(|r| r.uuid.clone()).collect();
+    assert_eq!(got, uuids(&theirs));
+    assert!(sim.report().meetings_created.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn adhoc_recording_skips_the_daily_cap_and_is_archivable() -> R {
+    let (cfg, now) = history_cfg();
+    let cfg = SimConfig {
+        daily_cap: 1,
+        ..cfg
+    };
+    let (sim, c, tok) = session(cfg.clone()).await?;
+    let chair = &cfg.users[1];
+    // Were any of these charged, the cap of 1 would refuse the create below.
+    let mut made = Vec::new();
+    for i in 0..3 {
+        let start = now - TimeDelta::hours(5 - i);
+        made.push(sim.add_adhoc_recording(&chair.email, &format!("Instant {i}"), start, 45)?);
+    }
+    let r = post_meeting(
+        &sim,
+        &c,
+        &tok,
+        &chair.id,
+        &meeting_body(&sim, "s", 60, "cloud"),
+    )
+    .await?;
+    assert_eq!(r.status(), 201);
+    let r = post_meeting(
+        &sim,
+        &c,
+        &tok,
+        &chair.id,
+        &meeting_body(&sim, "t", 60, "cloud"),
+    )
+    .await?;
+    assert_eq!(r.status(), 429, "the cap still counts API creates");
+    let created = sim.report().meetings_created;
+    assert_eq!(created.len(), 1);
+    assert!(made.iter().all(|a| created[0].id != a.meeting_id));
+
+    let ad = &made[0];
+    let m = sim.meeting(ad.meeting_id).ok_or("meeting")?;
+    assert_eq!(
+        (m.host_id.as_str(), m.host_email.as_str()),
+        (chair.id.as_str(), chair.email.as_str())
+    );
+    assert_eq!(m.timezone, "America/New_York", "the user's zone");
+    assert_eq!(m.settings["auto_recording"], "cloud");
+    assert!(m.adhoc && m.created_at <= m.start_time);
+    let (s, v) = api_get(&sim, &c, &tok, &format!("/meetings/{}", ad.meeting_id)).await?;
+    assert_eq!(s, 200);
+    assert_eq!(v["creation_source"], "web_portal");
+
+    // Their files are what a correct archive holds (the scheduled one has not happened).
+    let expected = sim.expected_files();
+    assert_eq!(expected.len(), 3 * 5);
+    let mine: Vec<_> = expected.iter().filter(|e| e.uuid == ad.uuid).collect();
+    assert!(mine.iter().all(|e| e.meeting_id == ad.meeting_id));
+    let mut types: Vec<&str> = mine.iter().map(|e| e.file_type.as_str()).collect();
+    types.sort();
+    assert_eq!(types, ["CC", "CHAT", "M4A", "MP4", "TRANSCRIPT"]);
+
+    // Each downloads with its digest.
+    let recs = format!(
+        "{}/meetings/{}/recordings",
+        sim.api_url(),
+        enc(&enc(&ad.uuid))
+    );
+    let (s, rec) = get_json(&c, &recs, &tok).await?;
+    assert_eq!(s, 200, "{rec}");
+    assert_eq!(rec["uuid"], ad.uuid.as_str());
+    for f in files_of(&rec) {
+        let key = f["id"].as_str().unwrap_or("CC");
+        let e = mine.iter().find(|e| e.key == key).ok_or("expected file")?;
+        let url = f["download_url"].as_str().ok_or("download_url")?;
+        let r = c.get(url).bearer_auth(&tok).send().await?;
+        assert_eq!(r.status(), 200, "{f}");
+        let body = r.bytes().await?;
+        assert_eq!(body.len() as u64, e.size, "{f}");
+        assert_eq!(sha_hex(&body), e.sha256, "{f}");
+        assert_eq!(sim.file_sha256(&ad.uuid, key), Some(e.sha256.clone()));
+    }
+
+    // Trashed like any other: gone from the listing and from what the archive must hold.
+    assert_eq!(
+        delete(&c, &format!("{recs}?action=trash"), &tok).await?,
+        204
+    );
+    let (s, v) = get_json(&c, &recs, &tok).await?;
+    assert_eq!(s, 404);
+    assert_code(&v, 3301);
+    assert!(sim.expected_files().iter().all(|e| e.uuid != ad.uuid));
+    assert_eq!(sim.report().recordings_removed[0].uuid, ad.uuid);
+
+    // One held just now follows the timeline from its start.
+    let fresh = sim.add_adhoc_recording("me", "Just now", sim.now(), 10)?;
+    let url = format!("{}/meetings/{}/recordings", sim.api_url(), fresh.meeting_id);
+    let (s, _) = get_json(&c, &url, &tok).await?;
+    assert_eq!(s, 404, "recording_after has not passed");
+    sim.advance(cfg.recording_after);
+    let (_, rec) = get_json(&c, &url, &tok).await?;
+    assert_eq!(file_types(&rec), ["MP4", "M4A", "CHAT"]);
+    assert!(files_of(&rec).iter().all(|f| f["status"] == "processing"));
+    sim.advance(cfg.processing_for);
+    let (_, rec) = get_json(&c, &url, &tok).await?;
+    assert_eq!(file_types(&rec), ["MP4", "M4A", "CHAT", "CC"]);
+    sim.advance(cfg.transcript_after + cfg.processing_for);
+    let done = sim.expected_files();
+    assert_eq!(done.iter().filter(|e| e.uuid == fresh.uuid).count(), 5);
+    assert_eq!(sim.report().meetings_created.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn adhoc_refuses_unknown_users_and_impossible_times() -> R {
+    let (cfg, now) = history_cfg();
+    let sim = spawn_sim(cfg).await;
+    let r = sim.add_adhoc_recording("nobody@example.org", "x", now, 5);
+    assert!(
+        matches!(&r, Err(SimError::NoSuchUser(u)) if u == "nobody@example.org"),
+        "{r:?}"
+    );
+    let r = sim.add_recording_history("nobody", now - TimeDelta::days(1), now, 0);
+    assert!(matches!(r, Err(SimError::NoSuchUser(_))), "{r:?}");
+    let r = sim.add_recording_history("me", now, now - TimeDelta::days(1), 3);
+    assert!(matches!(r, Err(SimError::InvalidInput(_))), "{r:?}");
+    let r = sim.add_recording_history("me", now, now, 1);
+    assert!(
+        matches!(r, Err(SimError::InvalidInput(_))),
+        "empty range: {r:?}"
+    );
+    let r = sim.add_adhoc_recording("me", "x", DateTime::<Utc>::MAX_UTC, 5);
+    assert!(matches!(r, Err(SimError::InvalidInput(_))), "{r:?}");
+    assert!(sim.meetings().is_empty(), "nothing half-made");
+    assert!(sim.add_recording_history("me", now, now, 0)?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn user_added_later_is_listed_and_hosts_recordings() -> R {
+    let (cfg, now) = history_cfg();
+    let sim = spawn_sim(cfg).await;
+    let zc = oauth_client(&sim);
+    let newbie = SimUser {
+        id: "newUserAQgePTO8WbOqwIQ".into(),
+        email: "new@example.org".into(),
+        timezone: "Asia/Tokyo".into(),
+        status: "active",
+    };
+    let (from, to) = (now - TimeDelta::days(10), now - TimeDelta::days(1));
+    let before = zc.list_users(&["active"]).await?;
+    assert!(before.iter().all(|u| u.id != newbie.id));
+    let e = zc
+        .list_user_recordings(&newbie.id, from.date_naive(), now.date_naive())
+        .await
+        .expect_err("not in the account yet");
+    assert_eq!(e.zoom_code(), Some(1001), "{e}");
+    assert!(matches!(
+        sim.add_recording_history(&newbie.id, from, to, 4),
+        Err(SimError::NoSuchUser(_))
+    ));
+
+    sim.add_user(newbie.clone());
+    let after = zc.list_users(&["active"]).await?;
+    assert_eq!(after.len(), before.len() + 1);
+    assert!(
+        after
+            .iter()
+            .any(|u| u.id == newbie.id && u.email.as_deref() == Some("new@example.org"))
+    );
+    let hist = sim.add_recording_history(&newbie.email, from, to, 4)?;
+    let recs = zc
+        .list_user_recordings(&newbie.id, from.date_naive(), now.date_naive())
+        .await?;
+    let got: HashSet<String> = recs.iter().map(|r| r.uuid.clone()).collect();
+    assert_eq!(got, uuids(&hist));
+    assert!(
+        recs.iter()
+            .all(|r| r.host_id.as_deref() == Some(newbie.id.as_str()))
+    );
+    let m = sim.meeting(hist[0].meeting_id).ok_or("meeting")?;
+    assert_eq!(m.timezone, "Asia/Tokyo");
+
+    // Added again with another status: the same user, changed, not a second one.
+    sim.add_user(SimUser {
+        status: "inactive",
+        ..newbie.clone()
+    });
+    assert_eq!(zc.list_users(&["active"]).await?.len(), before.len());
+    let inactive = zc.list_users(&["inactive"]).await?;
+    assert_eq!(
+        inactive.iter().filter(|u| u.id == newbie.id).count(),
+        1,
+        "{inactive:?}"
+    );
+    let recs = zc
+        .list_user_recordings(&newbie.id, from.date_naive(), now.date_naive())
+        .await?;
+    assert_eq!(recs.len(), 4);
     Ok(())
 }
