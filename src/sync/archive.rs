@@ -61,7 +61,7 @@ pub fn relative_path(f: &FileName<'_>) -> PathBuf {
     let mut path = PathBuf::new();
     if let Some(host) = f.scan_host {
         path.push("users");
-        path.push(sanitize(&truncate(&clean(host), COMPONENT_MAX)));
+        path.push(sanitize(truncate(&clean(host), COMPONENT_MAX)));
     }
     path.extend([month, dir, file]);
     path

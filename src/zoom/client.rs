@@ -86,6 +86,9 @@ struct Call<'a> {
     kind: Kind,
     /// The Zoom user the call is about, for daily-limit errors.
     host: Option<&'a str>,
+    /// Not sent (first attempt or retry) at or after this instant: the page token in the
+    /// URL would be stale by then.
+    not_after: Option<DateTime<Utc>>,
 }
 
 /// Decision after a failed attempt.
@@ -229,6 +232,7 @@ impl ZoomClient {
                 body: Some(json_bytes(OP, &body)?),
                 kind: Kind::Create,
                 host: Some(user_id),
+                not_after: None,
             })
             .await?;
         // Zoom answered 201, so the meeting exists; an unreadable answer hides its id.
@@ -264,6 +268,7 @@ impl ZoomClient {
             body: Some(json_bytes(OP, &body)?),
             kind: Kind::Idempotent,
             host: None,
+            not_after: None,
         })
         .await?;
         Ok(())
@@ -423,6 +428,26 @@ impl ZoomClient {
             body: None,
             kind: Kind::Idempotent,
             host: None,
+            not_after: None,
+        })
+        .await
+    }
+
+    /// GET that is not sent (nor retried) at or after `not_after`.
+    async fn get_until(
+        &self,
+        op: &'static str,
+        url: Url,
+        not_after: Option<DateTime<Utc>>,
+    ) -> Result<Bytes, ZoomError> {
+        self.execute(Call {
+            op,
+            method: Method::GET,
+            url,
+            body: None,
+            kind: Kind::Idempotent,
+            host: None,
+            not_after,
         })
         .await
     }
@@ -435,6 +460,7 @@ impl ZoomClient {
             body: None,
             kind: Kind::Idempotent,
             host: None,
+            not_after: None,
         })
         .await?;
         Ok(())
@@ -501,8 +527,11 @@ impl ZoomClient {
                     q.append_pair("next_page_token", t);
                 }
             }
-            let bytes = match self.get(op, url).await {
-                // The token expired while the request was retried: Zoom says so with 300.
+            let not_after = token.as_ref().map(|(_, got)| *got + PAGE_TOKEN_USABLE);
+            let bytes = match self.get_until(op, url, not_after).await {
+                // A wait before a retry outlasted the token: it was not sent again.
+                Err(ZoomError::PageTokenAged { .. }) => return Ok(Listing::TokenAged),
+                // The token expired on the way all the same: Zoom says so with 300.
                 Err(ZoomError::Api {
                     status: 400,
                     message,
@@ -540,6 +569,9 @@ impl ZoomClient {
         let mut renewed = false;
         loop {
             attempt += 1;
+            if call.not_after.is_some_and(|t| self.inner.clock.now() >= t) {
+                return Err(ZoomError::PageTokenAged { op });
+            }
             let token = self.inner.auth.bearer().await?;
             let mut rb = self
                 .inner

@@ -83,6 +83,11 @@ pub enum ZoomError {
         detail: String,
     },
 
+    /// A listing's page token grew too old (a long wait before a retry) to be sent; the
+    /// listing starts again from its first page.
+    #[error("{op}: the page token aged before the request could be sent")]
+    PageTokenAged { op: &'static str },
+
     /// Zoom's answer did not have the documented shape.
     #[error("{op}: cannot parse Zoom's answer: {detail}")]
     Parse { op: &'static str, detail: String },
@@ -156,6 +161,7 @@ impl ZoomError {
             | ZoomError::OutcomeUnknown { op, .. }
             | ZoomError::Transport { op, .. }
             | ZoomError::Parse { op, .. }
+            | ZoomError::PageTokenAged { op }
             | ZoomError::HtmlErrorPage { op, .. }
             | ZoomError::Redirect { op, .. }
             | ZoomError::Truncated { op, .. }

@@ -155,7 +155,9 @@ fn the_account_scan_is_off_by_default_and_takes_every_user_or_a_list() {
 
 #[test]
 fn the_account_scan_refuses_what_it_cannot_use_and_says_where() {
-    let e = err(&format!("{BASE}[recordings]\nfile_types = [\"MP4\", \"MP3\"]\n"));
+    let e = err(&format!(
+        "{BASE}[recordings]\nfile_types = [\"MP4\", \"MP3\"]\n"
+    ));
     assert!(
         e.starts_with("daemon.toml:5:24: unknown file type 'MP3' in file_types; valid types: "),
         "{e}"
@@ -163,19 +165,29 @@ fn the_account_scan_refuses_what_it_cannot_use_and_says_where() {
     for t in FILE_TYPES {
         assert!(e.contains(t), "{e} does not list {t}");
     }
-    let e = err(&format!("{BASE}[recordings]\nusers = [\"*\", \"jane@example.org\"]\n"));
+    let e = err(&format!(
+        "{BASE}[recordings]\nusers = [\"*\", \"jane@example.org\"]\n"
+    ));
     assert!(
         e.starts_with("daemon.toml:5:9: users: \"*\" already means every user"),
         "{e}"
     );
-    let e = err(&format!("{BASE}[recordings]\nusers = [\"a@x.org\", \"A@x.org\"]\n"));
+    let e = err(&format!(
+        "{BASE}[recordings]\nusers = [\"a@x.org\", \"A@x.org\"]\n"
+    ));
     assert!(e.contains("users: 'A@x.org' is listed twice"), "{e}");
     let e = err(&format!("{BASE}[recordings]\nusers = [\"a b\"]\n"));
     assert!(e.contains("'a b' is not a Zoom user id or email"), "{e}");
     let e = err(&format!("{BASE}[recordings]\nusers = 3\n"));
-    assert!(e.contains("users: expected a string or a list, found integer"), "{e}");
+    assert!(
+        e.contains("users: expected a string or a list, found integer"),
+        "{e}"
+    );
     let e = err(&format!("{BASE}[recordings]\nsince = \"2026-13-01\"\n"));
-    assert!(e.starts_with("daemon.toml:5:9: invalid date '2026-13-01' in since"), "{e}");
+    assert!(
+        e.starts_with("daemon.toml:5:9: invalid date '2026-13-01' in since"),
+        "{e}"
+    );
     let e = err(&format!("{BASE}[recordings]\nscan_every = \"10s\"\n"));
     assert!(e.contains("out of range"), "{e}");
     let e = err(&format!("{BASE}[recordings]\nuser = \"*\"\n"));
