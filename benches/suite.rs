@@ -22,7 +22,7 @@
 //!   N / rate and the serial time); a poll pass over 1,000 watched meetings (requests per
 //!   second achieved vs the budget). Each is one `zoomd sync`; peak RSS and CPU of it.
 //!
-//! `ZOOMD_BENCH_ONLY=download,idle,check,status,api,pace,schedule` runs a subset;
+//! `ZOOMD_BENCH_ONLY=download,idle,check,status,api,pace,scan,schedule` runs a subset;
 //! `ZOOMD_BENCH_DL_MIB=2048` sets the throughput file size. Never run by `cargo test`.
 
 mod common;
@@ -1107,6 +1107,119 @@ fn next_whole_minute(after: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(secs - secs.rem_euclid(60) + 60, 0).expect("a minute")
 }
 
+/// A directory with a config that scans every user of `sim` (`[recordings]` lines `scan`).
+fn scan_config(work: &Path, name: &str, sim: &Sim, scan: &str) -> PathBuf {
+    let dir = work.join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("scan dir");
+    let config = dir.join("daemon.toml");
+    fs::write(
+        &config,
+        format!(
+            "{}requests_per_second = 20\nmax_in_flight = 8\n\n{}\n[recordings]\nusers = \"*\"\n{scan}\n",
+            common::zoom_section(&sim.api_url(), &sim.oauth_url()),
+            daemon_section("downloads = 16")
+        ),
+    )
+    .expect("config");
+    config
+}
+
+fn bench_scan(rt: &tokio::runtime::Runtime, work: &Path, rows: &mut Vec<Row>) {
+    let latency = Duration::from_millis(150);
+    let since = (Utc::now() - TimeDelta::days(201)).date_naive();
+    let history = |users: usize, per_user: usize| {
+        let sim = pace_sim(rt, users);
+        sim.set_latency(latency);
+        let now = sim.now();
+        for u in pace_users(users) {
+            sim.add_recording_history(
+                &u.email,
+                now - TimeDelta::days(200),
+                now - TimeDelta::hours(1),
+                per_user,
+            )
+            .expect("history");
+        }
+        sim
+    };
+    let listing_requests = |sim: &Sim| {
+        let c = sim.counters();
+        c.get(Route::ListRecordings) + c.get(Route::ListUsers)
+    };
+    // 1. The backfill's listing: 50 users x 200 recordings over 200 days (7 month windows
+    //    each), nothing to download (a file type the sim never makes), 150 ms a request.
+    let sim = history(50, 200);
+    let config = scan_config(
+        work,
+        "scan-list",
+        &sim,
+        &format!("since = \"{since}\"\nfile_types = [\"TIMELINE\"]"),
+    );
+    let m = run(&mut zoomd(
+        &config,
+        &["sync"],
+        &config.with_file_name("sync.log"),
+    ));
+    assert!(m.ok, "zoomd sync failed: {}", config.display());
+    let requests = listing_requests(&sim) as f64;
+    let recordings = 50.0 * 200.0;
+    let took = m.wall.as_secs_f64();
+    // The scan's listings are Zoom's medium category: two thirds of the budget.
+    let medium = 20.0 * zoomd::zoom::MEDIUM_SHARE;
+    let ideal = requests / medium;
+    eprintln!(
+        "scan-list: {took:.1} s, {requests} listing requests, max per second {}, max in flight {}",
+        sim.counters().max_per_second,
+        sim.max_in_flight()
+    );
+    rows.push(row(
+        "scan: backfill listing, 50 users x 200 recordings, 150 ms",
+        "requests per recording << 1; wall near requests / medium budget",
+        format!(
+            "{took:.1} s, {requests} requests ({:.3} per recording); peak RSS {:.1} MiB",
+            requests / recordings,
+            mib(m.maxrss_kib)
+        ),
+        format!("ideal {ideal:.1} s at {medium:.1}/s"),
+        format!("{:.2} of ideal", took / ideal),
+    ));
+
+    // 2. A whole backfill, files too: 50 users x 4 recordings (1,000 small files).
+    let sim = history(50, 4);
+    let config = scan_config(work, "scan-all", &sim, &format!("since = \"{since}\""));
+    let m = run(&mut zoomd(
+        &config,
+        &["sync"],
+        &config.with_file_name("sync.log"),
+    ));
+    assert!(m.ok, "zoomd sync failed: {}", config.display());
+    let files = sim.expected_files().len() as f64;
+    let c = sim.counters();
+    let api: u64 = c
+        .requests
+        .iter()
+        .filter(|(r, _)| !matches!(**r, Route::Token | Route::SignedDownload))
+        .map(|(_, n)| *n)
+        .sum();
+    let took = m.wall.as_secs_f64();
+    let listing = listing_requests(&sim) as f64;
+    // Listings at the medium share, each download's API hop at the whole budget.
+    let ideal = listing / medium + (api as f64 - listing) / 20.0;
+    eprintln!("scan-all: {took:.1} s, {files} files, {api} API requests");
+    rows.push(row(
+        "scan: backfill with files, 50 users x 4 recordings (1,000 files), 150 ms",
+        "wall near the budget's ideal",
+        format!(
+            "{took:.1} s, {api} API requests ({:.2} per recording); peak RSS {:.1} MiB",
+            api as f64 / 200.0,
+            mib(m.maxrss_kib)
+        ),
+        format!("ideal {ideal:.1} s"),
+        format!("{:.2} of ideal", took / ideal),
+    ));
+}
+
 fn bench_pace(rt: &tokio::runtime::Runtime, work: &Path, rows: &mut Vec<Row>) {
     // 1. 200 creates over 10 hosts at 200 ms a request: concurrent within the budget
     //    against the same binary with one request in flight (serial), A/B.
@@ -1401,6 +1514,9 @@ fn main() {
     }
     if wants("pace") {
         bench_pace(&rt, work.path(), &mut rows);
+    }
+    if wants("scan") {
+        bench_scan(&rt, work.path(), &mut rows);
     }
     if wants("schedule") {
         schedule_rows(&target, &mut rows);

@@ -361,7 +361,7 @@ struct RawConfig {
 struct RawRecordings {
     users: Option<Spanned<RawUsers>>,
     since: Option<UtcDate>,
-    file_types: Option<Vec<FileType>>,
+    file_types: Option<Spanned<Vec<Spanned<String>>>>,
     scan_every: Option<Bounded<60, { 7 * 86400 }>>,
     after_download: Option<AfterDownload>,
 }
@@ -843,26 +843,6 @@ impl<'de> Deserialize<'de> for UtcDate {
     }
 }
 
-/// One of [`FILE_TYPES`], any case.
-struct FileType(&'static str);
-
-impl<'de> Deserialize<'de> for FileType {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        let up = s.trim().to_ascii_uppercase();
-        FILE_TYPES
-            .iter()
-            .find(|t| **t == up)
-            .map(|t| FileType(t))
-            .ok_or_else(|| {
-                de::Error::custom(format!(
-                    "unknown file type '{s}' in file_types; valid types: {}",
-                    FILE_TYPES.join(", ")
-                ))
-            })
-    }
-}
-
 /// An http(s) URL; plain http only to loopback, since credentials travel on it.
 #[derive(Debug, Clone)]
 struct HttpUrl(url::Url);
@@ -995,10 +975,35 @@ fn build_recordings(ctx: &mut Ctx<'_>, raw: Option<RawRecordings>) -> Recordings
             account_users(ctx, &span, list)
         }
     };
+    // Each unknown name is reported at its own place; the valid ones are listed.
     let file_types = raw.file_types.map(|v| {
-        v.into_iter()
-            .map(|t| t.0.to_string())
-            .collect::<BTreeSet<_>>()
+        let mut set = BTreeSet::new();
+        let whole = v.span();
+        let v = v.into_inner();
+        if v.is_empty() {
+            ctx.error(
+                &whole,
+                "file_types is empty: nothing would be archived; leave it out for every type",
+            );
+        }
+        for t in v {
+            let span = t.span();
+            let name = t.into_inner();
+            let up = name.trim().to_ascii_uppercase();
+            match FILE_TYPES.iter().find(|k| **k == up) {
+                Some(k) => {
+                    set.insert(k.to_string());
+                }
+                None => ctx.error(
+                    &span,
+                    format!(
+                        "unknown file type '{name}' in file_types; valid types: {}",
+                        FILE_TYPES.join(", ")
+                    ),
+                ),
+            }
+        }
+        set
     });
     RecordingsConfig {
         users,

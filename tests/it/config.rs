@@ -159,7 +159,7 @@ fn the_account_scan_refuses_what_it_cannot_use_and_says_where() {
         "{BASE}[recordings]\nfile_types = [\"MP4\", \"MP3\"]\n"
     ));
     assert!(
-        e.starts_with("daemon.toml:5:24: unknown file type 'MP3' in file_types; valid types: "),
+        e.starts_with("daemon.toml:5:22: unknown file type 'MP3' in file_types; valid types: "),
         "{e}"
     );
     for t in FILE_TYPES {
