@@ -92,7 +92,7 @@ pub async fn sync_once(
     let verify = verify::verify(ctx).await?;
     let meetings = meetings::reconcile(ctx, config).await?;
     let recordings = recordings::poll(ctx, config).await?;
-    let scan = scan::run(ctx, config, true, scan_progress).await?;
+    let scan = scan::run(ctx, config, scan::Due::All, scan_progress).await?;
     let downloads = downloads::run_due(ctx, config, &Shutdown::never(), progress).await?;
     Ok(PassReport {
         meetings,
@@ -519,12 +519,16 @@ async fn scan_worker(
     wake: Arc<Notify>,
     wake_downloads: Arc<Notify>,
 ) {
+    // The account's user list is read at the start and after each reload, besides when a
+    // user is due.
+    let mut look = true;
     loop {
         if shutdown.is_triggered() {
             return;
         }
         let cfg = config.borrow().clone();
-        let pass = scan::run(&ctx, &cfg, false, None);
+        let pass = scan::run(&ctx, &cfg, scan::Due::Scheduled { look }, None);
+        look = false;
         tokio::pin!(pass);
         let result = tokio::select! {
             r = &mut pass => r,
@@ -557,12 +561,16 @@ async fn scan_worker(
                 Some(ctx.now() + STEP_RETRY)
             }),
         };
+        // A download that finds its URL stale asks for a refresh without waking this task:
+        // it is seen within `poll_every`, as a poll of zoomd's own meetings would be.
+        let cap = cfg.daemon.poll_every.to_std().unwrap_or_default();
         let sleep = next
             .map(|t| (t - ctx.now()).to_std().unwrap_or_default())
-            .unwrap_or(std::time::Duration::from_secs(3600));
+            .unwrap_or(std::time::Duration::from_secs(3600))
+            .min(cap);
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
-            _ = wake.notified() => {}
+            _ = wake.notified() => look = true,
             _ = shutdown.wait() => return,
         }
     }

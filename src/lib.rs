@@ -8,7 +8,8 @@
 //!   retries, typed calls, downloads).
 //! - [`store`]: the only code that holds SQL (SQLite via sqlx; one method per transition).
 //! - [`sync`]: the idempotent reconcile steps (meetings from a plan, the drift check,
-//!   recordings, downloads); their calls run concurrently within the client's budget.
+//!   recordings, downloads, the account scan); their calls run concurrently within the
+//!   client's budget.
 //! - [`daemon`]: wires the steps to time, signals and reloads; holds no business rules.
 //! - [`sim`]: a simulated Zoom on loopback for tests and `zoomd demo`.
 //! - [`cli`]: one function per command; `main.rs` only parses arguments.

@@ -84,17 +84,28 @@ pub fn scan_range(
     (from <= today).then_some((from, today))
 }
 
-/// One pass: fresh URLs for stale ones, then every due user (all of them with `all_due`,
-/// as `zoomd sync` does), then the cloud removals that became due.
+/// Which users a pass scans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// Every user, whatever its cadence (`zoomd sync`).
+    All,
+    /// The users whose next scan is due, and any the configuration names anew; the account's
+    /// user list (`"*"`) is read when someone is due or when `look` is set (a start, a
+    /// reload), so a pass woken for a stale URL costs no listing.
+    Scheduled { look: bool },
+}
+
+/// One pass: fresh URLs for stale ones, then the due users, then the cloud removals that
+/// became due.
 pub async fn run(
     ctx: &Ctx,
     config: &Config,
-    all_due: bool,
+    due: Due,
     progress: Option<ProgressFn>,
 ) -> Result<Report, SyncError> {
     let mut report = refresh(ctx, config).await?;
     if config.recordings.users != AccountUsers::None {
-        report += scan_users(ctx, config, all_due, progress).await?;
+        report += scan_users(ctx, config, due, progress).await?;
         report.cloud_removed += remove_due(ctx, config).await?;
     }
     Ok(report)
@@ -120,10 +131,21 @@ pub async fn next_due(ctx: &Ctx, config: &Config) -> Result<Option<DateTime<Utc>
 async fn scan_users(
     ctx: &Ctx,
     config: &Config,
-    all_due: bool,
+    due: Due,
     progress: Option<ProgressFn>,
 ) -> Result<Report, SyncError> {
     let now = ctx.now();
+    if due == (Due::Scheduled { look: false }) && config.recordings.users == AccountUsers::All {
+        let stored = ctx.store.scan_users().await?;
+        let someone_due = stored
+            .iter()
+            .any(|u| u.next_scan_at.is_some_and(|t| t <= now));
+        let scheduled = stored.iter().any(|u| u.next_scan_at.is_some());
+        if scheduled && !someone_due {
+            return Ok(Report::default());
+        }
+    }
+    let all_due = due == Due::All;
     let since = config
         .recordings
         .since

@@ -466,3 +466,91 @@ async fn check_online_names_the_scan_scope_the_token_lacks() {
         .expect("join");
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_download_url_of_a_scanned_recording_is_refreshed_by_uuid() {
+    let sim = spawn_sim(SimConfig::default()).await;
+    let now = sim.now();
+    let history = sim
+        .add_recording_history(
+            "chair@example.org",
+            now - Span::days(10),
+            now - Span::days(9),
+            1,
+        )
+        .expect("history");
+    let uuid = history[0].uuid.clone();
+    sim.inject(Route::Download, Fault::DownloadUrlExpired, 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = DaemonToml::new(&sim).recordings("users", "[\"chair@example.org\"]");
+    sync(dir.path(), &config).await;
+    assert_eq!(
+        archive_of(dir.path()).await.len(),
+        4,
+        "one file met a stale URL"
+    );
+    // Every URL handed out so far is dead now: only a fresh listing helps.
+    sim.expire_download_urls();
+    let seen = sim.report().requests.len();
+    sync(dir.path(), &config).await;
+    let archive = archive_of(dir.path()).await;
+    assert!(holds_exactly(&sim.expected_files(), &archive));
+    let refreshed = sim
+        .report()
+        .requests
+        .iter()
+        .skip(seen)
+        .filter(|r| r.route == Route::GetRecordings && r.status == 200)
+        .count();
+    assert_eq!(
+        refreshed, 1,
+        "the recording {uuid} was listed again by uuid"
+    );
+    // The recording is ten days old: the scan's overlap did not list it again.
+    assert!(
+        listings(&sim, seen)
+            .iter()
+            .all(|(from, _, _)| *from > now.date_naive() - Span::days(5))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_backfills_in_its_own_task_beside_the_schedule() {
+    let sim = spawn_sim(three_users()).await;
+    let now = sim.now();
+    for u in ["host@example.org", INACTIVE] {
+        sim.add_recording_history(u, now - Span::days(45), now - Span::hours(1), 3)
+            .expect("history");
+    }
+    let start = (now + Span::days(2)).format("%Y-%m-%dT%H:%M").to_string();
+    let config = DaemonToml::run(&sim)
+        .recordings("users", "\"*\"")
+        .recordings("since", &day(now - Span::days(50)))
+        .meetings(&Entry::at("board", "Board", &start).toml());
+    let mut d = spawn_daemon(&config, &[]);
+    let expected = sim.expected_files();
+    assert_eq!(expected.len(), 6 * 5);
+    d.wait_for("the backfill archived", || async {
+        holds_exactly(&expected, &d.archive_rows().await)
+    })
+    .await;
+    d.wait_for("the scheduled meeting created", || async {
+        sim.report().meetings_created.len() == 1
+    })
+    .await;
+    d.stop().await;
+    assert_consistent(&d, &sim).await;
+    let store = d.store().await.expect("database");
+    let users = store.scan_users().await.expect("scan users");
+    store.close().await;
+    assert_eq!(users.len(), 3, "{users:?}");
+    let today = now.date_naive();
+    for u in &users {
+        assert_eq!(u.done_through, Some(today), "{u:?}");
+        assert!(
+            u.next_scan_at.is_some_and(|t| t > now + Span::minutes(50)),
+            "{u:?}"
+        );
+        assert_eq!(u.last_error, None);
+    }
+}
