@@ -281,6 +281,28 @@ fn step() -> TimeDelta {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_scans_listings_are_medium_and_take_two_thirds() {
+        assert_eq!(Category::of("list_user_recordings"), Category::Medium);
+        assert_eq!(Category::of("list_users"), Category::Medium);
+        assert_eq!(Category::of("create_meeting"), Category::Light);
+        let m = medium(Pace {
+            requests_per_second: 30.0,
+            max_in_flight: 8,
+        });
+        assert_eq!(m.requests_per_second, 20.0);
+        assert_eq!(m.max_in_flight, 8);
+        // Never below the floor of one a second.
+        assert_eq!(
+            medium(Pace {
+                requests_per_second: 1.0,
+                max_in_flight: 1
+            })
+            .requests_per_second,
+            1.0
+        );
+    }
+
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -554,3 +554,30 @@ async fn the_daemon_backfills_in_its_own_task_beside_the_schedule() {
         assert_eq!(u.last_error, None);
     }
 }
+
+/// The scan's listings are Zoom's medium category: they take at most two thirds of the
+/// budget, so creates and polls keep the rest while a backfill runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scans_listings_keep_to_the_medium_share_of_the_budget() {
+    let sim = spawn_sim(SimConfig::default()).await;
+    let now = sim.now();
+    let mut cc = client_config(&sim, oauth_credentials(&sim));
+    cc.pace = zoomd::zoom::Pace {
+        requests_per_second: 6.0,
+        max_in_flight: 8,
+    };
+    let client = ZoomClient::new(cc).expect("client");
+    let today = now.date_naive();
+    // Ten month windows, listed one after the other as fast as the budget allows.
+    client
+        .list_user_recordings("host@example.org", today - Span::days(300), today)
+        .await
+        .expect("listing");
+    let c = sim.counters();
+    assert_eq!(c.get(Route::ListRecordings), 10);
+    assert!(
+        c.max_per_second <= 4,
+        "{} listings in one second; the medium share of 6/s is 4",
+        c.max_per_second
+    );
+}
