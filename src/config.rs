@@ -81,6 +81,8 @@ pub struct Config {
     pub meetings: Vec<MeetingEntry>,
     /// `[recordings]`: which users' cloud recordings are archived besides zoomd's own.
     pub recordings: RecordingsConfig,
+    /// `[http]`: the listener for webhooks, metrics, health, the status page and calendar.
+    pub http: HttpConfig,
     /// Things that are allowed but probably not what the operator wants.
     pub warnings: Vec<Diagnostic>,
     /// The text it was parsed from (to tell whether the file changed).
@@ -178,6 +180,27 @@ impl RecordingsConfig {
         self.file_types
             .as_ref()
             .is_none_or(|set| set.contains(&file_type.to_ascii_uppercase()))
+    }
+}
+
+/// `[http]`. Without `listen` nothing listens.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub listen: Option<std::net::SocketAddr>,
+    /// The secret token of the Zoom app's event subscription, or why there is none (then
+    /// `POST /zoom/webhook` answers 503: events cannot be verified).
+    pub webhook_secret: Result<Secret, String>,
+    /// With `token_file`: the bearer token the status page and calendar need.
+    pub token: Option<Secret>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            webhook_secret: Err("no [http] section".into()),
+            token: None,
+        }
     }
 }
 
@@ -282,6 +305,7 @@ impl Config {
         let zoom = build_zoom(&mut ctx, raw.zoom, &base, env);
         let meetings = build_meetings(&mut ctx, raw.meeting, daemon.timezone);
         let recordings = build_recordings(&mut ctx, raw.recordings);
+        let http = build_http(&mut ctx, raw.http, &base, env);
         if !ctx.errors.is_empty() {
             return Err(ConfigError::Invalid(ctx.errors));
         }
@@ -291,6 +315,7 @@ impl Config {
             daemon,
             meetings,
             recordings,
+            http,
             warnings: ctx.warnings,
             source: text.to_string(),
         })
@@ -324,6 +349,7 @@ pub fn config_path(given: Option<PathBuf>) -> PathBuf {
 #[derive(Debug, Clone, Default)]
 pub struct Env {
     pub client_secret: Option<String>,
+    pub webhook_secret: Option<String>,
     pub api_secret: Option<String>,
     pub credentials_directory: Option<PathBuf>,
     pub state_directory: Option<PathBuf>,
@@ -334,6 +360,7 @@ impl Env {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         Env {
             client_secret: var("ZOOMD_CLIENT_SECRET"),
+            webhook_secret: var("ZOOMD_WEBHOOK_SECRET"),
             api_secret: var("ZOOMD_API_SECRET"),
             credentials_directory: var("CREDENTIALS_DIRECTORY").map(PathBuf::from),
             // systemd may list several directories separated by ':'; the first is ours.
@@ -354,6 +381,15 @@ struct RawConfig {
     #[serde(default)]
     meeting: Vec<Spanned<RawMeeting>>,
     recordings: Option<RawRecordings>,
+    http: Option<RawHttp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<Spanned<String>>,
+    webhook_secret_file: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -957,6 +993,67 @@ fn build_daemon(raw: RawDaemon, base: &Path, env: &Env) -> DaemonConfig {
         max_cancellations: raw.max_cancellations.map_or(10, |m| m.0),
         after_download: raw.after_download.unwrap_or(AfterDownload::Keep),
         timezone: raw.timezone.map_or(Tz::UTC, |z| z.0),
+    }
+}
+
+fn build_http(ctx: &mut Ctx<'_>, raw: Option<RawHttp>, base: &Path, env: &Env) -> HttpConfig {
+    let Some(raw) = raw else {
+        return HttpConfig::default();
+    };
+    let listen = raw.listen.as_ref().and_then(|l| {
+        match l.get_ref().trim().parse::<std::net::SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                ctx.error(
+                    &l.span(),
+                    format!(
+                        "listen: '{}' is not an address and port; write e.g. \"127.0.0.1:8080\" (or \"[::1]:8080\")",
+                        l.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    });
+    let webhook_secret = resolve_secret(
+        ctx,
+        raw.webhook_secret_file.as_ref(),
+        base,
+        env.webhook_secret.as_deref(),
+        "ZOOMD_WEBHOOK_SECRET",
+        env.credentials_directory.as_deref(),
+        "webhook_secret",
+        false,
+    )
+    .map_err(|e| e.replace("in [zoom]", "in [http]"));
+    let token = raw.token_file.as_ref().and_then(|f| {
+        let path = base.join(f.get_ref());
+        match read_secret_file(&path) {
+            Ok((v, _)) if !v.trim().is_empty() => Some(Secret::new(v.trim().to_string())),
+            Ok(_) => {
+                ctx.error(&f.span(), format!("token_file {} is empty", path.display()));
+                None
+            }
+            Err(e) => {
+                ctx.error(&f.span(), format!("token_file {}: {e}", path.display()));
+                None
+            }
+        }
+    });
+    if let (Some(addr), None, Some(l)) = (listen, &token, &raw.listen)
+        && !addr.ip().is_loopback()
+    {
+        ctx.warn(
+            &l.span(),
+            format!(
+                "listen = \"{addr}\" is reachable from other machines and the status page shows join links: set token_file, and put TLS in front (a reverse proxy)"
+            ),
+        );
+    }
+    HttpConfig {
+        listen,
+        webhook_secret,
+        token,
     }
 }
 

@@ -141,6 +141,7 @@ pub async fn run(
     ctx: Ctx,
     mut control: Control,
     progress: Option<ProgressFn>,
+    listener: Option<tokio::net::TcpListener>,
 ) {
     let (config_tx, config_rx) = watch::channel(Arc::new(config));
     let wake_downloads = Arc::new(Notify::new());
@@ -151,6 +152,16 @@ pub async fn run(
         wake_downloads.clone(),
         progress,
     ));
+    let http = listener.map(|l| {
+        tokio::spawn(crate::http::serve(
+            l,
+            ctx.clone(),
+            config_rx.clone(),
+            Arc::new(crate::metrics::Counts::default()),
+            wake_downloads.clone(),
+            control.shutdown.clone(),
+        ))
+    });
     // The account scan has its own task: a backfill of months must not hold up creates.
     let wake_scan = Arc::new(Notify::new());
     let scanner = tokio::spawn(scan_worker(
@@ -263,8 +274,9 @@ pub async fn run(
             .map_or(next_meetings, |p| p.min(next_meetings))
             .min(next_verify);
         let mut sleep = (wake - ctx.now()).to_std().unwrap_or_default();
-        if watchdog.is_some() {
-            // Under the watchdog even an idle loop turns (and beats) within its grace.
+        if watchdog.is_some() || http.is_some() {
+            // Under the watchdog (or `/healthz`) even an idle loop turns (and beats) within
+            // its grace.
             sleep = sleep.min(LOOP_GRACE / 2);
         }
         notify(&[NotifyState::Status(&status_line(&ctx, &config).await)]);
@@ -303,6 +315,11 @@ pub async fn run(
     }
     if let Err(e) = scanner.await {
         tracing::error!(error = %e, "scan worker ended abnormally");
+    }
+    if let Some(h) = http
+        && let Err(e) = h.await
+    {
+        tracing::error!(error = %e, "HTTP listener ended abnormally");
     }
     ctx.store.close().await;
     tracing::info!("stopped");

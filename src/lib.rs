@@ -11,18 +11,25 @@
 //!   recordings, downloads, the account scan); their calls run concurrently within the
 //!   client's budget.
 //! - [`daemon`]: wires the steps to time, signals and reloads; holds no business rules.
+//! - [`http`]: the optional listener: webhooks in, `/metrics`, `/healthz`, the status page
+//!   ([`page`]) and the calendar feed ([`calendar`]).
 //! - [`sim`]: a simulated Zoom on loopback for tests and `zoomd demo`.
 //! - [`cli`]: one function per command; `main.rs` only parses arguments.
 //! - [`clock`]: where "now" and retry waits come from (the system clock, or a manual one
 //!   in tests); [`zoom`] and [`sync`] take one instead of reading the time themselves.
 //! - [`liveness`]: the heartbeat the loop and Zoom requests feed, and the systemd watchdog.
+//! - [`metrics`]: the Prometheus text `/metrics` serves (totals from the database, request
+//!   counts from the client).
 //! - [`secret`], [`shutdown`], [`telemetry`]: small shared pieces.
 
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod http;
 pub mod liveness;
+pub mod page;
+pub mod metrics;
 pub mod schedule;
 pub mod secret;
 pub mod shutdown;

@@ -124,6 +124,7 @@ agenda = "A meeting every 20 seconds, recorded to the cloud and archived."
         ctx.clone(),
         Control { shutdown, reload },
         Some(super::progress::reporter()),
+        None,
     ));
 
     let started = Instant::now();

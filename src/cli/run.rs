@@ -33,7 +33,16 @@ pub async fn daemon(path: &Path) -> ExitCode {
             return ExitCode::from(super::EXIT_RUNTIME);
         }
     };
-    daemon::run(path.to_path_buf(), config, ctx, control, None).await;
+    // Bound before the loop starts: a port already taken fails the start, not a step.
+    let listener = match crate::http::bind(&config).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            ctx.store.close().await;
+            return ExitCode::from(super::EXIT_RUNTIME);
+        }
+    };
+    daemon::run(path.to_path_buf(), config, ctx, control, None, listener).await;
     ExitCode::SUCCESS
 }
 

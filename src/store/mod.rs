@@ -1021,6 +1021,76 @@ impl Store {
         .map_err(q("add scan user"))
     }
 
+    /// The totals `/metrics` reports, each from an index.
+    pub async fn metrics_snapshot(&self) -> Result<MetricsSnapshot> {
+        let (created, archived, bytes, queue, last): (i64, i64, i64, i64, Option<String>) =
+            sqlx::query_as(
+                "SELECT (SELECT count(*) FROM events WHERE kind = 'created'),
+                        (SELECT count(*) FROM recording_files WHERE state = 'archived'),
+                        (SELECT coalesce(sum(bytes), 0) FROM recording_files
+                          WHERE state = 'archived'),
+                        (SELECT count(*) FROM recording_files
+                          WHERE state IN ('queued', 'downloading')),
+                        (SELECT max(archived_at) FROM recording_files WHERE state = 'archived')",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q("metrics"))?;
+        let now = Utc::now();
+        let counts = self.status(now, now, 0).await?.counts;
+        Ok(MetricsSnapshot {
+            meetings_created: created,
+            files_archived: archived,
+            archived_bytes: bytes,
+            download_queue: queue,
+            failures: counts.failures(),
+            recordings_missing: counts.recordings_missing,
+            last_archived: instant("metrics", "recording_files.archived_at", last)?,
+        })
+    }
+
+    /// Stores a webhook notification once; false when the same one was stored before.
+    pub async fn record_webhook(&self, e: &NewWebhookEvent<'_>, now: DateTime<Utc>) -> Result<bool> {
+        let r = sqlx::query(
+            "INSERT INTO webhook_events (dedupe_key, event, meeting_uuid, meeting_id, received_at,
+                 outcome, body)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (dedupe_key) DO NOTHING",
+        )
+        .bind(e.dedupe_key)
+        .bind(e.event)
+        .bind(e.meeting_uuid)
+        .bind(e.meeting_id)
+        .bind(ts(now))
+        .bind(e.outcome)
+        .bind(e.body)
+        .execute(&self.pool)
+        .await
+        .map_err(q("record webhook"))?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Webhook notifications stored, newest first (at most `limit`).
+    pub async fn webhook_events(&self, limit: i64) -> Result<Vec<WebhookEventRow>> {
+        sqlx::query_as(
+            "SELECT id, dedupe_key, event, meeting_uuid, meeting_id, received_at, outcome, body
+             FROM webhook_events ORDER BY id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("list webhook events"))
+    }
+
+    /// Is the database answering? (`/healthz`)
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(q("ping"))?;
+        Ok(())
+    }
+
     /// How the account scan stands, for `zoomd status` (one row per user of the account at
     /// most, so a plain aggregate).
     pub async fn scan_summary(&self) -> Result<ScanSummary> {
@@ -1601,6 +1671,20 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(q("list events"))
+    }
+
+    /// Files archived at or after `since`, newest first (at most `limit`).
+    pub async fn archived_since(&self, since: DateTime<Utc>, limit: i64) -> Result<Vec<ArchiveRow>> {
+        sqlx::query_as(
+            "SELECT key, topic, start_utc, start_local, meeting_id, meeting_uuid, file_row, file_id,
+                    file_type, file_extension, bytes, sha256, path, archived_at, host
+             FROM archive WHERE archived_at >= ? ORDER BY archived_at DESC, file_row DESC LIMIT ?",
+        )
+        .bind(ts(since))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("read archive"))
     }
 
     /// The `archive` view.

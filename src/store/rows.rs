@@ -400,6 +400,59 @@ from_row!(
     ]
 );
 
+/// The totals `/metrics` reads from the database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    pub meetings_created: i64,
+    pub files_archived: i64,
+    pub archived_bytes: i64,
+    pub download_queue: i64,
+    pub failures: i64,
+    pub recordings_missing: i64,
+    pub last_archived: Option<DateTime<Utc>>,
+}
+
+/// A webhook notification to store (its body without the download token).
+#[derive(Debug, Clone)]
+pub struct NewWebhookEvent<'a> {
+    pub dedupe_key: &'a str,
+    pub event: &'a str,
+    pub meeting_uuid: Option<&'a str>,
+    pub meeting_id: Option<i64>,
+    /// `queued` or `ignored`.
+    pub outcome: &'a str,
+    pub body: &'a str,
+}
+
+/// A stored webhook notification.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookEventRow {
+    pub id: i64,
+    pub dedupe_key: String,
+    pub event: String,
+    pub meeting_uuid: Option<String>,
+    pub meeting_id: Option<i64>,
+    pub received_at: DateTime<Utc>,
+    pub outcome: String,
+    pub body: String,
+}
+
+from_row!(
+    WebhookEventRow,
+    "webhook_events",
+    "id",
+    [
+        id,
+        dedupe_key,
+        event,
+        meeting_uuid,
+        meeting_id,
+        received_at,
+        outcome,
+        body
+    ]
+);
+
 /// The account scan in numbers (`zoomd status`).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ScanSummary {

@@ -67,6 +67,23 @@ pub(crate) struct Inner {
     pub(crate) pace: super::Pace,
     /// Set when the process is stopping: steps start no new item (see `sync::Ctx::each`).
     pub(crate) stopping: std::sync::atomic::AtomicBool,
+    /// Webhook download tokens by download URL, each until it expires (never stored).
+    pub(crate) download_tokens:
+        std::sync::Mutex<std::collections::HashMap<String, (Secret, DateTime<Utc>)>>,
+    /// Requests answered, by operation and status class (for `/metrics`).
+    pub(crate) answered: std::sync::Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
+}
+
+/// The status class a request is counted under: a bounded label set.
+pub fn status_class(status: Option<u16>) -> &'static str {
+    match status {
+        None => "error",
+        Some(429) => "429",
+        Some(s) if (200..300).contains(&s) => "2xx",
+        Some(s) if (300..400).contains(&s) => "3xx",
+        Some(s) if (400..500).contains(&s) => "4xx",
+        Some(_) => "5xx",
+    }
 }
 
 /// Whether repeating a request is harmless.
@@ -165,6 +182,8 @@ impl ZoomClient {
                 medium: Limiter::new(pace::medium(config.pace), config.clock.clone()),
                 pace: config.pace,
                 stopping: std::sync::atomic::AtomicBool::new(false),
+                answered: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+                download_tokens: std::sync::Mutex::new(std::collections::HashMap::new()),
                 clock: config.clock,
                 heartbeat: config.heartbeat,
             }),
@@ -174,6 +193,53 @@ impl ZoomClient {
     /// The request budget it was built with: steps size their concurrency by it.
     pub fn pace(&self) -> super::Pace {
         self.inner.pace
+    }
+
+    /// A webhook's `download_token` for `url`, valid until `until`: downloads of that URL
+    /// send it instead of the client's own token while it is valid. Kept in memory only.
+    pub fn remember_download_token(&self, url: &str, token: Secret, until: DateTime<Utc>) {
+        let now = self.inner.clock.now();
+        let mut map = self
+            .inner
+            .download_tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, (_, t)| *t > now);
+        if until > now {
+            map.insert(url.to_string(), (token, until));
+        }
+    }
+
+    /// The download token for `url`, if one is remembered and still valid.
+    pub(crate) fn download_token_for(&self, url: &str) -> Option<Secret> {
+        let now = self.inner.clock.now();
+        let map = self
+            .inner
+            .download_tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        map.get(url).filter(|(_, t)| *t > now).map(|(s, _)| s.clone())
+    }
+
+    /// Forgets a download token Zoom refused: the client's own token is used from now on.
+    pub(crate) fn forget_download_token(&self, url: &str) {
+        let mut map = self
+            .inner
+            .download_tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        map.remove(url);
+    }
+
+    /// Requests answered so far (no answer: `error`), by operation and status class.
+    pub fn request_counts(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let map = self.inner.answered.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter().map(|((op, class), n)| (*op, *class, *n)).collect()
+    }
+
+    pub(crate) fn count_answer(&self, op: &'static str, status: Option<u16>) {
+        let mut map = self.inner.answered.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry((op, status_class(status))).or_default() += 1;
     }
 
     /// The process is stopping: steps that use this client start no new item (the calls
@@ -598,6 +664,7 @@ impl ZoomClient {
             self.inner.heartbeat.beat();
             let sent = rb.send().await;
             self.inner.heartbeat.beat();
+            self.count_answer(op, sent.as_ref().ok().map(|r| r.status().as_u16()));
             let resp = match sent {
                 Ok(r) => r,
                 Err(e) => match self.transport_failure(&call, attempt, e) {

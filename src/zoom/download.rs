@@ -211,10 +211,14 @@ impl ZoomClient {
         let mut current = start.clone();
         let mut hops = 0usize;
         let (resp, token) = loop {
-            let token = if inner.trusted.allows(&current) {
-                Some(inner.auth.bearer().await?)
-            } else {
+            // A webhook's download token, while valid, stands in for the client's own on
+            // the URL it came with.
+            let token = if !inner.trusted.allows(&current) {
                 None
+            } else if let Some(t) = (hops == 0).then(|| self.download_token_for(start.as_str())).flatten() {
+                Some(t)
+            } else {
+                Some(inner.auth.bearer().await?)
             };
             let mut rb = inner.http.get(current.clone());
             if let Some(t) = &token {
@@ -239,6 +243,11 @@ impl ZoomClient {
             // I/O timeout (tokio's timer, see the module docs).
             let sent = tokio::time::timeout(inner.timeouts.request, rb.send()).await;
             drop(ticket);
+            if token.is_some() {
+                // Answers of Zoom's own hosts count as API requests; the file host is none.
+                let status = sent.as_ref().ok().and_then(|r| r.as_ref().ok()).map(|r| r.status().as_u16());
+                self.count_answer(OP, status);
+            }
             let detail = match sent {
                 Ok(Ok(resp)) => {
                     if resp.status().is_redirection() && resp.status() != StatusCode::NOT_MODIFIED {
@@ -290,6 +299,16 @@ impl ZoomClient {
             .is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("text/html"));
 
         if !(status == StatusCode::OK || status == StatusCode::PARTIAL_CONTENT) {
+            if status == StatusCode::UNAUTHORIZED
+                && can_retry
+                && token.is_some()
+                && token == self.download_token_for(start.as_str())
+            {
+                // The webhook's token was refused (expired early, revoked): the client's
+                // own token does the next attempt.
+                self.forget_download_token(start.as_str());
+                return Ok(Err(Attempt::Retry(Duration::ZERO)));
+            }
             return self
                 .download_error(resp, token, offset, html, can_retry, attempt)
                 .await;

@@ -195,6 +195,73 @@ fn the_account_scan_refuses_what_it_cannot_use_and_says_where() {
 }
 
 #[test]
+fn the_http_listener_is_off_by_default_and_finds_its_secret_like_the_others() {
+    let c = parse(BASE).expect("valid");
+    assert_eq!(c.http.listen, None);
+    assert!(c.http.webhook_secret.is_err());
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("webhook_secret");
+    std::fs::write(&secret, "whsec-from-file\n").expect("secret");
+    set_mode(&secret, 0o600);
+    let token = dir.path().join("token");
+    std::fs::write(&token, "page-token\n").expect("token");
+    set_mode(&token, 0o600);
+    let text = format!(
+        "{BASE}[http]\nlisten = \"127.0.0.1:8080\"\nwebhook_secret_file = \"webhook_secret\"\ntoken_file = \"token\"\n"
+    );
+    let path = dir.path().join("daemon.toml");
+    let env = Env {
+        webhook_secret: Some("from-env".into()),
+        ..Env::default()
+    };
+    let c = Config::parse(&text, &path, &env).expect("valid");
+    assert_eq!(c.http.listen, "127.0.0.1:8080".parse().ok());
+    assert_eq!(
+        c.http.webhook_secret.as_ref().map(|s| s.expose().to_string()),
+        Ok("whsec-from-file".to_string()),
+        "the file wins over the environment"
+    );
+    assert_eq!(c.http.token.as_ref().map(|t| t.expose()), Some("page-token"));
+    // Without the file: the environment, then the systemd credential.
+    let text = format!("{BASE}[http]\nlisten = \"127.0.0.1:8080\"\n");
+    let c = Config::parse(&text, &path, &env).expect("valid");
+    assert_eq!(
+        c.http.webhook_secret.as_ref().map(|s| s.expose().to_string()),
+        Ok("from-env".to_string())
+    );
+    std::fs::write(dir.path().join("webhook_secret"), "from-credential").expect("cred");
+    let env = Env {
+        credentials_directory: Some(dir.path().to_path_buf()),
+        ..Env::default()
+    };
+    let c = Config::parse(&text, &path, &env).expect("valid");
+    assert_eq!(
+        c.http.webhook_secret.as_ref().map(|s| s.expose().to_string()),
+        Ok("from-credential".to_string())
+    );
+    let e = Config::parse(&text, &path, &Env::default())
+        .expect("valid")
+        .http
+        .webhook_secret
+        .expect_err("no secret anywhere");
+    assert!(e.contains("ZOOMD_WEBHOOK_SECRET") && e.contains("in [http]"), "{e}");
+
+    let e = err(&format!("{BASE}[http]\nlisten = \"localhost\"\n"));
+    assert!(
+        e.starts_with("daemon.toml:5:10: listen: 'localhost' is not an address and port"),
+        "{e}"
+    );
+    // Reachable from elsewhere without a token: allowed, with a warning.
+    let c = parse(&format!("{BASE}[http]\nlisten = \"0.0.0.0:8080\"\n")).expect("valid");
+    assert!(
+        c.warnings.iter().any(|w| w.to_string().contains("set token_file")),
+        "{:?}",
+        c.warnings
+    );
+}
+
+#[test]
 fn meeting_defaults_inherit_zone_and_record_to_cloud() {
     let text = format!(
         "{BASE}[daemon]\ntimezone = \"Europe/Berlin\"\n[[meeting]]\nkey = \"a\"\ntopic = \"A\"\nhost = \"me\"\ncron = \"0 9 * * Mon\"\nduration = \"1h30m\"\n[meeting.settings]\njoin_before_host = true\n"

@@ -11,6 +11,7 @@ mod crash;
 mod e2e;
 mod faults;
 mod hostile;
+mod http;
 mod pace;
 mod query;
 mod scan;

@@ -30,6 +30,8 @@ pub struct DaemonToml {
     zoom: Vec<String>,
     /// `[recordings]` lines (`key = value`, values in TOML); empty: no section.
     recordings: Vec<String>,
+    /// `[http]` lines (`key = value`, values in TOML); empty: no section.
+    http: Vec<String>,
     meetings: String,
 }
 
@@ -44,6 +46,7 @@ impl DaemonToml {
             daemon: Vec::new(),
             zoom: Vec::new(),
             recordings: Vec::new(),
+            http: Vec::new(),
             meetings: String::new(),
         }
         .set("database", "\"state.db\"")
@@ -78,6 +81,12 @@ impl DaemonToml {
     /// Adds `[recordings] key = value` (`value` in TOML syntax): the account scan.
     pub fn recordings(mut self, key: &str, value: &str) -> DaemonToml {
         self.recordings.push(format!("{key} = {value}\n"));
+        self
+    }
+
+    /// Adds `[http] key = value` (`value` in TOML syntax): the listener.
+    pub fn http(mut self, key: &str, value: &str) -> DaemonToml {
+        self.http.push(format!("{key} = {value}\n"));
         self
     }
 
@@ -116,6 +125,11 @@ impl DaemonToml {
             for (k, v) in &self.daemon {
                 text.push_str(&format!("{k} = {v}\n"));
             }
+            text.push('\n');
+        }
+        if !self.http.is_empty() {
+            text.push_str("[http]\n");
+            text.push_str(&self.http.concat());
             text.push('\n');
         }
         if !self.recordings.is_empty() {
