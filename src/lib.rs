@@ -15,6 +15,7 @@
 //!   ([`page`]) and the calendar feed ([`calendar`]).
 //! - [`sim`]: a simulated Zoom on loopback for tests and `zoomd demo`.
 //! - [`cli`]: one function per command; `main.rs` only parses arguments.
+//! - [`webhook`]: Zoom's event notifications: signature check, URL validation, parsing (pure).
 //! - [`clock`]: where "now" and retry waits come from (the system clock, or a manual one
 //!   in tests); [`zoom`] and [`sync`] take one instead of reading the time themselves.
 //! - [`liveness`]: the heartbeat the loop and Zoom requests feed, and the systemd watchdog.
@@ -37,5 +38,6 @@ pub mod sim;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod webhook;
 pub mod zone;
 pub mod zoom;

@@ -135,6 +135,31 @@ pub(crate) fn check_bearer(sh: &Shared, headers: &HeaderMap) -> ApiResult<()> {
     }
 }
 
+/// The API host's download hop (`/rec/download/<opaque>`): the app's token as anywhere,
+/// or a webhook's `download_token` (unexpired on the sim's clock, and issued for the
+/// recording the link belongs to). Refusals are the same 401 code 124 as for a bad OAuth
+/// token. A link the sim does not know is left to the handler (404 code 3301).
+pub(crate) fn check_download_bearer(sh: &Shared, headers: &HeaderMap, path: &str) -> ApiResult<()> {
+    let token = bearer(headers).ok_or_else(ApiError::invalid_token)?;
+    {
+        let mut st = sh.lock();
+        if let Some(dt) = st.download_tokens.get(token) {
+            let now = st.now();
+            let op = path.strip_prefix("/rec/download/").unwrap_or("");
+            let same_recording = match st.dl_links.get(op) {
+                Some(link) => link.uuid == dt.uuid,
+                None => true,
+            };
+            if dt.expires <= now || !same_recording {
+                return Err(ApiError::invalid_token());
+            }
+            st.counters.downloads_with_download_token += 1;
+            return Ok(());
+        }
+    }
+    check_bearer(sh, headers)
+}
+
 fn check_jwt(sh: &Shared, st: &mut SimState, token: &str) -> ApiResult<()> {
     let cfg = &sh.cfg;
     // The header must say HS256 (decode_header fails on "none" and unknown names).

@@ -22,6 +22,11 @@
 //! join while the sim runs. All three can be called at any time: later listings show
 //! what they add, as recordings appear at Zoom while a client scans.
 //!
+//! Zoom's event notifications come from the sim too: [`Sim::webhook_event`] builds the
+//! `recording.completed` (and other) notification Zoom would send for a meeting, with a
+//! `download_token` the download links accept as `Bearer` for 24 hours of the sim's
+//! clock, and [`Sim::send_webhook`] delivers it signed, as Zoom does, to a URL on loopback.
+//!
 //! Everything the clients did is observable through [`Sim::counters`] and [`Sim::report`].
 //!
 //! ```no_run
@@ -50,6 +55,7 @@ mod respond;
 mod routes;
 mod state;
 mod validate;
+mod webhook;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -66,6 +72,7 @@ use tokio::task::JoinHandle;
 use crate::clock::{self, SharedClock};
 
 pub use faults::{Chaos, Fault, RetryAfter, Route};
+pub use webhook::{DOWNLOAD_TOKEN_TTL, WebhookDelivery, ZOOM_DEADLINE};
 
 use conn::{ConnCtl, KillableListener};
 use state::{FileState, Shared, State};
@@ -202,6 +209,10 @@ pub enum SimError {
     NoSuchUser(String),
     #[error("sim: invalid argument: {0}")]
     InvalidInput(String),
+    #[error("sim: meeting {0} has no recording to notify about")]
+    NoRecording(i64),
+    #[error("sim: webhook delivery failed: {0}")]
+    Webhook(String),
 }
 
 /// Requests and answers, by route and status.
@@ -224,6 +235,11 @@ pub struct Counters {
     pub over_per_second: u64,
     /// The most API requests (token requests aside) that arrived within one second.
     pub max_per_second: u64,
+    /// Download requests (the API host's hop) let in by a webhook's `download_token`
+    /// rather than an OAuth token or JWT.
+    pub downloads_with_download_token: u64,
+    /// Webhook deliveries that got an answer ([`Sim::send_webhook`], [`Sim::send_webhook_raw`]).
+    pub webhooks_sent: u64,
 }
 
 impl Counters {
@@ -744,7 +760,8 @@ impl Sim {
         self.shared.lock().issue_token(exp)
     }
 
-    /// Invalidates every token issued so far (as [`Fault::TokenExpired`] does).
+    /// Invalidates every OAuth token and JWT issued so far (as [`Fault::TokenExpired`]
+    /// does). Webhook download tokens stay valid until their own expiry.
     pub fn revoke_tokens(&self) {
         self.shared.lock().revoke_tokens();
     }

@@ -180,8 +180,15 @@ async fn gate_inner(
     if !latency.is_zero() {
         wait(sh, latency).await;
     }
-    if needs_bearer && let Err(e) = auth::check_bearer(sh, req.headers()) {
-        return (e.into_response(), false);
+    if needs_bearer {
+        let checked = if route == Route::Download {
+            auth::check_download_bearer(sh, req.headers(), req.uri().path())
+        } else {
+            auth::check_bearer(sh, req.headers())
+        };
+        if let Err(e) = checked {
+            return (e.into_response(), false);
+        }
     }
     let resp = next.run(req).await;
     if answer_lost {

@@ -144,6 +144,14 @@ pub(crate) enum FileState {
     Completed,
 }
 
+/// A webhook's `download_token`: good for one recording's files until `expires`.
+#[derive(Clone, Debug)]
+pub(crate) struct DownloadToken {
+    /// The recording (instance uuid) whose files it opens.
+    pub uuid: String,
+    pub expires: DateTime<Utc>,
+}
+
 /// Where a `/rec/download/<opaque>` link points.
 #[derive(Clone, Debug)]
 pub(crate) struct DlLink {
@@ -175,6 +183,8 @@ pub(crate) struct State {
     arrivals: std::collections::VecDeque<DateTime<Utc>>,
     /// Opaque OAuth tokens and their expiry.
     pub tokens: HashMap<String, DateTime<Utc>>,
+    /// Webhook download tokens (kept after expiry, to be refused and recognised in URLs).
+    pub download_tokens: HashMap<String, DownloadToken>,
     /// JWTs seen so far (revocable by a `TokenExpired` fault).
     pub jwt_seen: HashSet<String>,
     /// JWTs to refuse once: a client cannot get a "new" JWT from Zoom, so a revoked one
@@ -208,6 +218,7 @@ impl State {
             per_second: None,
             arrivals: std::collections::VecDeque::new(),
             tokens: HashMap::new(),
+            download_tokens: HashMap::new(),
             jwt_seen: HashSet::new(),
             jwt_revoked: HashSet::new(),
             meetings: BTreeMap::new(),
@@ -329,7 +340,26 @@ impl State {
         token
     }
 
-    /// Invalidates every token handed out so far.
+    /// A webhook's `download_token` for the files of recording `uuid`, valid for `ttl`.
+    pub(crate) fn issue_download_token(&mut self, uuid: &str, ttl: TimeDelta) -> String {
+        let token = format!("simdl_{}", self.opaque(48));
+        // Checked: a clock offset near chrono's end must not panic the sim.
+        let expires = self
+            .now()
+            .checked_add_signed(ttl)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        self.download_tokens.insert(
+            token.clone(),
+            DownloadToken {
+                uuid: uuid.to_string(),
+                expires,
+            },
+        );
+        token
+    }
+
+    /// Invalidates every OAuth token and JWT handed out so far (webhook download tokens
+    /// live on: they are not the app's credentials).
     pub(crate) fn revoke_tokens(&mut self) {
         self.tokens.clear();
         let seen: Vec<String> = self.jwt_seen.drain().collect();
@@ -338,7 +368,10 @@ impl State {
 
     /// Whether `s` is (or contains) a token this sim issued: used to spot tokens in URLs.
     pub(crate) fn is_known_token(&self, s: &str) -> bool {
-        self.tokens.contains_key(s) || self.jwt_seen.contains(s) || self.jwt_revoked.contains(s)
+        self.tokens.contains_key(s)
+            || self.download_tokens.contains_key(s)
+            || self.jwt_seen.contains(s)
+            || self.jwt_revoked.contains(s)
     }
 
     // ----- daily cap ----------------------------------------------------------------

@@ -4,11 +4,13 @@
 //! sim's clock offset instead of sleeping.
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::extract::State;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Client, StatusCode, redirect};
@@ -16,7 +18,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use zoomd::clock::ManualClock;
 use zoomd::sim::{AdHoc, Chaos, Fault, RetryAfter, Route, Sim, SimConfig, SimError, SimUser};
-use zoomd::zoom::month_windows;
+use zoomd::webhook::{self, Event, WebhookError};
+use zoomd::zoom::{MeetingRef, month_windows};
 
 use crate::helpers::{eventually, oauth_client, spawn_sim};
 
@@ -1884,5 +1887,433 @@ async fn user_added_later_is_listed_and_hosts_recordings() -> R {
         .list_user_recordings(&newbie.id, from.date_naive(), now.date_naive())
         .await?;
     assert_eq!(recs.len(), 4);
+    Ok(())
+}
+
+// ----- webhooks ---------------------------------------------------------------------
+
+/// The recording JSON of a webhook body.
+fn hook_object(ev: &Value) -> &Value {
+    &ev["payload"]["object"]
+}
+
+#[tokio::test]
+async fn webhook_event_lists_the_recording_and_its_token_downloads_for_24h() -> R {
+    let start = Utc
+        .with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
+        .single()
+        .ok_or("start")?;
+    let manual = ManualClock::new(start);
+    let cfg = SimConfig {
+        clock: manual.shared(),
+        ..SimConfig::default()
+    };
+    let (sim, c, tok) = session(cfg.clone()).await?;
+    let (m, rec) = recorded(&sim, &c, &tok).await?;
+    let id = id_of(&m);
+    let uuid = rec["uuid"].as_str().ok_or("uuid")?.to_string();
+
+    let (ev, token) = sim.webhook_event("recording.completed", id)?;
+    let token = token.ok_or("no download_token")?;
+    assert_eq!(ev["event"], "recording.completed");
+    assert_eq!(ev["event_ts"], sim.now().timestamp_millis());
+    assert_eq!(ev["download_token"], token.as_str());
+    assert_eq!(ev["payload"]["account_id"], cfg.account_id.as_str());
+    let obj = hook_object(&ev);
+    let held = sim.meeting(id).ok_or("meeting")?;
+    assert_eq!(obj["host_email"], held.host_email.as_str());
+    assert_eq!(obj["timezone"], "Europe/Berlin");
+    for k in [
+        "id",
+        "uuid",
+        "host_id",
+        "host_email",
+        "topic",
+        "start_time",
+        "timezone",
+        "duration",
+        "total_size",
+        "recording_count",
+        "recording_files",
+    ] {
+        assert!(!obj[k].is_null(), "{k}: {obj}");
+    }
+    assert_eq!(obj["uuid"], uuid.as_str());
+    assert_eq!(obj["id"], id);
+    assert_eq!(file_types(obj), file_types(&rec));
+    for f in files_of(obj).iter().filter(|f| f["file_type"] != "CC") {
+        for k in [
+            "id",
+            "meeting_id",
+            "recording_start",
+            "recording_end",
+            "file_type",
+            "file_extension",
+            "file_size",
+            "download_url",
+            "status",
+            "recording_type",
+        ] {
+            assert!(!f[k].is_null(), "{k}: {f}");
+        }
+        assert_eq!(f["status"], "completed");
+    }
+
+    // zoomd reads it as the recording the API lists.
+    let body = serde_json::to_vec(&ev)?;
+    let Event::Recording(parsed) = webhook::parse(&body)? else {
+        return Err(format!("not a recording event: {ev}").into());
+    };
+    let listed = oauth_client(&sim)
+        .get_recordings(&MeetingRef::Uuid(uuid.clone()))
+        .await?
+        .ok_or("not listed")?;
+    assert_eq!(parsed.recording, listed);
+    assert_eq!(parsed.host_email.as_deref(), Some(held.host_email.as_str()));
+    assert_eq!(
+        parsed.download_token.as_ref().map(|t| t.expose()),
+        Some(token.as_str())
+    );
+    assert!(!format!("{parsed:?}").contains(&token), "token in Debug");
+
+    // The token opens every file of this recording, with the right bytes.
+    let files = files_of(obj);
+    let get = |url: String, bearer: String| {
+        let c = c.clone();
+        async move { c.get(url).bearer_auth(bearer).send().await }
+    };
+    for f in &files {
+        let url = f["download_url"].as_str().ok_or("download_url")?;
+        let r = get(url.to_string(), token.clone()).await?;
+        assert_eq!(r.status(), 200, "{f}");
+        let bytes = r.bytes().await?;
+        let key = f["id"].as_str().unwrap_or("CC");
+        assert_eq!(Some(sha_hex(&bytes)), sim.file_sha256(&uuid, key), "{f}");
+    }
+    assert_eq!(
+        sim.counters().downloads_with_download_token,
+        files.len() as u64
+    );
+
+    // ... and nothing else: not the API, not another recording's files, not in a URL.
+    let (s, v) = api_get(&sim, &c, &token, &format!("/meetings/{id}/recordings")).await?;
+    assert_eq!(s, 401);
+    assert_code(&v, 124);
+    let (_, other) = recorded(&sim, &c, &tok).await?;
+    let other_mp4 = file(&other, "MP4")?["download_url"]
+        .as_str()
+        .ok_or("url")?
+        .to_string();
+    let r = get(other_mp4.clone(), token.clone()).await?;
+    assert_eq!(r.status(), 401);
+    assert_code(&r.json().await?, 124);
+    let mp4 = file(obj, "MP4")?["download_url"]
+        .as_str()
+        .ok_or("url")?
+        .to_string();
+    let r = c
+        .get(format!("{mp4}?dl={token}"))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 401);
+    assert_eq!(sim.report().tokens_in_urls.len(), 1);
+    assert!(sim.report().download_auth_headers.is_empty());
+
+    // Valid for 24 hours of the sim's clock, then refused as an expired OAuth token is.
+    manual.advance(Duration::from_secs(24 * 3600 - 1));
+    let r = get(mp4.clone(), token.clone()).await?;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await?.len(), 64 * 1024);
+    manual.advance(Duration::from_secs(2));
+    let r = get(mp4.clone(), token.clone()).await?;
+    assert_eq!(r.status(), 401);
+    assert_code(&r.json().await?, 124);
+    let expired_oauth = get(mp4.clone(), tok.clone()).await?;
+    assert_eq!(expired_oauth.status(), 401, "the OAuth token expired too");
+    assert_code(&expired_oauth.json().await?, 124);
+    // A fresh event brings a fresh token.
+    let (_, fresh) = sim.webhook_event("recording.completed", id)?;
+    let fresh = fresh.ok_or("token")?;
+    assert_ne!(fresh, token);
+    assert_eq!(get(mp4, fresh).await?.status(), 200);
+    Ok(())
+}
+
+#[tokio::test]
+async fn webhook_events_follow_the_timeline_and_name_their_meeting() -> R {
+    let (sim, c, tok) = session(timeline_cfg()).await?;
+    let m = create(&sim, &c, &tok, &meeting_body(&sim, "Hook", 5, "cloud")).await?;
+    let id = id_of(&m);
+    assert!(matches!(
+        sim.webhook_event("recording.completed", id),
+        Err(SimError::NoRecording(_))
+    ));
+    assert!(matches!(
+        sim.webhook_event("recording.completed", 424242),
+        Err(SimError::NoSuchMeeting(424242))
+    ));
+    assert!(matches!(
+        sim.webhook_event("meeting.started", id),
+        Err(SimError::InvalidInput(_))
+    ));
+
+    // Files still processing are not in the event; the transcript has its own.
+    sim.end_meeting_now(id)?;
+    sim.advance(Duration::from_secs(61));
+    assert!(matches!(
+        sim.webhook_event("recording.completed", id),
+        Err(SimError::NoRecording(_))
+    ));
+    sim.advance(Duration::from_secs(61));
+    let (ev, _) = sim.webhook_event("recording.completed", id)?;
+    assert_eq!(file_types(hook_object(&ev)), ["MP4", "M4A", "CHAT", "CC"]);
+    assert_eq!(hook_object(&ev)["recording_count"], 4);
+    assert!(matches!(
+        sim.webhook_event("recording.transcript_completed", id),
+        Err(SimError::NoRecording(_))
+    ));
+    sim.advance(Duration::from_secs(301));
+    let (ev, token) = sim.webhook_event("recording.transcript_completed", id)?;
+    let obj = hook_object(&ev);
+    assert_eq!(file_types(obj), ["TRANSCRIPT"]);
+    let tr = file(obj, "TRANSCRIPT")?;
+    assert_eq!(obj["total_size"], tr["file_size"]);
+    assert_eq!(obj["recording_count"], 1);
+    let uuid = obj["uuid"].as_str().ok_or("uuid")?;
+    let r = c
+        .get(tr["download_url"].as_str().ok_or("url")?)
+        .bearer_auth(token.ok_or("token")?)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    let key = tr["id"].as_str().ok_or("id")?;
+    assert_eq!(Some(sha_hex(&r.bytes().await?)), sim.file_sha256(uuid, key));
+    let body = serde_json::to_vec(&ev)?;
+    let Event::Recording(parsed) = webhook::parse(&body)? else {
+        return Err("not a recording event".into());
+    };
+    assert!(parsed.is_transcript());
+
+    // Events without files carry no token and name the meeting.
+    for name in ["recording.trashed", "meeting.deleted"] {
+        let (ev, token) = sim.webhook_event(name, id)?;
+        assert!(
+            token.is_none() && ev.get("download_token").is_none(),
+            "{ev}"
+        );
+        let body = serde_json::to_vec(&ev)?;
+        match webhook::parse(&body)? {
+            Event::Meeting {
+                event,
+                meeting_id,
+                uuid: Some(u),
+                ..
+            } => {
+                assert_eq!((event.as_str(), meeting_id), (name, Some(id)));
+                assert_eq!(u, m["uuid"].as_str().ok_or("uuid")?);
+            }
+            other => return Err(format!("{name}: {other:?}").into()),
+        }
+    }
+    Ok(())
+}
+
+/// What the test receiver saw: each body and the verdict of `webhook::verify` on it.
+type Seen = Arc<Mutex<Vec<(Vec<u8>, Result<(), WebhookError>)>>>;
+
+#[derive(Clone)]
+struct Receiver {
+    secret: &'static str,
+    seen: Seen,
+}
+
+/// A receiver as zoomd's will be: verify against the raw bytes, answer URL validation,
+/// 200 for everything else; `/slow` waits 200 ms first.
+async fn receive(
+    State(rx): State<Receiver>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path() == "/slow" {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let verdict = webhook::verify(
+        rx.secret.as_bytes(),
+        h(webhook::TIMESTAMP_HEADER),
+        h(webhook::SIGNATURE_HEADER),
+        &body,
+        Utc::now(),
+    );
+    rx.seen
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((body.to_vec(), verdict.clone()));
+    if let Err(e) = verdict {
+        let status = axum::http::StatusCode::from_u16(e.http_status())
+            .unwrap_or(axum::http::StatusCode::UNAUTHORIZED);
+        return (status, e.to_string()).into_response();
+    }
+    match webhook::parse(&body) {
+        Ok(Event::UrlValidation { plain_token }) => {
+            axum::Json(webhook::url_validation(rx.secret.as_bytes(), &plain_token)).into_response()
+        }
+        Ok(_) => axum::http::StatusCode::OK.into_response(),
+        Err(e) => (axum::http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+/// Serves [`receive`] on 127.0.0.1; returns its base URL.
+async fn start_receiver(secret: &'static str) -> R<(String, Seen)> {
+    let seen: Seen = Arc::default();
+    let app = axum::Router::new()
+        .fallback(axum::routing::post(receive))
+        .with_state(Receiver {
+            secret,
+            seen: seen.clone(),
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((format!("http://{addr}"), seen))
+}
+
+/// The last verdict the receiver reached.
+fn last_verdict(seen: &Seen) -> Option<Result<(), WebhookError>> {
+    let seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+    seen.last().map(|(_, v)| v.clone())
+}
+
+#[tokio::test]
+async fn send_webhook_signs_the_raw_body_verifiably() -> R {
+    const SECRET: &str = "hook-secret-0123456789";
+    let (sim, c, tok) = session(SimConfig::default()).await?;
+    let (base, seen) = start_receiver(SECRET).await?;
+    let url = format!("{base}/zoom/webhook");
+    let (m, _) = recorded(&sim, &c, &tok).await?;
+    let (ev, token) = sim.webhook_event("recording.completed", id_of(&m))?;
+    let token = token.ok_or("token")?;
+
+    let d = sim.send_webhook(&url, SECRET, &ev).await?;
+    assert_eq!(d.status, 200, "{}", d.body);
+    eprintln!("webhook answered in {:?}", d.elapsed);
+    {
+        let seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+        assert_eq!(seen.len(), 1);
+        let (got, verdict) = &seen[0];
+        assert_eq!(verdict, &Ok(()));
+        assert_eq!(got, &serde_json::to_vec(&ev)?, "the body as signed");
+        let Event::Recording(r) = webhook::parse(got)? else {
+            return Err("not a recording event".into());
+        };
+        assert_eq!(
+            r.download_token.as_ref().map(|t| t.expose()),
+            Some(token.as_str())
+        );
+    }
+
+    // URL validation gets the HMAC of its plain token.
+    let validation = json!({
+        "payload": {"plainToken": "qgg8vlvZRS6UYooatFL8Aw"},
+        "event_ts": sim.now().timestamp_millis(),
+        "event": "endpoint.url_validation",
+    });
+    let d = sim.send_webhook(&url, SECRET, &validation).await?;
+    assert_eq!(d.status, 200);
+    let answer: Value = serde_json::from_str(&d.body)?;
+    assert_eq!(
+        answer,
+        webhook::url_validation(SECRET.as_bytes(), "qgg8vlvZRS6UYooatFL8Aw")
+    );
+
+    // Signed with another secret: refused.
+    let d = sim.send_webhook(&url, "not-the-secret", &ev).await?;
+    assert_eq!(d.status, 401);
+    assert!(!d.delivered());
+    assert_eq!(last_verdict(&seen), Some(Err(WebhookError::BadSignature)));
+
+    // Raw deliveries: a stale timestamp, a changed body, no signature, too large.
+    let body = serde_json::to_vec(&ev)?;
+    let old = sim.now().timestamp() - 400;
+    let (old_ts, old_sig) = (
+        old.to_string(),
+        webhook::sign(SECRET.as_bytes(), old, &body),
+    );
+    let d = sim
+        .send_webhook_raw(
+            &url,
+            &[
+                ("content-type", "application/json"),
+                (webhook::TIMESTAMP_HEADER, &old_ts),
+                (webhook::SIGNATURE_HEADER, &old_sig),
+            ],
+            &body,
+        )
+        .await?;
+    assert_eq!(d.status, 401);
+    assert!(matches!(
+        last_verdict(&seen),
+        Some(Err(WebhookError::Stale { skew_secs })) if skew_secs >= 400
+    ));
+    let now = sim.now().timestamp();
+    let (ts, sig) = (
+        now.to_string(),
+        webhook::sign(SECRET.as_bytes(), now, &body),
+    );
+    let mut changed = body.clone();
+    let i = changed.len() - 3;
+    changed[i] ^= 0x20;
+    let signed = [
+        ("content-type", "application/json"),
+        (webhook::TIMESTAMP_HEADER, ts.as_str()),
+        (webhook::SIGNATURE_HEADER, sig.as_str()),
+    ];
+    let d = sim.send_webhook_raw(&url, &signed, &changed).await?;
+    assert_eq!(d.status, 401);
+    assert_eq!(last_verdict(&seen), Some(Err(WebhookError::BadSignature)));
+    let d = sim.send_webhook_raw(&url, &signed[..2], &body).await?;
+    assert_eq!(d.status, 401);
+    assert_eq!(
+        last_verdict(&seen),
+        Some(Err(WebhookError::MissingSignature))
+    );
+    let big = vec![b' '; webhook::MAX_BODY + 1];
+    let big_sig = webhook::sign(SECRET.as_bytes(), now, &big);
+    let d = sim
+        .send_webhook_raw(
+            &url,
+            &[
+                (webhook::TIMESTAMP_HEADER, ts.as_str()),
+                (webhook::SIGNATURE_HEADER, big_sig.as_str()),
+            ],
+            &big,
+        )
+        .await?;
+    assert_eq!(d.status, 413);
+    // The raw path sends exactly what it was given: the same signed body passes.
+    let d = sim.send_webhook_raw(&url, &signed, &body).await?;
+    assert_eq!(d.status, 200);
+    assert!(d.elapsed > Duration::ZERO);
+
+    // The time reported is the answer's: a receiver that waits 200 ms takes at least that.
+    let d = sim
+        .send_webhook(&format!("{base}/slow"), SECRET, &ev)
+        .await?;
+    assert_eq!(d.status, 200);
+    assert!(d.elapsed >= Duration::from_millis(200), "{:?}", d.elapsed);
+    eprintln!("slow webhook answered in {:?}", d.elapsed);
+
+    assert_eq!(sim.counters().webhooks_sent, 9);
+    // Never off loopback.
+    assert!(matches!(
+        sim.send_webhook("http://example.org/zoom/webhook", SECRET, &ev)
+            .await,
+        Err(SimError::InvalidInput(_))
+    ));
     Ok(())
 }
