@@ -20,7 +20,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use crate::config::{AccountUsers, Config};
 use crate::metrics::{Counts, WebhookOutcome};
 use crate::shutdown::Shutdown;
-use crate::store::{NewWebhookEvent, ScanFound, SeenRecording, Store};
+use crate::store::{NewWebhookEvent, ScanFound, SeenRecording};
 use crate::sync::Ctx;
 use crate::webhook::{self, Event, RecordingEvent};
 
@@ -50,7 +50,7 @@ struct App {
 
 /// A verified recording notification for the worker.
 struct Accepted {
-    event: RecordingEvent,
+    event: Box<RecordingEvent>,
     seen: SeenRecording,
 }
 

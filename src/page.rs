@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
-use crate::store::{ArchiveRow, FailureItem, OccurrenceRow, Status, ts};
+use crate::store::queries::Status;
+use crate::store::{ArchiveRow, FailureItem, OccurrenceRow, ts};
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(s: &str) -> String {

@@ -240,7 +240,7 @@ async fn record(
 
 /// Stores a recording and those of its files `[recordings] file_types` wants; true when
 /// every stored file of it is archived.
-pub(super) async fn store_recording(
+pub(crate) async fn store_recording(
     ctx: &Ctx,
     config: &Config,
     seen: &SeenRecording,
