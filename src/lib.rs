@@ -12,12 +12,14 @@
 //!   client's budget.
 //! - [`daemon`]: wires the steps to time, signals and reloads; holds no business rules.
 //! - [`sim`]: a simulated Zoom on loopback for tests and `zoomd demo`.
+//! - [`calendar`]: upcoming meetings as an iCalendar feed (pure rendering, one store read).
 //! - [`cli`]: one function per command; `main.rs` only parses arguments.
 //! - [`clock`]: where "now" and retry waits come from (the system clock, or a manual one
 //!   in tests); [`zoom`] and [`sync`] take one instead of reading the time themselves.
 //! - [`liveness`]: the heartbeat the loop and Zoom requests feed, and the systemd watchdog.
 //! - [`secret`], [`shutdown`], [`telemetry`]: small shared pieces.
 
+pub mod calendar;
 pub mod cli;
 pub mod clock;
 pub mod config;
