@@ -14,6 +14,7 @@
 //! - [`http`]: the optional listener: webhooks in, `/metrics`, `/healthz`, the status page
 //!   ([`page`]) and the calendar feed ([`calendar`]).
 //! - [`sim`]: a simulated Zoom on loopback for tests and `zoomd demo`.
+//! - [`calendar`]: upcoming meetings as an iCalendar feed (pure rendering, one store read).
 //! - [`cli`]: one function per command; `main.rs` only parses arguments.
 //! - [`webhook`]: Zoom's event notifications: signature check, URL validation, parsing (pure).
 //! - [`clock`]: where "now" and retry waits come from (the system clock, or a manual one
@@ -23,6 +24,7 @@
 //!   counts from the client).
 //! - [`secret`], [`shutdown`], [`telemetry`]: small shared pieces.
 
+pub mod calendar;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -1,5 +1,6 @@
 //! The command line: argument shapes (clap derive) and one function per command.
 
+mod calendar;
 mod check;
 mod demo;
 mod output;
@@ -55,6 +56,9 @@ pub enum Command {
     Status(query::StatusArgs),
     /// List meetings: all (newest first), --upcoming or --past, optionally one --key
     Meetings(query::MeetingsArgs),
+    /// Print the meetings that have not ended as an iCalendar (RFC 5545) feed, optionally of
+    /// one --key
+    Calendar(calendar::CalendarArgs),
     /// List recording files (newest meeting first), optionally in one --state
     Recordings(query::RecordingsArgs),
     /// Put failed downloads back in the queue: one file by ID, or every one with --failed
@@ -91,6 +95,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Status(args) => query::status(&config_path, &args).await,
         Command::Meetings(args) => query::meetings(&config_path, &args).await,
+        Command::Calendar(args) => calendar::calendar(&config_path, &args).await,
         Command::Recordings(args) => query::recordings(&config_path, &args).await,
         Command::Retry(args) => query::retry(&config_path, &args).await,
         Command::Plan(args) => plan::plan(&config_path, &args).await,

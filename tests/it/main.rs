@@ -4,6 +4,7 @@
 mod helpers;
 
 mod account;
+mod calendar;
 mod cli;
 mod config;
 mod contract;
