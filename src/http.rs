@@ -178,7 +178,10 @@ async fn zoom_webhook(
             Err(e) => {
                 // Zoom sends it again later; nothing was recorded.
                 tracing::error!(error = %e, "webhook not stored");
-                text(StatusCode::SERVICE_UNAVAILABLE, "cannot store the event now")
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "cannot store the event now",
+                )
             }
         },
     }
@@ -282,9 +285,9 @@ async fn relevant(
     let scanned = match &config.recordings.users {
         AccountUsers::None => false,
         AccountUsers::All => true,
-        AccountUsers::Listed(names) => names.iter().any(|n| {
-            n.eq_ignore_ascii_case(&host) || rec.host_id.as_deref() == Some(n.as_str())
-        }),
+        AccountUsers::Listed(names) => names
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(&host) || rec.host_id.as_deref() == Some(n.as_str())),
     };
     if own.is_none() && (!scanned || host.is_empty() || rec.start_time.is_none()) {
         return Ok(None);
@@ -345,7 +348,9 @@ async fn metrics(State(app): State<App>) -> Response {
             StatusCode::OK,
             [(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
             )],
             body,
         )

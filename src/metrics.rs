@@ -83,7 +83,11 @@ fn gauge(value: i64) -> Gauge {
 }
 
 /// The whole text of one scrape.
-pub async fn render(store: &Store, zoom: &ZoomClient, counts: &Counts) -> Result<String, StoreError> {
+pub async fn render(
+    store: &Store,
+    zoom: &ZoomClient,
+    counts: &Counts,
+) -> Result<String, StoreError> {
     let db = store.metrics_snapshot().await?;
     Ok(encode_all(&db, zoom, counts))
 }

@@ -1050,7 +1050,11 @@ impl Store {
     }
 
     /// Stores a webhook notification once; false when the same one was stored before.
-    pub async fn record_webhook(&self, e: &NewWebhookEvent<'_>, now: DateTime<Utc>) -> Result<bool> {
+    pub async fn record_webhook(
+        &self,
+        e: &NewWebhookEvent<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         let r = sqlx::query(
             "INSERT INTO webhook_events (dedupe_key, event, meeting_uuid, meeting_id, received_at,
                  outcome, body)
@@ -1674,7 +1678,11 @@ impl Store {
     }
 
     /// Files archived at or after `since`, newest first (at most `limit`).
-    pub async fn archived_since(&self, since: DateTime<Utc>, limit: i64) -> Result<Vec<ArchiveRow>> {
+    pub async fn archived_since(
+        &self,
+        since: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<ArchiveRow>> {
         sqlx::query_as(
             "SELECT key, topic, start_utc, start_local, meeting_id, meeting_uuid, file_row, file_id,
                     file_type, file_extension, bytes, sha256, path, archived_at, host

@@ -71,7 +71,8 @@ pub(crate) struct Inner {
     pub(crate) download_tokens:
         std::sync::Mutex<std::collections::HashMap<String, (Secret, DateTime<Utc>)>>,
     /// Requests answered, by operation and status class (for `/metrics`).
-    pub(crate) answered: std::sync::Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
+    pub(crate) answered:
+        std::sync::Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 /// The status class a request is counted under: a bounded label set.
@@ -218,7 +219,9 @@ impl ZoomClient {
             .download_tokens
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        map.get(url).filter(|(_, t)| *t > now).map(|(s, _)| s.clone())
+        map.get(url)
+            .filter(|(_, t)| *t > now)
+            .map(|(s, _)| s.clone())
     }
 
     /// Forgets a download token Zoom refused: the client's own token is used from now on.
@@ -233,12 +236,22 @@ impl ZoomClient {
 
     /// Requests answered so far (no answer: `error`), by operation and status class.
     pub fn request_counts(&self) -> Vec<(&'static str, &'static str, u64)> {
-        let map = self.inner.answered.lock().unwrap_or_else(|e| e.into_inner());
-        map.iter().map(|((op, class), n)| (*op, *class, *n)).collect()
+        let map = self
+            .inner
+            .answered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        map.iter()
+            .map(|((op, class), n)| (*op, *class, *n))
+            .collect()
     }
 
     pub(crate) fn count_answer(&self, op: &'static str, status: Option<u16>) {
-        let mut map = self.inner.answered.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self
+            .inner
+            .answered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         *map.entry((op, status_class(status))).or_default() += 1;
     }
 

@@ -215,7 +215,10 @@ impl ZoomClient {
             // the URL it came with.
             let token = if !inner.trusted.allows(&current) {
                 None
-            } else if let Some(t) = (hops == 0).then(|| self.download_token_for(start.as_str())).flatten() {
+            } else if let Some(t) = (hops == 0)
+                .then(|| self.download_token_for(start.as_str()))
+                .flatten()
+            {
                 Some(t)
             } else {
                 Some(inner.auth.bearer().await?)
@@ -245,7 +248,11 @@ impl ZoomClient {
             drop(ticket);
             if token.is_some() {
                 // Answers of Zoom's own hosts count as API requests; the file host is none.
-                let status = sent.as_ref().ok().and_then(|r| r.as_ref().ok()).map(|r| r.status().as_u16());
+                let status = sent
+                    .as_ref()
+                    .ok()
+                    .and_then(|r| r.as_ref().ok())
+                    .map(|r| r.status().as_u16());
                 self.count_answer(OP, status);
             }
             let detail = match sent {

@@ -218,16 +218,25 @@ fn the_http_listener_is_off_by_default_and_finds_its_secret_like_the_others() {
     let c = Config::parse(&text, &path, &env).expect("valid");
     assert_eq!(c.http.listen, "127.0.0.1:8080".parse().ok());
     assert_eq!(
-        c.http.webhook_secret.as_ref().map(|s| s.expose().to_string()),
+        c.http
+            .webhook_secret
+            .as_ref()
+            .map(|s| s.expose().to_string()),
         Ok("whsec-from-file".to_string()),
         "the file wins over the environment"
     );
-    assert_eq!(c.http.token.as_ref().map(|t| t.expose()), Some("page-token"));
+    assert_eq!(
+        c.http.token.as_ref().map(|t| t.expose()),
+        Some("page-token")
+    );
     // Without the file: the environment, then the systemd credential.
     let text = format!("{BASE}[http]\nlisten = \"127.0.0.1:8080\"\n");
     let c = Config::parse(&text, &path, &env).expect("valid");
     assert_eq!(
-        c.http.webhook_secret.as_ref().map(|s| s.expose().to_string()),
+        c.http
+            .webhook_secret
+            .as_ref()
+            .map(|s| s.expose().to_string()),
         Ok("from-env".to_string())
     );
     std::fs::write(dir.path().join("webhook_secret"), "from-credential").expect("cred");
@@ -237,7 +246,10 @@ fn the_http_listener_is_off_by_default_and_finds_its_secret_like_the_others() {
     };
     let c = Config::parse(&text, &path, &env).expect("valid");
     assert_eq!(
-        c.http.webhook_secret.as_ref().map(|s| s.expose().to_string()),
+        c.http
+            .webhook_secret
+            .as_ref()
+            .map(|s| s.expose().to_string()),
         Ok("from-credential".to_string())
     );
     let e = Config::parse(&text, &path, &Env::default())
@@ -245,7 +257,10 @@ fn the_http_listener_is_off_by_default_and_finds_its_secret_like_the_others() {
         .http
         .webhook_secret
         .expect_err("no secret anywhere");
-    assert!(e.contains("ZOOMD_WEBHOOK_SECRET") && e.contains("in [http]"), "{e}");
+    assert!(
+        e.contains("ZOOMD_WEBHOOK_SECRET") && e.contains("in [http]"),
+        "{e}"
+    );
 
     let e = err(&format!("{BASE}[http]\nlisten = \"localhost\"\n"));
     assert!(
@@ -255,7 +270,9 @@ fn the_http_listener_is_off_by_default_and_finds_its_secret_like_the_others() {
     // Reachable from elsewhere without a token: allowed, with a warning.
     let c = parse(&format!("{BASE}[http]\nlisten = \"0.0.0.0:8080\"\n")).expect("valid");
     assert!(
-        c.warnings.iter().any(|w| w.to_string().contains("set token_file")),
+        c.warnings
+            .iter()
+            .any(|w| w.to_string().contains("set token_file")),
         "{:?}",
         c.warnings
     );

@@ -79,8 +79,10 @@ async fn metrics_parse_and_match_the_database_and_healthz_answers() {
     wait_listening(&d, &base).await;
     let (status, body) = get(&format!("{base}/healthz")).await;
     assert_eq!((status, body.trim()), (200, "ok"));
-    d.wait_for("the meeting created", || async { sim.meetings().len() == 1 })
-        .await;
+    d.wait_for("the meeting created", || async {
+        sim.meetings().len() == 1
+    })
+    .await;
     let meeting = sim.meetings()[0].id;
     sim.force_recording(meeting).expect("recording");
     let expected: Vec<_> = sim.expected_files();
@@ -114,15 +116,18 @@ async fn metrics_parse_and_match_the_database_and_healthz_answers() {
     assert_eq!(m["zoomd_archived_bytes_total"], bytes as f64);
     assert_eq!(m["zoomd_download_queue"], 0.0);
     assert_eq!(m["zoomd_failures"], 0.0);
-    let newest = archive.iter().filter_map(|a| a.archived_at).max().expect("archived");
+    let newest = archive
+        .iter()
+        .filter_map(|a| a.archived_at)
+        .max()
+        .expect("archived");
     assert_eq!(
         m["zoomd_last_archived_timestamp_seconds"],
         newest.timestamp() as f64
     );
     // Request counts are by operation and status class: the one create, answered 201.
     assert_eq!(
-        m[r#"zoomd_zoom_requests_total{op="create_meeting",status="2xx"}"#],
-        1.0,
+        m[r#"zoomd_zoom_requests_total{op="create_meeting",status="2xx"}"#], 1.0,
         "{m:?}"
     );
     let downloads: f64 = m
@@ -230,7 +235,10 @@ async fn the_status_page_in_a_browser_shows_the_next_meeting_and_a_failure() {
     assert!(dom.contains("Research &lt;seminar&gt; &amp; talk"), "{dom}");
     assert!(dom.contains(&format!("/j/{join}")), "no join link:\n{dom}");
     assert!(dom.contains("id=\"failures\""), "{dom}");
-    assert!(dom.contains("ghost"), "the refused create is listed:\n{dom}");
+    assert!(
+        dom.contains("ghost"),
+        "the refused create is listed:\n{dom}"
+    );
     assert!(!dom.contains("rec/download"), "a download URL on the page");
     d.stop().await;
 }
@@ -247,8 +255,10 @@ async fn hooked() -> (Sim, Daemon, String, i64) {
         .meetings(&Entry::at("lecture", "Lecture", &at).toml());
     let (d, base) = with_http(&sim, config);
     wait_listening(&d, &base).await;
-    d.wait_for("the meeting created", || async { sim.meetings().len() == 1 })
-        .await;
+    d.wait_for("the meeting created", || async {
+        sim.meetings().len() == 1
+    })
+    .await;
     let meeting = sim.meetings()[0].id;
     (sim, d, base, meeting)
 }
@@ -268,10 +278,16 @@ async fn url_validation_is_answered_and_bad_requests_record_nothing() {
         "event_ts": 1_700_000_000_000_i64,
         "payload": {"plainToken": plain},
     });
-    let r = sim.send_webhook(&url, SECRET, &validation).await.expect("send");
+    let r = sim
+        .send_webhook(&url, SECRET, &validation)
+        .await
+        .expect("send");
     assert_eq!(r.status, 200, "{}", r.body);
     let answer: serde_json::Value = serde_json::from_str(&r.body).expect("JSON");
-    assert_eq!(answer, zoomd::webhook::url_validation(SECRET.as_bytes(), plain));
+    assert_eq!(
+        answer,
+        zoomd::webhook::url_validation(SECRET.as_bytes(), plain)
+    );
 
     let body = serde_json::to_vec(&validation).expect("json");
     let now = sim.now().timestamp();
@@ -282,7 +298,10 @@ async fn url_validation_is_answered_and_bad_requests_record_nothing() {
             "a wrong secret",
             vec![
                 ("x-zm-request-timestamp", ts.clone()),
-                ("x-zm-signature", zoomd::webhook::sign(b"not-the-secret", now, &body)),
+                (
+                    "x-zm-signature",
+                    zoomd::webhook::sign(b"not-the-secret", now, &body),
+                ),
             ],
             body.clone(),
             401,
@@ -320,7 +339,10 @@ async fn url_validation_is_answered_and_bad_requests_record_nothing() {
                 let big = vec![b' '; zoomd::webhook::MAX_BODY + 1];
                 vec![
                     ("x-zm-request-timestamp", ts.clone()),
-                    ("x-zm-signature", zoomd::webhook::sign(SECRET.as_bytes(), now, &big)),
+                    (
+                        "x-zm-signature",
+                        zoomd::webhook::sign(SECRET.as_bytes(), now, &big),
+                    ),
                 ]
             },
             vec![b' '; zoomd::webhook::MAX_BODY + 1],
@@ -329,7 +351,10 @@ async fn url_validation_is_answered_and_bad_requests_record_nothing() {
     ];
     for (what, headers, body, want) in &cases {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let r = sim.send_webhook_raw(&url, &headers, body).await.expect("send");
+        let r = sim
+            .send_webhook_raw(&url, &headers, body)
+            .await
+            .expect("send");
         assert_eq!(r.status, *want, "{what}: {}", r.body);
         assert!(!r.body.contains(SECRET), "{what}: the secret in the answer");
     }
@@ -442,8 +467,10 @@ async fn the_webhook_answers_within_zooms_three_seconds_while_a_gib_downloads() 
         .meetings(&Entry::at("big", "Big", &at).toml());
     let (mut d, base) = with_http(&sim, config);
     wait_listening(&d, &base).await;
-    d.wait_for("the meeting created", || async { sim.meetings().len() == 1 })
-        .await;
+    d.wait_for("the meeting created", || async {
+        sim.meetings().len() == 1
+    })
+    .await;
     let meeting = sim.meetings()[0].id;
     sim.force_recording(meeting).expect("recording");
     let (event, _) = sim
