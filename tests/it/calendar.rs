@@ -30,7 +30,7 @@ struct Prop {
 }
 
 #[derive(Debug, Clone)]
-struct Comp {
+pub(crate) struct Comp {
     name: String,
     props: Vec<Prop>,
     comps: Vec<Comp>,
@@ -68,14 +68,14 @@ impl Comp {
     }
 
     /// The TEXT value of `name`; the test fails when it is missing.
-    fn text(&self, name: &str) -> &str {
+    pub(crate) fn text(&self, name: &str) -> &str {
         &self
             .prop(name)
             .unwrap_or_else(|| panic!("{} has no {name}: {self:?}", self.name))
             .text
     }
 
-    fn children(&self, name: &str) -> Vec<&Comp> {
+    pub(crate) fn children(&self, name: &str) -> Vec<&Comp> {
         self.comps.iter().filter(|c| c.name == name).collect()
     }
 }
@@ -91,7 +91,7 @@ impl Prop {
 
 /// Parses a feed, after checking what the parser forgives: CRLF everywhere, no line longer
 /// than 75 octets.
-fn parse(ics: &str) -> Comp {
+pub(crate) fn parse(ics: &str) -> Comp {
     assert!(ics.ends_with("\r\n"), "{ics}");
     for line in ics.split("\r\n") {
         assert!(

@@ -293,7 +293,9 @@ async fn url_validation_is_answered_and_bad_requests_record_nothing() {
     let now = sim.now().timestamp();
     let good = zoomd::webhook::sign(SECRET.as_bytes(), now, &body);
     let ts = now.to_string();
-    let cases: Vec<(&str, Vec<(&str, String)>, Vec<u8>, u16)> = vec![
+    // What is wrong, the headers, the body, the status Zoom gets.
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, Vec<u8>, u16);
+    let cases: Vec<Case> = vec![
         (
             "a wrong secret",
             vec![
@@ -492,5 +494,99 @@ async fn the_webhook_answers_within_zooms_three_seconds_while_a_gib_downloads() 
     );
     let health = get(&format!("{base}/healthz")).await;
     assert_eq!(health.0, 200);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_calendar_and_status_page_need_the_token_and_the_feed_holds_the_join_link() {
+    let sim = spawn_sim(SimConfig::default()).await;
+    let at = (sim.now() + chrono::Duration::days(2))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = dir.path().join("page-token");
+    std::fs::write(&token, "s3cr3t-page-token\n").expect("token");
+    chmod(&token, 0o600);
+    let config = DaemonToml::run(&sim)
+        .meetings(&Entry::at("seminar", "Seminar", &at).toml())
+        .http("token_file", &format!("\"{}\"", token.display()));
+    let (mut d, base) = with_http(&sim, config);
+    wait_listening(&d, &base).await;
+    d.wait_for("the meeting created", || async {
+        sim.meetings().len() == 1
+    })
+    .await;
+    let client = reqwest::Client::new();
+    for path in ["/", "/calendar.ics", "/calendar/seminar.ics"] {
+        let r = client
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status().as_u16(), 401, "{path} without the token");
+        let r = client
+            .get(format!("{base}{path}"))
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status().as_u16(), 401, "{path} with a wrong token");
+    }
+    // Metrics and health stay open.
+    assert_eq!(get(&format!("{base}/metrics")).await.0, 200);
+    assert_eq!(get(&format!("{base}/healthz")).await.0, 200);
+
+    let store = d.store().await.expect("database");
+    let join = store
+        .list_occurrences(&Default::default(), chrono::Utc::now())
+        .await
+        .expect("occurrences")
+        .into_iter()
+        .find_map(|o| o.join_url)
+        .expect("a join URL");
+    store.close().await;
+    for path in ["/calendar.ics", "/calendar/seminar.ics"] {
+        let r = client
+            .get(format!("{base}{path}"))
+            .bearer_auth("s3cr3t-page-token")
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status().as_u16(), 200);
+        assert!(
+            r.headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|c| c.starts_with("text/calendar")),
+            "{path}"
+        );
+        let cal = crate::calendar::parse(&r.text().await.expect("body"));
+        let events = cal.children("VEVENT");
+        assert_eq!(events.len(), 1, "{path}");
+        assert_eq!(events[0].text("URL"), join);
+        assert_eq!(events[0].text("SUMMARY"), "Seminar");
+    }
+    let r = client
+        .get(format!("{base}/calendar/nosuch.ics"))
+        .bearer_auth("s3cr3t-page-token")
+        .send()
+        .await
+        .expect("GET");
+    let cal = crate::calendar::parse(&r.text().await.expect("body"));
+    assert!(cal.children("VEVENT").is_empty());
+    let page = client
+        .get(format!("{base}/"))
+        .bearer_auth("s3cr3t-page-token")
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("page");
+    assert!(page.contains("Seminar") && page.contains("/j/"), "{page}");
+    assert!(
+        !d.logs().contains("s3cr3t-page-token"),
+        "the token in the logs"
+    );
     d.stop().await;
 }
