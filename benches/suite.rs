@@ -22,7 +22,7 @@
 //!   N / rate and the serial time); a poll pass over 1,000 watched meetings (requests per
 //!   second achieved vs the budget). Each is one `zoomd sync`; peak RSS and CPU of it.
 //!
-//! `ZOOMD_BENCH_ONLY=download,idle,check,status,api,pace,scan,schedule` runs a subset;
+//! `ZOOMD_BENCH_ONLY=download,idle,check,status,api,pace,scan,webhook,schedule` runs a subset;
 //! `ZOOMD_BENCH_DL_MIB=2048` sets the throughput file size. Never run by `cargo test`.
 
 mod common;
@@ -1107,6 +1107,141 @@ fn next_whole_minute(after: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(secs - secs.rem_euclid(60) + 60, 0).expect("a minute")
 }
 
+/// Files under `dir` that are archived (no `.part`).
+fn archived_files(dir: &Path) -> usize {
+    let mut files = Vec::new();
+    files_under(dir, &mut files);
+    files
+        .iter()
+        .filter(|(p, _)| p.extension().is_none_or(|e| e != "part"))
+        .count()
+}
+
+/// API requests the sim answered (tokens and the signed file host aside).
+fn api_requests(sim: &Sim) -> u64 {
+    sim.counters()
+        .requests
+        .iter()
+        .filter(|(r, _)| !matches!(**r, Route::Token | Route::SignedDownload))
+        .map(|(_, n)| *n)
+        .sum()
+}
+
+/// One meeting's recording archived by `zoomd run` with the default `poll_every` (5 m),
+/// found by a webhook or by polling: seconds from the recording being ready to its five
+/// files archived, and the API requests of the run.
+fn webhook_run(rt: &tokio::runtime::Runtime, work: &Path, hook: bool) -> (f64, u64) {
+    const SECRET: &str = "bench-webhook-secret";
+    let sim = rt.block_on(Sim::start(SimConfig::default())).expect("sim");
+    let name = if hook { "hook" } else { "poll" };
+    let dir = work.join(format!("webhook-{name}"));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    // Polling starts at the scheduled start: a meeting 20 s ahead is polled at once, finds
+    // nothing (the sim records it later), and is polled again one poll_every on.
+    let start = whole_second_in(20);
+    let config = dir.join("daemon.toml");
+    fs::write(
+        &config,
+        format!(
+            "{}\n{}\n[http]\nlisten = \"127.0.0.1:{port}\"\n\n[[meeting]]\nkey = \"w\"\ntopic = \"Webhook bench\"\nhost = \"me\"\ncron = \"{}\"\ntimezone = \"UTC\"\nduration = \"1m\"\n",
+            common::zoom_section(&sim.api_url(), &sim.oauth_url()),
+            daemon_section("create_ahead = \"1h\""),
+            cron_at(start)
+        ),
+    )
+    .expect("config");
+    let mut daemon = zoomd(&config, &["run"], &dir.join("run.log"))
+        .env("ZOOMD_WEBHOOK_SECRET", SECRET)
+        .spawn()
+        .expect("spawn zoomd run");
+    let t = Instant::now();
+    while sim.meetings().is_empty() && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let meeting = sim.meetings().first().map(|m| m.id).expect("created");
+    // Let the first poll (at the start) pass and find nothing.
+    while Utc::now() < start + TimeDelta::seconds(2) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sim.force_recording(meeting).expect("recording");
+    let ready = Instant::now();
+    if hook {
+        let (event, _) = sim
+            .webhook_event("recording.completed", meeting)
+            .expect("event");
+        let url = format!("http://127.0.0.1:{port}/zoom/webhook");
+        let d = rt
+            .block_on(sim.send_webhook(&url, SECRET, &event))
+            .expect("send");
+        assert_eq!(d.status, 200, "webhook refused: {}", d.body);
+    }
+    while archived_files(&dir.join("recordings")) < 5 && ready.elapsed() < Duration::from_secs(400)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = ready.elapsed().as_secs_f64();
+    assert!(
+        archived_files(&dir.join("recordings")) >= 5,
+        "not archived; see {}",
+        dir.display()
+    );
+    signal(daemon.id(), libc::SIGTERM);
+    let _ = daemon.wait();
+    (took, api_requests(&sim))
+}
+
+/// Polls of one meeting's whole watch (start to `give_up_after` past its end) at the
+/// defaults, without webhooks and with one that delivered the files `after` the start.
+fn watch_polls(after: Option<TimeDelta>) -> usize {
+    let start: DateTime<Utc> = "2026-12-07T09:00:00Z".parse().expect("instant");
+    let end = start + TimeDelta::hours(1);
+    let give_up = end + TimeDelta::hours(72);
+    let every = TimeDelta::minutes(5);
+    let mut now = start;
+    let mut polls = 0;
+    while now < give_up {
+        polls += 1;
+        let next = now + zoomd::sync::recordings::next_delay(now, end, every);
+        now = match after {
+            // The webhook came before this poll: the next one is an hour later.
+            Some(a) if now < start + a && next >= start + a => {
+                start + a + zoomd::sync::recordings::MAX_POLL_DELAY
+            }
+            _ => next,
+        };
+    }
+    polls
+}
+
+fn bench_webhook(rt: &tokio::runtime::Runtime, work: &Path, rows: &mut Vec<Row>) {
+    let (hook_s, hook_calls) = webhook_run(rt, work, true);
+    let (poll_s, poll_calls) = webhook_run(rt, work, false);
+    eprintln!(
+        "webhook: {hook_s:.2} s, {hook_calls} calls; polling: {poll_s:.1} s, {poll_calls} calls"
+    );
+    rows.push(row(
+        "webhook: recording ready -> 5 files archived (poll_every 5m)",
+        "seconds, not poll_every",
+        format!("{hook_s:.2} s by webhook"),
+        format!("{poll_s:.1} s by polling (the next poll after the ready recording)"),
+        format!("{:.4} of polling", hook_s / poll_s),
+    ));
+    let with = watch_polls(Some(TimeDelta::minutes(70)));
+    let without = watch_polls(None);
+    rows.push(row(
+        "webhook: API calls per archived meeting",
+        "fewer polls",
+        format!("{hook_calls} in the run (create, downloads); {with} polls over the whole watch"),
+        format!("{poll_calls} in the run; {without} polls over the whole watch"),
+        format!("{:.2} of the polls", with as f64 / without as f64),
+    ));
+}
+
 /// A directory with a config that scans every user of `sim` (`[recordings]` lines `scan`).
 fn scan_config(work: &Path, name: &str, sim: &Sim, scan: &str) -> PathBuf {
     let dir = work.join(name);
@@ -1517,6 +1652,9 @@ fn main() {
     }
     if wants("scan") {
         bench_scan(&rt, work.path(), &mut rows);
+    }
+    if wants("webhook") {
+        bench_webhook(&rt, work.path(), &mut rows);
     }
     if wants("schedule") {
         schedule_rows(&target, &mut rows);

@@ -332,12 +332,51 @@ async fn worker(
             Ok(_) => {
                 tracing::info!(meeting_uuid = %a.seen.meeting_uuid, event = %a.event.event, "webhook: files queued");
                 wake_downloads.notify_one();
+                if let Some(occurrence) = a.seen.occurrence_id
+                    && let Err(e) = slow_polls(&ctx, &cfg, occurrence, &a.event).await
+                {
+                    tracing::error!(error = %e, "webhook: cannot record the delivery");
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "webhook: cannot queue the files; left to polling")
             }
         }
     }
+}
+
+/// Zoom told us: the meeting's polls drop to the slow cadence at once (an hour, never past
+/// the give-up time) instead of every `poll_every` for the first hours; they stay the
+/// catch-up for a notification that never comes (a late file, a webhook down).
+async fn slow_polls(
+    ctx: &Ctx,
+    config: &Config,
+    occurrence: i64,
+    event: &RecordingEvent,
+) -> Result<(), crate::store::StoreError> {
+    let Some(row) = ctx.store.occurrence(occurrence).await? else {
+        return Ok(());
+    };
+    let now = ctx.now();
+    let give_up = row.end() + config.daemon.give_up_after;
+    let next = (now + crate::sync::recordings::MAX_POLL_DELAY)
+        .min(give_up)
+        .max(now);
+    ctx.store.webhook_delivered(row.id, next, now).await?;
+    ctx.event(crate::store::NewEvent {
+        kind: "recording-found",
+        key: Some(&row.key),
+        occurrence_id: Some(row.id),
+        meeting_id: row.meeting_id,
+        message: format!(
+            "{} (webhook): {} file(s)",
+            event.event,
+            event.recording.recording_files.len()
+        ),
+        ..crate::store::NewEvent::default()
+    })
+    .await;
+    Ok(())
 }
 
 // ---- metrics and health --------------------------------------------------------------------

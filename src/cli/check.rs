@@ -182,6 +182,37 @@ fn write_report(
         config.daemon.database.display(),
         config.daemon.archive.display()
     )?;
+    if let Some(addr) = config.http.listen {
+        let hooks = match &config.http.webhook_secret {
+            Ok(_) => "webhooks verified with the secret token".to_string(),
+            Err(e) => format!("webhooks refused (503): {e}"),
+        };
+        let page = if config.http.token.is_some() {
+            "status page and calendar need the bearer token"
+        } else {
+            "status page and calendar open"
+        };
+        writeln!(out, "http: listening on {addr}; {hooks}; {page}")?;
+    }
+    if config.recordings.users != crate::config::AccountUsers::None {
+        let who = match &config.recordings.users {
+            crate::config::AccountUsers::All => "every user of the account".to_string(),
+            crate::config::AccountUsers::Listed(u) => format!("{} user(s)", u.len()),
+            crate::config::AccountUsers::None => String::new(),
+        };
+        writeln!(
+            out,
+            "recordings: the account scan lists {who} every {}, since {}",
+            crate::config::format_duration(
+                config.recordings.scan_every.to_std().unwrap_or_default()
+            ),
+            config
+                .recordings
+                .since
+                .map_or("30 days before each user's first scan".to_string(), |d| d
+                    .to_string())
+        )?;
+    }
     // Entries are independent: render them on every core, print them in file order.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = config.meetings.len().div_ceil(threads).max(1);

@@ -821,6 +821,32 @@ impl Store {
         Ok(())
     }
 
+    /// A webhook delivered this occurrence's recording: its watch counts as found, and the
+    /// next poll (the catch-up for anything a webhook missed) waits at least until `next`.
+    pub async fn webhook_delivered(
+        &self,
+        id: i64,
+        next: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE occurrences SET
+                 recording_state = CASE WHEN recording_state = 'waiting' THEN 'found'
+                                        ELSE recording_state END,
+                 next_poll_at = CASE WHEN next_poll_at IS NULL OR next_poll_at < ?1 THEN ?1
+                                     ELSE next_poll_at END,
+                 updated_at = ?2
+             WHERE id = ?3 AND recording_state IN ('waiting', 'found', 'complete')",
+        )
+        .bind(ts(next))
+        .bind(ts(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("webhook delivered"))?;
+        Ok(())
+    }
+
     /// Asks for an early poll (a download found its URL expired).
     pub async fn poll_soon(&self, occurrence_id: i64, at: DateTime<Utc>) -> Result<()> {
         sqlx::query(
@@ -872,6 +898,15 @@ impl Store {
             .fetch_one(&self.pool)
             .await
             .map_err(q("upsert recording"))
+    }
+
+    /// One occurrence by row id.
+    pub async fn occurrence(&self, id: i64) -> Result<Option<OccurrenceRow>> {
+        sqlx::query_as(&format!("SELECT {OCC_COLS} FROM occurrences WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("read occurrence"))
     }
 
     /// The occurrence zoomd created this Zoom meeting for, if any.

@@ -411,6 +411,24 @@ async fn a_signed_recording_completed_archives_every_file_once() {
     store.close().await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].outcome, "queued");
+    // The watch counts as found (no "missing" later), and the catch-up poll stays far off.
+    let store = d.store().await.expect("database");
+    let occ = store
+        .list_occurrences(&Default::default(), chrono::Utc::now())
+        .await
+        .expect("occurrences")
+        .remove(0);
+    let kinds = event_kinds(&store).await;
+    store.close().await;
+    assert!(
+        matches!(occ.recording_state.as_str(), "found" | "complete"),
+        "{occ:?}"
+    );
+    assert!(
+        occ.next_poll_at
+            .is_some_and(|t| t > chrono::Utc::now() + chrono::Duration::minutes(50))
+    );
+    assert!(kinds.iter().any(|k| k == "recording-found"), "{kinds:?}");
     d.stop().await;
     assert_consistent(&d, &sim).await;
     // The download token is a secret: not in the logs, not in the database.
