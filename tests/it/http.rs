@@ -608,3 +608,28 @@ async fn the_calendar_and_status_page_need_the_token_and_the_feed_holds_the_join
     );
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_download_token_falls_back_to_zoomds_own() {
+    let (sim, mut d, base, meeting) = hooked().await;
+    sim.force_recording(meeting).expect("recording");
+    let (mut event, _) = sim
+        .webhook_event("recording.completed", meeting)
+        .expect("event");
+    // A notification Zoom delivered late: its token was issued 25 hours ago.
+    let late = (sim.now() - chrono::Duration::hours(25)).timestamp_millis();
+    event["event_ts"] = serde_json::json!(late);
+    let r = sim
+        .send_webhook(&format!("{base}/zoom/webhook"), SECRET, &event)
+        .await
+        .expect("send");
+    assert_eq!((r.status, r.body.trim()), (200, "accepted"));
+    let expected = sim.expected_files();
+    d.wait_for("every file archived with zoomd's own token", || async {
+        holds_exactly(&expected, &d.archive_rows().await)
+    })
+    .await;
+    assert_eq!(sim.counters().downloads_with_download_token, 0);
+    d.stop().await;
+    assert_consistent(&d, &sim).await;
+}
