@@ -828,28 +828,37 @@ fn parse_local_datetime(s: &str) -> Result<NaiveDateTime, String> {
         })
 }
 
+/// A `YYYY-MM-DD` date from a TOML string or date; `key` and `example` name it in errors.
+fn date_value<'de, D: Deserializer<'de>>(
+    d: D,
+    key: &str,
+    kind: &str,
+    example: &str,
+) -> Result<NaiveDate, D::Error> {
+    let v = toml::Value::deserialize(d)?;
+    let s = match v {
+        toml::Value::String(s) => s,
+        toml::Value::Datetime(dt) if dt.time.is_none() && dt.date.is_some() => dt.to_string(),
+        other => {
+            return Err(de::Error::custom(format!(
+                "expected a {kind} date like \"{example}\", found {}",
+                other.type_str()
+            )));
+        }
+    };
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
+        let utc = if kind == "UTC" { " (UTC)" } else { "" };
+        de::Error::custom(format!(
+            "invalid date '{s}' in {key}: expected YYYY-MM-DD{utc}, e.g. \"{example}\""
+        ))
+    })
+}
+
 struct LocalDate(NaiveDate);
 
 impl<'de> Deserialize<'de> for LocalDate {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = toml::Value::deserialize(d)?;
-        let s = match v {
-            toml::Value::String(s) => s,
-            toml::Value::Datetime(dt) if dt.time.is_none() && dt.date.is_some() => dt.to_string(),
-            other => {
-                return Err(de::Error::custom(format!(
-                    "expected a local date like \"2026-12-28\", found {}",
-                    other.type_str()
-                )));
-            }
-        };
-        NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-            .map(LocalDate)
-            .map_err(|_| {
-                de::Error::custom(format!(
-                    "invalid date '{s}' in skip: expected YYYY-MM-DD, e.g. \"2026-12-28\""
-                ))
-            })
+        date_value(d, "skip", "local", "2026-12-28").map(LocalDate)
     }
 }
 
@@ -858,24 +867,7 @@ struct UtcDate(NaiveDate);
 
 impl<'de> Deserialize<'de> for UtcDate {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = toml::Value::deserialize(d)?;
-        let s = match v {
-            toml::Value::String(s) => s,
-            toml::Value::Datetime(dt) if dt.time.is_none() && dt.date.is_some() => dt.to_string(),
-            other => {
-                return Err(de::Error::custom(format!(
-                    "expected a UTC date like \"2026-01-01\", found {}",
-                    other.type_str()
-                )));
-            }
-        };
-        NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-            .map(UtcDate)
-            .map_err(|_| {
-                de::Error::custom(format!(
-                    "invalid date '{s}' in since: expected YYYY-MM-DD (UTC), e.g. \"2026-01-01\""
-                ))
-            })
+        date_value(d, "since", "UTC", "2026-01-01").map(UtcDate)
     }
 }
 

@@ -413,6 +413,19 @@ async fn a_page_token_older_than_fifteen_minutes_is_never_sent() {
     assert!(clock.now() >= now + Span::minutes(16));
 }
 
+/// `zoomd check --online` of a config that scans every user of `sim`.
+async fn check_online(sim: &Sim) -> Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = DaemonToml::new(sim).recordings("users", "\"*\"");
+    let mut cmd = zoomd();
+    cmd.args(["check", "--online", "--config"])
+        .arg(config.write(dir.path()))
+        .envs(config.env());
+    tokio::task::spawn_blocking(move || cmd.output().expect("run"))
+        .await
+        .expect("join")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_online_names_the_scan_scope_the_token_lacks() {
     let granular = [
@@ -430,15 +443,7 @@ async fn check_online_names_the_scan_scope_the_token_lacks() {
         ..SimConfig::default()
     })
     .await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = DaemonToml::new(&sim).recordings("users", "\"*\"");
-    let mut cmd = zoomd();
-    cmd.args(["check", "--online", "--config"])
-        .arg(config.write(dir.path()))
-        .envs(config.env());
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run"))
-        .await
-        .expect("join");
+    let out = check_online(&sim).await;
     assert!(!out.status.success(), "{}", text(&out));
     let t = text(&out);
     assert!(
@@ -456,14 +461,7 @@ async fn check_online_names_the_scan_scope_the_token_lacks() {
         ..SimConfig::default()
     })
     .await;
-    let config = DaemonToml::new(&sim).recordings("users", "\"*\"");
-    let mut cmd = zoomd();
-    cmd.args(["check", "--online", "--config"])
-        .arg(config.write(dir.path()))
-        .envs(config.env());
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run"))
-        .await
-        .expect("join");
+    let out = check_online(&sim).await;
     assert!(out.status.success(), "{}", text(&out));
 }
 
