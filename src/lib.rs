@@ -11,17 +11,15 @@
 //!   recordings, downloads, the account scan); their calls run concurrently within the
 //!   client's budget.
 //! - [`daemon`]: wires the steps to time, signals and reloads; holds no business rules.
-//! - [`http`]: the optional listener: webhooks in, `/metrics`, `/healthz`, the status page
-//!   ([`page`]) and the calendar feed ([`calendar`]).
+//! - [`http`]: the optional listener: webhooks in ([`webhook`]: signature check, URL
+//!   validation, parsing; pure), `/metrics` ([`metrics`]: totals from the database, request
+//!   counts from the client), `/healthz`, the status page ([`page`]) and the calendar feed
+//!   ([`calendar`]: upcoming meetings as iCalendar; pure rendering, one store read).
 //! - [`sim`]: a simulated Zoom on loopback for tests and `zoomd demo`.
-//! - [`calendar`]: upcoming meetings as an iCalendar feed (pure rendering, one store read).
 //! - [`cli`]: one function per command; `main.rs` only parses arguments.
-//! - [`webhook`]: Zoom's event notifications: signature check, URL validation, parsing (pure).
 //! - [`clock`]: where "now" and retry waits come from (the system clock, or a manual one
 //!   in tests); [`zoom`] and [`sync`] take one instead of reading the time themselves.
 //! - [`liveness`]: the heartbeat the loop and Zoom requests feed, and the systemd watchdog.
-//! - [`metrics`]: the Prometheus text `/metrics` serves (totals from the database, request
-//!   counts from the client).
 //! - [`secret`], [`shutdown`], [`telemetry`]: small shared pieces.
 
 pub mod calendar;
