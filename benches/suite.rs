@@ -1107,6 +1107,17 @@ fn next_whole_minute(after: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(secs - secs.rem_euclid(60) + 60, 0).expect("a minute")
 }
 
+/// `zoomd sync` on `config` (log beside it), which must succeed.
+fn sync_ok(config: &Path) -> Measured {
+    let m = run(&mut zoomd(
+        config,
+        &["sync"],
+        &config.with_file_name("sync.log"),
+    ));
+    assert!(m.ok, "zoomd sync failed: {}", config.display());
+    m
+}
+
 /// Files under `dir` that are archived (no `.part`).
 fn archived_files(dir: &Path) -> usize {
     let mut files = Vec::new();
@@ -1291,12 +1302,7 @@ fn bench_scan(rt: &tokio::runtime::Runtime, work: &Path, rows: &mut Vec<Row>) {
         &sim,
         &format!("since = \"{since}\"\nfile_types = [\"TIMELINE\"]"),
     );
-    let m = run(&mut zoomd(
-        &config,
-        &["sync"],
-        &config.with_file_name("sync.log"),
-    ));
-    assert!(m.ok, "zoomd sync failed: {}", config.display());
+    let m = sync_ok(&config);
     let requests = listing_requests(&sim) as f64;
     let recordings = 50.0 * 200.0;
     let took = m.wall.as_secs_f64();
@@ -1323,20 +1329,9 @@ fn bench_scan(rt: &tokio::runtime::Runtime, work: &Path, rows: &mut Vec<Row>) {
     // 2. A whole backfill, files too: 50 users x 4 recordings (1,000 small files).
     let sim = history(50, 4);
     let config = scan_config(work, "scan-all", &sim, &format!("since = \"{since}\""));
-    let m = run(&mut zoomd(
-        &config,
-        &["sync"],
-        &config.with_file_name("sync.log"),
-    ));
-    assert!(m.ok, "zoomd sync failed: {}", config.display());
+    let m = sync_ok(&config);
     let files = sim.expected_files().len() as f64;
-    let c = sim.counters();
-    let api: u64 = c
-        .requests
-        .iter()
-        .filter(|(r, _)| !matches!(**r, Route::Token | Route::SignedDownload))
-        .map(|(_, n)| *n)
-        .sum();
+    let api = api_requests(&sim);
     let took = m.wall.as_secs_f64();
     let listing = listing_requests(&sim) as f64;
     // Listings at the medium share, each download's API hop at the whole budget.
@@ -1423,21 +1418,11 @@ fn bench_pace(rt: &tokio::runtime::Runtime, work: &Path, rows: &mut Vec<Row>) {
         &meetings,
         "requests_per_second = 20\nmax_in_flight = 8",
     );
-    let m = run(&mut zoomd(
-        &config,
-        &["sync"],
-        &config.with_file_name("sync.log"),
-    ));
-    assert!(m.ok, "zoomd sync failed: {}", config.display());
+    let m = sync_ok(&config);
     let created = sim.meetings().len();
     assert_eq!(created, 2000, "every meeting created");
     let c = sim.counters();
-    let requests: u64 = c
-        .requests
-        .iter()
-        .filter(|(r, _)| !matches!(**r, Route::Token | Route::SignedDownload))
-        .map(|(_, n)| *n)
-        .sum();
+    let requests = api_requests(&sim);
     let took = m.wall.as_secs_f64();
     let ideal = 2000.0 / 20.0;
     let serial = 2000.0 * latency.as_secs_f64();

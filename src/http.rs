@@ -382,7 +382,7 @@ async fn slow_polls(
 // ---- metrics and health --------------------------------------------------------------------
 
 async fn metrics(State(app): State<App>) -> Response {
-    match crate::metrics::render(&app.ctx.store, &app.ctx.zoom, &app.counts).await {
+    match crate::metrics::render(&app.ctx.store, &app.ctx.zoom, &app.counts, app.ctx.now()).await {
         Ok(body) => (
             StatusCode::OK,
             [(

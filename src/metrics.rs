@@ -87,8 +87,9 @@ pub async fn render(
     store: &Store,
     zoom: &ZoomClient,
     counts: &Counts,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<String, StoreError> {
-    let db = store.metrics_snapshot().await?;
+    let db = store.metrics_snapshot(now).await?;
     Ok(encode_all(&db, zoom, counts))
 }
 

@@ -1057,7 +1057,7 @@ impl Store {
     }
 
     /// The totals `/metrics` reports, each from an index.
-    pub async fn metrics_snapshot(&self) -> Result<MetricsSnapshot> {
+    pub async fn metrics_snapshot(&self, now: DateTime<Utc>) -> Result<MetricsSnapshot> {
         let (created, archived, bytes, queue, last): (i64, i64, i64, i64, Option<String>) =
             sqlx::query_as(
                 "SELECT (SELECT count(*) FROM events WHERE kind = 'created'),
@@ -1071,8 +1071,7 @@ impl Store {
             .fetch_one(&self.pool)
             .await
             .map_err(q("metrics"))?;
-        let now = Utc::now();
-        let counts = self.status(now, now, 0).await?.counts;
+        let counts = self.status_counts(now, now).await?;
         Ok(MetricsSnapshot {
             meetings_created: created,
             files_archived: archived,

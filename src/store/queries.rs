@@ -197,7 +197,7 @@ impl Store {
 
     /// Counts for `zoomd status`: `now` splits upcoming from past, `since` starts "archived
     /// today".
-    async fn status_counts(
+    pub(super) async fn status_counts(
         &self,
         now: DateTime<Utc>,
         since: DateTime<Utc>,

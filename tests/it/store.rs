@@ -531,3 +531,78 @@ async fn the_daily_cap_counts_one_zoom_user_however_the_host_is_written() {
     );
     store.close().await;
 }
+
+#[tokio::test]
+async fn scan_progress_resumes_restarts_for_an_earlier_since_and_unschedules_who_left() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("state.db"))
+        .await
+        .expect("open");
+    let now = t("2026-12-02T10:00:00Z");
+    let d = |s: &str| s.parse::<NaiveDate>().expect("date");
+    let u = store
+        .add_scan_user("jane@example.org", None, None, d("2026-09-01"), now)
+        .await
+        .expect("add");
+    assert_eq!((u.since, u.done_through), (d("2026-09-01"), None));
+    store
+        .scan_window_done("jane@example.org", d("2026-09-30"), now)
+        .await
+        .expect("window");
+    store
+        .scan_ended("jane@example.org", None, now + Duration::hours(1), now)
+        .await
+        .expect("ended");
+    // A later `since` (the default moving on) keeps the progress; an earlier one restarts.
+    let u = store
+        .add_scan_user(
+            "jane@example.org",
+            Some("j@x"),
+            Some("active"),
+            d("2026-11-01"),
+            now,
+        )
+        .await
+        .expect("again");
+    assert_eq!(
+        (u.since, u.done_through),
+        (d("2026-09-01"), Some(d("2026-09-30")))
+    );
+    assert_eq!(u.windows_done, 1);
+    let u = store
+        .add_scan_user("jane@example.org", None, None, d("2026-06-01"), now)
+        .await
+        .expect("earlier");
+    assert_eq!((u.since, u.done_through), (d("2026-06-01"), None));
+    assert_eq!(
+        u.email.as_deref(),
+        Some("j@x"),
+        "what GET /users said is kept"
+    );
+    // Someone no longer listed is unscheduled (and its progress kept).
+    store
+        .add_scan_user("bob@example.org", None, None, d("2026-06-01"), now)
+        .await
+        .expect("bob");
+    store
+        .scan_ended("bob@example.org", None, now + Duration::hours(1), now)
+        .await
+        .expect("ended");
+    store
+        .unschedule_scans_except(&["bob@example.org"])
+        .await
+        .expect("unschedule");
+    let users = store.scan_users().await.expect("users");
+    let jane = users
+        .iter()
+        .find(|u| u.user == "jane@example.org")
+        .expect("jane");
+    let bob = users
+        .iter()
+        .find(|u| u.user == "bob@example.org")
+        .expect("bob");
+    assert_eq!(jane.next_scan_at, None);
+    assert_eq!(jane.since, d("2026-06-01"));
+    assert_eq!(bob.next_scan_at, Some(now + Duration::hours(1)));
+    store.close().await;
+}
