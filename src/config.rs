@@ -19,6 +19,7 @@ use serde::de::{self, Deserializer};
 use toml::Spanned;
 
 use crate::secret::Secret;
+use crate::store::{Database, PgTarget};
 
 /// Where `zoomd` looks when neither `--config` nor `$ZOOMD_CONFIG` is given.
 pub const SYSTEM_CONFIG: &str = "/etc/zoomd/daemon.toml";
@@ -114,7 +115,8 @@ pub use crate::zoom::{Credentials, Pace};
 /// [`span`] is the one conversion from the parsed form.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
-    pub database: PathBuf,
+    /// A SQLite file (a path), or a PostgreSQL database (`postgres://`).
+    pub database: Database,
     pub archive: PathBuf,
     pub create_ahead: chrono::Duration,
     pub poll_every: chrono::Duration,
@@ -127,6 +129,9 @@ pub struct DaemonConfig {
     /// More cancellations than this in one pass (or of every upcoming meeting) wait for
     /// `zoomd apply`.
     pub max_cancellations: usize,
+    /// How long a claim on shared work (a download) holds without renewal: after it runs out
+    /// another process may take the work over.
+    pub lease: chrono::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -301,7 +306,7 @@ impl Config {
             .filter(|p| !p.as_os_str().is_empty())
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        let daemon = build_daemon(raw.daemon.unwrap_or_default(), &base, env);
+        let daemon = build_daemon(&mut ctx, raw.daemon.unwrap_or_default(), &base, env);
         let zoom = build_zoom(&mut ctx, raw.zoom, &base, env);
         let meetings = build_meetings(&mut ctx, raw.meeting, daemon.timezone);
         let recordings = build_recordings(&mut ctx, raw.recordings);
@@ -458,7 +463,7 @@ enum RawAuth {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawDaemon {
-    database: Option<String>,
+    database: Option<Spanned<String>>,
     archive: Option<String>,
     create_ahead: Option<Bounded<1, { 366 * 86400 }>>,
     poll_every: Option<Bounded<1, 86400>>,
@@ -467,6 +472,7 @@ struct RawDaemon {
     after_download: Option<AfterDownload>,
     timezone: Option<Zone>,
     verify_every: Option<Bounded<60, { 7 * 86400 }>>,
+    lease: Option<Bounded<5, 3600>>,
     max_cancellations: Option<MaxCancellations>,
 }
 
@@ -958,7 +964,7 @@ impl Ctx<'_> {
     }
 }
 
-fn build_daemon(raw: RawDaemon, base: &Path, env: &Env) -> DaemonConfig {
+fn build_daemon(ctx: &mut Ctx<'_>, raw: RawDaemon, base: &Path, env: &Env) -> DaemonConfig {
     let resolve = |p: Option<String>, default: &str| -> PathBuf {
         match p {
             Some(p) => base.join(p),
@@ -968,8 +974,14 @@ fn build_daemon(raw: RawDaemon, base: &Path, env: &Env) -> DaemonConfig {
             },
         }
     };
+    let database = match raw.database {
+        Some(d) if d.get_ref().contains("://") => build_postgres(ctx, &d, env)
+            .unwrap_or_else(|| Database::from(resolve(None, "state.db"))),
+        Some(d) => Database::from(resolve(Some(d.into_inner()), "state.db")),
+        None => Database::from(resolve(None, "state.db")),
+    };
     DaemonConfig {
-        database: resolve(raw.database, "state.db"),
+        database,
         archive: resolve(raw.archive, "recordings"),
         create_ahead: span(
             raw.create_ahead
@@ -983,9 +995,56 @@ fn build_daemon(raw: RawDaemon, base: &Path, env: &Env) -> DaemonConfig {
         downloads: raw.downloads.map_or(2, |d| d.0),
         verify_every: span(raw.verify_every.map_or(Duration::from_secs(3600), |b| b.0)),
         max_cancellations: raw.max_cancellations.map_or(10, |m| m.0),
+        lease: raw.lease.map_or(crate::store::DEFAULT_LEASE, |b| span(b.0)),
         after_download: raw.after_download.unwrap_or(AfterDownload::Keep),
         timezone: raw.timezone.map_or(Tz::UTC, |z| z.0),
     }
+}
+
+/// `database = "postgres://..."`. The password: the systemd credential `database_password`
+/// if there is one, else the URL's (warned: it belongs in a credential), else what sqlx reads
+/// as libpq does ($PGPASSWORD, ~/.pgpass). Errors never repeat the URL, which may hold it.
+fn build_postgres(ctx: &mut Ctx<'_>, raw: &Spanned<String>, env: &Env) -> Option<Database> {
+    let mut target = match PgTarget::parse(raw.get_ref().trim()) {
+        Ok(t) => t,
+        Err(e) => {
+            ctx.error(&raw.span(), format!("database: {e}"));
+            return None;
+        }
+    };
+    let credential = env
+        .credentials_directory
+        .as_deref()
+        .map(|d| d.join("database_password"))
+        .filter(|p| p.exists());
+    if let Some(path) = credential {
+        match read_secret_file(&path) {
+            Ok((v, _)) if !v.trim_end_matches(['\n', '\r']).is_empty() => {
+                target =
+                    target.with_password(Secret::new(v.trim_end_matches(['\n', '\r']).to_string()));
+            }
+            Ok(_) => {
+                ctx.error(
+                    &raw.span(),
+                    format!("database: systemd credential {} is empty", path.display()),
+                );
+                return None;
+            }
+            Err(e) => {
+                ctx.error(
+                    &raw.span(),
+                    format!("database: systemd credential {}: {e}", path.display()),
+                );
+                return None;
+            }
+        }
+    } else if target.password_in_url() {
+        ctx.warn(
+            &raw.span(),
+            "database: the URL holds a password; put it in a systemd credential named database_password (LoadCredential=), $PGPASSWORD or ~/.pgpass instead",
+        );
+    }
+    Some(Database::Postgres(target))
 }
 
 fn build_http(ctx: &mut Ctx<'_>, raw: Option<RawHttp>, base: &Path, env: &Env) -> HttpConfig {

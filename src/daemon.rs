@@ -61,7 +61,9 @@ pub async fn start(config: &Config, clock: Clock) -> Result<Ctx, DaemonError> {
     let zoom = zoom_client_on(config, clock.clone())?;
     // The one-writer lock comes first: a second `run`/`sync` must not requeue the first
     // one's downloads or create what it is creating.
-    let store = Store::open_writer(&config.daemon.database).await?;
+    let store = Store::open_writer(&config.daemon.database)
+        .await?
+        .with_lease(config.daemon.lease);
     let requeued = store.requeue_interrupted(clock.now()).await?;
     if requeued > 0 {
         tracing::info!(

@@ -179,7 +179,7 @@ fn write_report(
     writeln!(
         out,
         "database {}, archive {}",
-        config.daemon.database.display(),
+        config.daemon.database,
         config.daemon.archive.display()
     )?;
     if let Some(addr) = config.http.listen {

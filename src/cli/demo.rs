@@ -151,10 +151,10 @@ agenda = "A meeting every 20 seconds, recorded to the cloud and archived."
     print_summary(&store, &sim, &config).await?;
     println!();
     println!("archive:  {}", config.daemon.archive.display());
-    println!("database: {}", config.daemon.database.display());
+    println!("database: {}", config.daemon.database);
     println!(
         "look inside: sqlite3 {} 'SELECT key, file_type, bytes, path FROM archive'",
-        config.daemon.database.display()
+        config.daemon.database
     );
     sim.shutdown();
     if !done {

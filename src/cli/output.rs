@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::{EXIT_RUNTIME, load};
-use crate::store::{Store, StoreError, ts};
+use crate::store::{Database, Store, StoreError, ts};
 
 /// Loads the config (exit 2 when invalid) and opens its database read-only (exit 1).
 pub(super) async fn open_read_only(config_path: &Path) -> Result<Store, ExitCode> {
@@ -22,19 +22,20 @@ pub(super) async fn open_read_only(config_path: &Path) -> Result<Store, ExitCode
 
 /// The daemon's database for a small write beside it (`retry`, `apply`): it must exist,
 /// since `Store::open` would create an empty one.
-pub(super) async fn open_existing(db: &Path) -> Result<Store, StoreError> {
+pub(super) async fn open_existing(db: &Database) -> Result<Store, StoreError> {
     require(db)?;
     Store::open(db).await
 }
 
-/// The database must exist (the daemon's, not a fresh one).
-pub(super) fn require(db: &Path) -> Result<(), StoreError> {
-    if db.exists() {
-        return Ok(());
+/// The database must exist (the daemon's, not a fresh one). A PostgreSQL database is the
+/// operator's to create; zoomd makes its tables in it.
+pub(super) fn require(db: &Database) -> Result<(), StoreError> {
+    match db.sqlite_path() {
+        Some(path) if !path.exists() => Err(StoreError::Missing {
+            path: path.display().to_string(),
+        }),
+        _ => Ok(()),
     }
-    Err(StoreError::Missing {
-        path: db.display().to_string(),
-    })
 }
 
 pub(super) fn fail(e: &StoreError) -> ExitCode {

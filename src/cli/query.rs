@@ -232,7 +232,7 @@ async fn gather_status(
     let counts = st.counts;
     Ok(StatusJson {
         now,
-        database: store.path().display().to_string(),
+        database: store.database().to_string(),
         upcoming: Section {
             count: counts.meetings_upcoming,
             items: st.upcoming,

@@ -1,22 +1,32 @@
 //! The state database: the only code that holds SQL.
 //!
-//! SQLite through sqlx with runtime-checked queries (a build never needs a database), WAL so
-//! `sqlite3` and `zoomd status` read while the daemon writes, a busy timeout, foreign keys on.
+//! SQLite (the default: one file, nothing to run) or PostgreSQL (several processes share
+//! the state) through sqlx with runtime-checked queries (a build never needs a database).
+//! SQLite: WAL so `sqlite3` and `zoomd status` read while the daemon writes, a busy timeout,
+//! foreign keys on, one writer at a time (a lock file). PostgreSQL: the same tables and
+//! views (migrations/postgres), migrated under sqlx's advisory lock. Every statement runs on
+//! both engines (see [`engine`]); the rest of the code sees one `Store`.
 //! Every method is one state transition or one read; none takes the clock — `now` is a
 //! parameter, so the pipeline's time logic is testable.
 
+mod database;
+mod engine;
 pub mod queries;
 mod rows;
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use database::{Database, PgTarget};
+use engine::{Pool, query, query_as, query_scalar};
 pub use rows::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -113,12 +123,45 @@ fn instant(
 /// The key a host's daily calls count under (`?1` = the host as written).
 const QUOTA_KEY: &str = "coalesce((SELECT user_id FROM host_ids WHERE host = ?1), ?1)";
 
+/// SQLite's migrations (the files directly in migrations/; sqlx skips the subdirectory).
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// PostgreSQL's: the same versions, each making the same change in PostgreSQL's words.
+static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A file row this process may write: no lease on it, or this process's (`?` = the holder).
+const HELD: &str = "(lease_holder IS NULL OR lease_holder = ?)";
+
+/// The default `[daemon] lease`.
+pub const DEFAULT_LEASE: chrono::Duration = chrono::Duration::seconds(60);
+
+/// Who this process is in `lease_holder`, and how long its claims hold.
+#[derive(Clone, Debug)]
+struct Lease {
+    holder: Arc<str>,
+    length: chrono::Duration,
+}
+
+impl Lease {
+    /// `host:pid:nonce`: readable in psql, and unique even for a pid reused after a restart.
+    fn new() -> Lease {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".to_string());
+        let nonce: u32 = rand::random();
+        Lease {
+            holder: format!("{host}:{}:{nonce:08x}", std::process::id()).into(),
+            length: DEFAULT_LEASE,
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
-    path: PathBuf,
+    pool: Pool,
+    database: Database,
+    lease: Lease,
     /// Held by the one writer (see [`Store::open_writer`]) while any clone lives.
     _writer: Option<Arc<WriterLock>>,
 }
@@ -173,9 +216,14 @@ impl WriterLock {
 }
 
 impl Store {
-    /// Opens as the one writer (`run`, `sync`, `demo`): takes the lock beside the database
-    /// first, so a second writer stops before it touches anything, then opens and migrates.
-    pub async fn open_writer(path: &Path) -> Result<Store> {
+    /// Opens as the one writer (`run`, `sync`, `demo`). SQLite: takes the lock beside the
+    /// database first, so a second writer stops before it touches anything, then opens and
+    /// migrates. PostgreSQL has no one writer (processes share the work): open and migrate.
+    pub async fn open_writer(database: impl Into<Database>) -> Result<Store> {
+        let database = database.into();
+        let Database::Sqlite(path) = &database else {
+            return Store::open(database).await;
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
                 path: path.display().to_string(),
@@ -183,83 +231,91 @@ impl Store {
             })?;
         }
         let lock = WriterLock::take(path)?;
-        let mut store = Store::open(path).await?;
+        let mut store = Store::open(database).await?;
         store._writer = Some(Arc::new(lock));
         Ok(store)
     }
 
-    /// Opens (creating file and parent directories if missing) and migrates.
-    pub async fn open(path: &Path) -> Result<Store> {
-        let display = path.display().to_string();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-                path: display.clone(),
-                source,
-            })?;
-        }
-        let opts = base_options(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // NORMAL in WAL mode never corrupts; a power cut can lose the last commits, which
-            // the reconcile steps redo. The one write that must survive it, a create's
-            // intent, is committed with FULL (see `durably`).
-            .synchronous(SqliteSynchronous::Normal);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
-            .await
-            .map_err(|source| StoreError::Open {
-                path: display.clone(),
-                source,
-            })?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|source| StoreError::Migrate {
-                path: display,
-                source,
-            })?;
+    /// Opens (SQLite: creating file and parent directories if missing) and migrates.
+    pub async fn open(database: impl Into<Database>) -> Result<Store> {
+        let database = database.into();
+        let pool = match &database {
+            Database::Sqlite(path) => Pool::Sqlite(open_sqlite(path).await?),
+            Database::Postgres(pg) => Pool::Postgres(open_postgres(pg, false).await?),
+        };
         Ok(Store {
             pool,
-            path: path.to_path_buf(),
+            database,
+            lease: Lease::new(),
             _writer: None,
         })
     }
 
     /// Opens an existing database for reading only (the query commands), never migrating or
     /// writing, so it cannot disturb a running daemon.
-    pub async fn open_read_only(path: &Path) -> Result<Store> {
-        let display = path.display().to_string();
-        if !path.exists() {
-            return Err(StoreError::Missing { path: display });
-        }
-        let opts = base_options(path).read_only(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(opts)
-            .await
-            .map_err(|source| StoreError::Open {
-                path: display,
-                source,
-            })?;
+    pub async fn open_read_only(database: impl Into<Database>) -> Result<Store> {
+        let database = database.into();
+        let display = database.to_string();
+        let pool = match &database {
+            Database::Sqlite(path) => {
+                if !path.exists() {
+                    return Err(StoreError::Missing { path: display });
+                }
+                let opts = base_options(path).read_only(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(2)
+                    .connect_with(opts)
+                    .await
+                    .map_err(|source| StoreError::Open {
+                        path: display,
+                        source,
+                    })?;
+                Pool::Sqlite(pool)
+            }
+            Database::Postgres(pg) => {
+                let pool = open_postgres(pg, true).await?;
+                // No tables yet: say so as for a missing file, not "relation does not exist".
+                let made: Option<String> =
+                    sqlx::query_scalar("SELECT to_regclass('occurrences')::text")
+                        .fetch_one(&pool)
+                        .await
+                        .map_err(|source| StoreError::Open {
+                            path: display.clone(),
+                            source,
+                        })?;
+                if made.is_none() {
+                    pool.close().await;
+                    return Err(StoreError::Missing { path: display });
+                }
+                Pool::Postgres(pool)
+            }
+        };
         Ok(Store {
             pool,
-            path: path.to_path_buf(),
+            database,
+            lease: Lease::new(),
             _writer: None,
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the state lives.
+    pub fn database(&self) -> &Database {
+        &self.database
     }
 
     pub async fn close(&self) {
         self.pool.close().await;
     }
 
-    /// `PRAGMA integrity_check`: "ok" when the file is sound.
+    /// SQLite's `PRAGMA integrity_check`: "ok" when the file is sound. PostgreSQL keeps its
+    /// own pages checked (there is no such statement): "ok" once the server answers.
     pub async fn integrity_check(&self) -> Result<String> {
-        sqlx::query_scalar("PRAGMA integrity_check")
+        let sql = if self.pool.is_postgres() {
+            "SELECT 'ok'::text"
+        } else {
+            "PRAGMA integrity_check"
+        };
+        query_scalar(sql)
             .fetch_one(&self.pool)
             .await
             .map_err(q("integrity check"))
@@ -317,7 +373,7 @@ impl Store {
     ) -> Result<bool> {
         let now = ts(now);
         let settings = settings_text(&o.settings);
-        let query = sqlx::query(
+        let query = query(
             "INSERT INTO occurrences (key, start_utc, start_local, timezone, duration_min, host,
                  topic, agenda, settings_json, marker, state, attempts, not_before, last_error,
                  created_at, updated_at)
@@ -358,7 +414,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let settings = settings_text(&o.settings);
-        let query = sqlx::query(
+        let query = query(
             "UPDATE occurrences SET state = 'creating', attempts = attempts + 1, not_before = NULL,
                  missing_host = NULL,
                  start_local = ?, duration_min = ?, host = ?, topic = ?, agenda = ?,
@@ -380,33 +436,42 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Runs one write with `synchronous = FULL`: committed to disk before this returns, so a
-    /// request sent afterwards never outlives the record of it. The rest of the daemon's
-    /// writes stay NORMAL (one fsync per commit costs ~4 ms on this disk, against ~0.04 ms).
-    async fn durably<'q>(
+    /// Runs one write durably: committed to disk before this returns, so a request sent
+    /// afterwards never outlives the record of it. SQLite: with `synchronous = FULL`; the rest
+    /// of the daemon's writes stay NORMAL (one fsync per commit costs ~4 ms on this disk,
+    /// against ~0.04 ms). PostgreSQL: every commit is (`synchronous_commit` on).
+    async fn durably(
         &self,
-        query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    ) -> std::result::Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error> {
-        let mut conn = self.full_sync().await?;
-        let result = query.execute(&mut *conn).await;
-        normal_sync(conn).await;
-        result
-    }
-
-    /// A connection set to `synchronous = FULL`; give it back with [`normal_sync`].
-    async fn full_sync(
-        &self,
-    ) -> std::result::Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
-        sqlx::query("PRAGMA synchronous = FULL")
+        query: engine::Query,
+    ) -> std::result::Result<engine::Done, sqlx::Error> {
+        let Pool::Sqlite(pool) = &self.pool else {
+            return query.execute(&self.pool).await;
+        };
+        let mut conn = full_sync(pool).await?;
+        let rows = query
+            .sqlite()
             .execute(&mut *conn)
-            .await?;
-        Ok(conn)
+            .await
+            .map(|r| r.rows_affected());
+        normal_sync(conn).await;
+        Ok(engine::Done::new(rows?))
     }
 
-    /// The `synchronous` level the intent writes run with (2 = FULL), read on their path.
+    /// How durable the intent writes are, as SQLite's `synchronous` level on their path (2 =
+    /// FULL). PostgreSQL: 2 when `synchronous_commit` waits for the disk (on, remote_write,
+    /// remote_apply, local), else 0.
     pub async fn intent_synchronous(&self) -> Result<i64> {
-        let mut conn = self.full_sync().await.map_err(q("read synchronous"))?;
+        let pool = match &self.pool {
+            Pool::Sqlite(pool) => pool,
+            Pool::Postgres(_) => {
+                let level: String = query_scalar("SELECT current_setting('synchronous_commit')")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(q("read synchronous_commit"))?;
+                return Ok(if level == "off" { 0 } else { 2 });
+            }
+        };
+        let mut conn = full_sync(pool).await.map_err(q("read synchronous"))?;
         let level = sqlx::query_scalar("PRAGMA synchronous")
             .fetch_one(&mut *conn)
             .await
@@ -421,7 +486,7 @@ impl Store {
         m: &CreatedMeeting,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
+        query(
             "UPDATE occurrences SET state = 'created', meeting_id = ?, meeting_uuid = ?,
                  join_url = ?, password = ?, last_error = NULL, not_before = NULL,
                  recording_state = 'waiting', next_poll_at = start_utc, updated_at = ?
@@ -471,7 +536,7 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
+        query(
             "UPDATE occurrences SET state = ?, not_before = ?, last_error = ?, updated_at = ?
              WHERE id = ?",
         )
@@ -493,7 +558,7 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query("UPDATE occurrences SET last_error = ?, updated_at = ? WHERE id = ?")
+        query("UPDATE occurrences SET last_error = ?, updated_at = ? WHERE id = ?")
             .bind(reason)
             .bind(ts(now))
             .bind(id)
@@ -505,7 +570,7 @@ impl Store {
 
     /// Records what a PATCH changed.
     pub async fn mark_updated(&self, id: i64, o: &NewOccurrence, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
+        query(
             "UPDATE occurrences SET topic = ?, duration_min = ?, agenda = ?, settings_json = ?,
                  start_local = ?, updated_at = ?
              WHERE id = ?",
@@ -525,7 +590,7 @@ impl Store {
 
     /// Meetings zoomd created that have not started: what the drift check compares.
     pub async fn created_upcoming(&self, now: DateTime<Utc>) -> Result<Vec<OccurrenceRow>> {
-        sqlx::query_as(&format!(
+        query_as(format!(
             "SELECT {OCC_COLS} FROM occurrences
              WHERE state = 'created' AND meeting_id IS NOT NULL AND start_utc > ?
              ORDER BY host, start_utc"
@@ -544,7 +609,7 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
+        query(
             "UPDATE occurrences SET state = 'deferred', not_before = ?1, last_error = ?2,
                  meeting_id = NULL, meeting_uuid = NULL, join_url = NULL, password = NULL,
                  recording_state = 'waiting', next_poll_at = NULL, updated_at = ?1
@@ -569,7 +634,7 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
+        query(
             "UPDATE occurrences SET state = 'failed', missing_host = ?, not_before = ?,
                  last_error = ?, updated_at = ?
              WHERE id = ?",
@@ -587,7 +652,7 @@ impl Store {
 
     /// The schedule file changed: creates that failed for a missing host are due again.
     pub async fn forget_missing_hosts(&self, now: DateTime<Utc>) -> Result<u64> {
-        let r = sqlx::query(
+        let r = query(
             "UPDATE occurrences SET not_before = ?1, missing_host = NULL
              WHERE state = 'failed' AND missing_host IS NOT NULL AND start_utc > ?1",
         )
@@ -601,7 +666,7 @@ impl Store {
     /// Holds the cancellation of an occurrence for `zoomd apply`. True when it was not held
     /// before (so the caller says so once).
     pub async fn hold_cancellation(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
-        let r = sqlx::query(
+        let r = query(
             "UPDATE occurrences SET cancel_held_at = ? WHERE id = ? AND cancel_held_at IS NULL",
         )
         .bind(ts(now))
@@ -614,7 +679,7 @@ impl Store {
 
     /// The occurrence is scheduled again: its held (or confirmed) cancellation is void.
     pub async fn release_cancellation(&self, id: i64) -> Result<()> {
-        sqlx::query(
+        query(
             "UPDATE occurrences SET cancel_held_at = NULL, cancel_confirmed_at = NULL WHERE id = ?",
         )
         .bind(id)
@@ -626,7 +691,7 @@ impl Store {
 
     /// `zoomd apply`: confirms the cancellation of these occurrences (held, or about to be).
     pub async fn confirm_cancellation(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
+        query(
             "UPDATE occurrences SET cancel_held_at = coalesce(cancel_held_at, ?1),
                  cancel_confirmed_at = ?1
              WHERE id = ?2 AND state != 'cancelled'",
@@ -641,7 +706,7 @@ impl Store {
 
     /// The occurrence left the schedule (and its meeting, if any, was deleted).
     pub async fn mark_cancelled(&self, id: i64, reason: &str, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
+        query(
             "UPDATE occurrences SET state = 'cancelled', recording_state = 'none',
                  cancel_held_at = NULL, cancel_confirmed_at = NULL,
                  next_poll_at = NULL, not_before = NULL, last_error = ?, updated_at = ?
@@ -663,7 +728,7 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<OccurrenceRow>> {
-        sqlx::query_as(&format!(
+        query_as(format!(
             "SELECT {OCC_COLS} FROM occurrences WHERE start_utc >= ? AND start_utc <= ?"
         ))
         .bind(ts(from))
@@ -678,7 +743,7 @@ impl Store {
         key: &str,
         start: DateTime<Utc>,
     ) -> Result<Option<OccurrenceRow>> {
-        sqlx::query_as(&format!(
+        query_as(format!(
             "SELECT {OCC_COLS} FROM occurrences WHERE key = ? AND start_utc = ?"
         ))
         .bind(key)
@@ -690,7 +755,7 @@ impl Store {
 
     /// Occurrences that are live (not cancelled) and start at or after `from`.
     pub async fn live_occurrences_from(&self, from: DateTime<Utc>) -> Result<Vec<OccurrenceRow>> {
-        sqlx::query_as(&format!(
+        query_as(format!(
             "SELECT {OCC_COLS} FROM occurrences
              WHERE state IN ('creating', 'created', 'deferred', 'failed') AND start_utc >= ?
              ORDER BY start_utc, key"
@@ -703,7 +768,7 @@ impl Store {
 
     /// The earliest instant a deferred or failed create needs another look.
     pub async fn next_create_attempt(&self) -> Result<Option<DateTime<Utc>>> {
-        let s: Option<String> = sqlx::query_scalar(
+        let s: Option<String> = query_scalar(
             // A deferred create whose start comes before its retry is due at the start: it
             // then becomes a visible failure ("never created").
             "SELECT min(CASE WHEN state = 'deferred' AND start_utc < not_before THEN start_utc
@@ -720,7 +785,7 @@ impl Store {
 
     /// Every occurrence in `creating` (outcome unknown), whatever its start.
     pub async fn unresolved_creates(&self) -> Result<Vec<OccurrenceRow>> {
-        sqlx::query_as(&format!(
+        query_as(format!(
             "SELECT {OCC_COLS} FROM occurrences WHERE state = 'creating' ORDER BY start_utc"
         ))
         .fetch_all(&self.pool)
@@ -730,7 +795,7 @@ impl Store {
 
     /// Occurrences still `deferred` although their start has passed (never created).
     pub async fn deferred_started(&self, now: DateTime<Utc>) -> Result<Vec<OccurrenceRow>> {
-        sqlx::query_as(&format!(
+        query_as(format!(
             "SELECT {OCC_COLS} FROM occurrences
              WHERE state = 'deferred' AND start_utc <= ? ORDER BY start_utc"
         ))
@@ -761,7 +826,7 @@ impl Store {
             Some(Period::Upcoming) => " ORDER BY start_utc, key",
             _ => " ORDER BY start_utc DESC, key",
         });
-        sqlx::query_as(&sql)
+        query_as(sql)
             .bind(ts(now))
             .bind(filter.key.as_deref())
             .fetch_all(&self.pool)
@@ -774,7 +839,7 @@ impl Store {
 
     /// Created meetings whose recording poll is due.
     pub async fn due_polls(&self, now: DateTime<Utc>) -> Result<Vec<OccurrenceRow>> {
-        sqlx::query_as(&format!(
+        query_as(format!(
             "SELECT {OCC_COLS} FROM occurrences
              WHERE state = 'created' AND recording_state IN ('waiting', 'found', 'complete')
                AND next_poll_at IS NOT NULL AND next_poll_at <= ?
@@ -788,7 +853,7 @@ impl Store {
 
     /// The earliest pending recording poll, if any.
     pub async fn next_poll_at(&self) -> Result<Option<DateTime<Utc>>> {
-        let s: Option<String> = sqlx::query_scalar(
+        let s: Option<String> = query_scalar(
             "SELECT min(next_poll_at) FROM occurrences
              WHERE state = 'created' AND recording_state IN ('waiting', 'found', 'complete')",
         )
@@ -806,7 +871,7 @@ impl Store {
         next: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
+        query(
             "UPDATE occurrences SET recording_state = ?, next_poll_at = ?, polls = polls + 1,
                  updated_at = ?
              WHERE id = ?",
@@ -829,7 +894,7 @@ impl Store {
         next: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
+        query(
             "UPDATE occurrences SET
                  recording_state = CASE WHEN recording_state = 'waiting' THEN 'found'
                                         ELSE recording_state END,
@@ -849,8 +914,9 @@ impl Store {
 
     /// Asks for an early poll (a download found its URL expired).
     pub async fn poll_soon(&self, occurrence_id: i64, at: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
-            "UPDATE occurrences SET next_poll_at = min(coalesce(next_poll_at, ?1), ?1)
+        query(
+            "UPDATE occurrences SET next_poll_at = CASE
+                 WHEN next_poll_at IS NULL OR next_poll_at > ?1 THEN ?1 ELSE next_poll_at END
              WHERE id = ?2 AND state = 'created'",
         )
         .bind(ts(at))
@@ -866,18 +932,18 @@ impl Store {
     pub async fn upsert_recording(&self, r: &SeenRecording, now: DateTime<Utc>) -> Result<i64> {
         let now = ts(now);
         let scan = r.scan.as_ref();
-        sqlx::query(
+        query(
             "INSERT INTO recordings (occurrence_id, meeting_uuid, meeting_id, start_time,
                  total_size, state, last_polled_at, first_seen_at, updated_at, host, topic,
                  duration_min)
              VALUES (?1, ?2, ?3, ?4, ?5, 'processing', ?6, ?6, ?6, ?7, ?8, ?9)
              ON CONFLICT (meeting_uuid) DO UPDATE SET
-                 occurrence_id = coalesce(occurrence_id, excluded.occurrence_id),
+                 occurrence_id = coalesce(recordings.occurrence_id, excluded.occurrence_id),
                  total_size = excluded.total_size, last_polled_at = excluded.last_polled_at,
-                 start_time = coalesce(excluded.start_time, start_time),
-                 host = coalesce(host, excluded.host),
-                 topic = coalesce(excluded.topic, topic),
-                 duration_min = coalesce(excluded.duration_min, duration_min),
+                 start_time = coalesce(excluded.start_time, recordings.start_time),
+                 host = coalesce(recordings.host, excluded.host),
+                 topic = coalesce(excluded.topic, recordings.topic),
+                 duration_min = coalesce(excluded.duration_min, recordings.duration_min),
                  refresh_at = NULL,
                  updated_at = excluded.updated_at",
         )
@@ -893,7 +959,7 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(q("upsert recording"))?;
-        sqlx::query_scalar("SELECT id FROM recordings WHERE meeting_uuid = ?")
+        query_scalar("SELECT id FROM recordings WHERE meeting_uuid = ?")
             .bind(&r.meeting_uuid)
             .fetch_one(&self.pool)
             .await
@@ -902,7 +968,7 @@ impl Store {
 
     /// One occurrence by row id.
     pub async fn occurrence(&self, id: i64) -> Result<Option<OccurrenceRow>> {
-        sqlx::query_as(&format!("SELECT {OCC_COLS} FROM occurrences WHERE id = ?"))
+        query_as(format!("SELECT {OCC_COLS} FROM occurrences WHERE id = ?"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -911,7 +977,7 @@ impl Store {
 
     /// The occurrence zoomd created this Zoom meeting for, if any.
     pub async fn occurrence_by_meeting(&self, meeting_id: i64) -> Result<Option<OccurrenceRow>> {
-        sqlx::query_as(&format!(
+        query_as(format!(
             "SELECT {OCC_COLS} FROM occurrences WHERE meeting_id = ?"
         ))
         .bind(meeting_id)
@@ -922,7 +988,7 @@ impl Store {
 
     /// A recording the scan found is listed again by uuid at `at` (a download URL went stale).
     pub async fn refresh_soon(&self, recording_id: i64, at: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
+        query(
             "UPDATE recordings SET refresh_at = CASE WHEN refresh_at IS NULL OR refresh_at > ?1
                  THEN ?1 ELSE refresh_at END
              WHERE id = ?2",
@@ -946,7 +1012,7 @@ impl Store {
     }
 
     async fn set_refresh(&self, recording_id: i64, at: Option<DateTime<Utc>>) -> Result<()> {
-        sqlx::query("UPDATE recordings SET refresh_at = ? WHERE id = ?")
+        query("UPDATE recordings SET refresh_at = ? WHERE id = ?")
             .bind(at.map(ts))
             .bind(recording_id)
             .execute(&self.pool)
@@ -957,7 +1023,7 @@ impl Store {
 
     /// Files waiting in the download queue (from the state index).
     pub async fn queued_files(&self) -> Result<i64> {
-        sqlx::query_scalar("SELECT count(*) FROM recording_files WHERE state = 'queued'")
+        query_scalar("SELECT count(*) FROM recording_files WHERE state = 'queued'")
             .fetch_one(&self.pool)
             .await
             .map_err(q("count queued files"))
@@ -965,7 +1031,7 @@ impl Store {
 
     /// Recordings found by the scan whose refresh is due.
     pub async fn due_refreshes(&self, now: DateTime<Utc>) -> Result<Vec<RecordingRow>> {
-        sqlx::query_as(&format!(
+        query_as(format!(
             "SELECT {REC_COLS} FROM recordings WHERE refresh_at IS NOT NULL AND refresh_at <= ?
              ORDER BY refresh_at"
         ))
@@ -977,12 +1043,11 @@ impl Store {
 
     /// The earliest refresh due, if any.
     pub async fn next_refresh_at(&self) -> Result<Option<DateTime<Utc>>> {
-        let s: Option<String> = sqlx::query_scalar(
-            "SELECT min(refresh_at) FROM recordings WHERE refresh_at IS NOT NULL",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(q("next refresh"))?;
+        let s: Option<String> =
+            query_scalar("SELECT min(refresh_at) FROM recordings WHERE refresh_at IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(q("next refresh"))?;
         instant("next refresh", "recordings.refresh_at", s)
     }
 
@@ -992,7 +1057,7 @@ impl Store {
         &self,
         before: DateTime<Utc>,
     ) -> Result<Vec<RecordingRow>> {
-        sqlx::query_as(&format!(
+        query_as(format!(
             "SELECT {REC_COLS} FROM recordings
              WHERE occurrence_id IS NULL AND state = 'archived' AND start_time <= ?
              ORDER BY start_time"
@@ -1008,8 +1073,8 @@ impl Store {
 
     /// The users the scan has seen, by name.
     pub async fn scan_users(&self) -> Result<Vec<ScanUserRow>> {
-        sqlx::query_as(&format!(
-            "SELECT {SCAN_USER_COLS} FROM scan_users ORDER BY user"
+        query_as(format!(
+            "SELECT {SCAN_USER_COLS} FROM scan_users ORDER BY \"user\""
         ))
         .fetch_all(&self.pool)
         .await
@@ -1027,17 +1092,20 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<ScanUserRow> {
         let now = ts(now);
-        sqlx::query(
-            "INSERT INTO scan_users (user, email, status, since, added_at, updated_at)
+        query(
+            "INSERT INTO scan_users (\"user\", email, status, since, added_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-             ON CONFLICT (user) DO UPDATE SET
-                 email = coalesce(excluded.email, email),
-                 status = coalesce(excluded.status, status),
-                 done_through = CASE WHEN excluded.since < since THEN NULL ELSE done_through END,
-                 since = min(since, excluded.since),
-                 updated_at = CASE WHEN excluded.since < since OR excluded.email IS NOT email
-                                     OR excluded.status IS NOT status
-                                   THEN excluded.updated_at ELSE updated_at END",
+             ON CONFLICT (\"user\") DO UPDATE SET
+                 email = coalesce(excluded.email, scan_users.email),
+                 status = coalesce(excluded.status, scan_users.status),
+                 done_through = CASE WHEN excluded.since < scan_users.since THEN NULL
+                                     ELSE scan_users.done_through END,
+                 since = CASE WHEN excluded.since < scan_users.since THEN excluded.since
+                              ELSE scan_users.since END,
+                 updated_at = CASE WHEN excluded.since < scan_users.since
+                                     OR excluded.email IS DISTINCT FROM scan_users.email
+                                     OR excluded.status IS DISTINCT FROM scan_users.status
+                                   THEN excluded.updated_at ELSE scan_users.updated_at END",
         )
         .bind(user)
         .bind(email)
@@ -1047,8 +1115,8 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(q("add scan user"))?;
-        sqlx::query_as(&format!(
-            "SELECT {SCAN_USER_COLS} FROM scan_users WHERE user = ?"
+        query_as(format!(
+            "SELECT {SCAN_USER_COLS} FROM scan_users WHERE \"user\" = ?"
         ))
         .bind(user)
         .fetch_one(&self.pool)
@@ -1059,10 +1127,10 @@ impl Store {
     /// The totals `/metrics` reports, each from an index.
     pub async fn metrics_snapshot(&self, now: DateTime<Utc>) -> Result<MetricsSnapshot> {
         let (created, archived, bytes, queue, last): (i64, i64, i64, i64, Option<String>) =
-            sqlx::query_as(
+            query_as(
                 "SELECT (SELECT count(*) FROM events WHERE kind = 'created'),
                         (SELECT count(*) FROM recording_files WHERE state = 'archived'),
-                        (SELECT coalesce(sum(bytes), 0) FROM recording_files
+                        (SELECT CAST(coalesce(sum(bytes), 0) AS BIGINT) FROM recording_files
                           WHERE state = 'archived'),
                         (SELECT count(*) FROM recording_files
                           WHERE state IN ('queued', 'downloading')),
@@ -1089,7 +1157,7 @@ impl Store {
         e: &NewWebhookEvent<'_>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let r = sqlx::query(
+        let r = query(
             "INSERT INTO webhook_events (dedupe_key, event, meeting_uuid, meeting_id, received_at,
                  outcome, body)
              VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -1110,7 +1178,7 @@ impl Store {
 
     /// Webhook notifications stored, newest first (at most `limit`).
     pub async fn webhook_events(&self, limit: i64) -> Result<Vec<WebhookEventRow>> {
-        sqlx::query_as(
+        query_as(
             "SELECT id, dedupe_key, event, meeting_uuid, meeting_id, received_at, outcome, body
              FROM webhook_events ORDER BY id DESC LIMIT ?",
         )
@@ -1122,7 +1190,7 @@ impl Store {
 
     /// Is the database answering? (`/healthz`)
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1")
+        query("SELECT 1")
             .execute(&self.pool)
             .await
             .map_err(q("ping"))?;
@@ -1132,9 +1200,9 @@ impl Store {
     /// How the account scan stands, for `zoomd status` (one row per user of the account at
     /// most, so a plain aggregate).
     pub async fn scan_summary(&self) -> Result<ScanSummary> {
-        sqlx::query_as(
-            "SELECT count(*) AS users, coalesce(sum(next_scan_at IS NOT NULL), 0) AS scheduled,
-                    coalesce(sum(last_error IS NOT NULL), 0) AS failing,
+        query_as(
+            "SELECT count(*) AS users, count(next_scan_at) AS scheduled,
+                    count(last_error) AS failing,
                     min(done_through) AS done_through, max(last_scan_at) AS last_scan_at
              FROM scan_users",
         )
@@ -1150,20 +1218,26 @@ impl Store {
             op: "unschedule scans",
             source: sqlx::Error::Protocol(e.to_string()),
         })?;
-        sqlx::query(
+        // The list as one JSON array: however many users, one parameter.
+        let sql = if self.pool.is_postgres() {
             "UPDATE scan_users SET next_scan_at = NULL
-             WHERE next_scan_at IS NOT NULL AND user NOT IN (SELECT value FROM json_each(?))",
-        )
-        .bind(list)
-        .execute(&self.pool)
-        .await
-        .map_err(q("unschedule scans"))?;
+             WHERE next_scan_at IS NOT NULL
+               AND \"user\" NOT IN (SELECT json_array_elements_text(?::json))"
+        } else {
+            "UPDATE scan_users SET next_scan_at = NULL
+             WHERE next_scan_at IS NOT NULL AND \"user\" NOT IN (SELECT value FROM json_each(?))"
+        };
+        query(sql)
+            .bind(list)
+            .execute(&self.pool)
+            .await
+            .map_err(q("unschedule scans"))?;
         Ok(())
     }
 
     /// No user's scan before `until` (the account's user list could not be read).
     pub async fn postpone_scans(&self, until: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
+        query(
             "UPDATE scan_users SET next_scan_at = ?1
              WHERE next_scan_at IS NOT NULL AND next_scan_at < ?1",
         )
@@ -1181,12 +1255,12 @@ impl Store {
         through: NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
+        query(
             "UPDATE scan_users SET windows_done = windows_done + 1,
                  done_through = CASE WHEN done_through IS NULL OR done_through < ?1 THEN ?1
                                      ELSE done_through END,
                  updated_at = ?2
-             WHERE user = ?3",
+             WHERE \"user\" = ?3",
         )
         .bind(through.to_string())
         .bind(ts(now))
@@ -1205,10 +1279,10 @@ impl Store {
         next: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
+        query(
             "UPDATE scan_users SET last_error = ?1, next_scan_at = ?2, updated_at = ?3,
                  last_scan_at = CASE WHEN ?1 IS NULL THEN ?3 ELSE last_scan_at END
-             WHERE user = ?4",
+             WHERE \"user\" = ?4",
         )
         .bind(error)
         .bind(ts(next))
@@ -1230,20 +1304,23 @@ impl Store {
         } else {
             FileState::Processing
         };
-        sqlx::query(
+        query(
             "INSERT INTO recording_files (recording_id, file_id, file_type, file_extension,
                  recording_type, recording_start, recording_end, file_size, download_url, state,
                  next_attempt_at, first_seen_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?11)
              ON CONFLICT (recording_id, file_id) DO UPDATE SET
-                 file_size = coalesce(excluded.file_size, file_size),
-                 download_url = coalesce(excluded.download_url, download_url),
-                 recording_end = coalesce(excluded.recording_end, recording_end),
-                 state = CASE WHEN state = 'processing' THEN excluded.state ELSE state END,
-                 next_attempt_at = CASE WHEN state = 'processing' THEN excluded.next_attempt_at
-                                        ELSE next_attempt_at END,
-                 updated_at = CASE WHEN state = 'processing' AND excluded.state = 'queued'
-                                   THEN excluded.updated_at ELSE updated_at END",
+                 file_size = coalesce(excluded.file_size, recording_files.file_size),
+                 download_url = coalesce(excluded.download_url, recording_files.download_url),
+                 recording_end = coalesce(excluded.recording_end, recording_files.recording_end),
+                 state = CASE WHEN recording_files.state = 'processing' THEN excluded.state
+                              ELSE recording_files.state END,
+                 next_attempt_at = CASE WHEN recording_files.state = 'processing'
+                                        THEN excluded.next_attempt_at
+                                        ELSE recording_files.next_attempt_at END,
+                 updated_at = CASE WHEN recording_files.state = 'processing'
+                                        AND excluded.state = 'queued'
+                                   THEN excluded.updated_at ELSE recording_files.updated_at END",
         )
         .bind(f.recording_id)
         .bind(&f.file_id)
@@ -1268,7 +1345,7 @@ impl Store {
         recording_id: i64,
         now: DateTime<Utc>,
     ) -> Result<RecordingRow> {
-        sqlx::query(
+        query(
             "UPDATE recordings SET state = CASE
                  WHEN state IN ('cloud_trashed', 'cloud_deleted') THEN state
                  WHEN EXISTS (SELECT 1 FROM recording_files f WHERE f.recording_id = recordings.id
@@ -1290,7 +1367,7 @@ impl Store {
     }
 
     pub async fn recording(&self, id: i64) -> Result<RecordingRow> {
-        sqlx::query_as(&format!("SELECT {REC_COLS} FROM recordings WHERE id = ?"))
+        query_as(format!("SELECT {REC_COLS} FROM recordings WHERE id = ?"))
             .bind(id)
             .fetch_one(&self.pool)
             .await
@@ -1298,7 +1375,7 @@ impl Store {
     }
 
     pub async fn recordings_of(&self, occurrence_id: i64) -> Result<Vec<RecordingRow>> {
-        sqlx::query_as(&format!(
+        query_as(format!(
             "SELECT {REC_COLS} FROM recordings WHERE occurrence_id = ? ORDER BY id"
         ))
         .bind(occurrence_id)
@@ -1313,7 +1390,7 @@ impl Store {
         deleted: bool,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
+        query(
             "UPDATE recordings SET state = ?, updated_at = ? WHERE id = ? AND state = 'archived'",
         )
         .bind(if deleted {
@@ -1333,7 +1410,7 @@ impl Store {
     // files and downloads
 
     pub async fn file(&self, id: i64) -> Result<Option<FileRow>> {
-        sqlx::query_as(&format!("{FILE_SELECT} WHERE f.id = ?"))
+        query_as(format!("{FILE_SELECT} WHERE f.id = ?"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -1341,7 +1418,7 @@ impl Store {
     }
 
     pub async fn files_of_recording(&self, recording_id: i64) -> Result<Vec<FileRow>> {
-        sqlx::query_as(&format!(
+        query_as(format!(
             "{FILE_SELECT} WHERE f.recording_id = ? ORDER BY f.id"
         ))
         .bind(recording_id)
@@ -1352,7 +1429,7 @@ impl Store {
 
     /// Queued files whose next attempt is due, oldest first, with what a download needs.
     pub async fn due_downloads(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<FileRow>> {
-        sqlx::query_as(&format!(
+        query_as(format!(
             "{FILE_SELECT} WHERE f.state = 'queued' AND f.download_url IS NOT NULL
                AND f.next_attempt_at <= ? ORDER BY f.next_attempt_at, f.id LIMIT ?"
         ))
@@ -1365,7 +1442,7 @@ impl Store {
 
     /// The earliest queued download, if any.
     pub async fn next_download_at(&self) -> Result<Option<DateTime<Utc>>> {
-        let s: Option<String> = sqlx::query_scalar(
+        let s: Option<String> = query_scalar(
             "SELECT min(next_attempt_at) FROM recording_files
              WHERE state = 'queued' AND download_url IS NOT NULL",
         )
@@ -1375,15 +1452,20 @@ impl Store {
         instant("next download", "recording_files.next_attempt_at", s)
     }
 
-    /// Claims a queued file for download; false when someone else did or it changed state.
+    /// Claims a queued file for download, with this process's lease on it until `now` +
+    /// the lease; false when someone else did or it changed state. One statement, so of
+    /// processes claiming one file at once exactly one gets it (PostgreSQL re-reads the row
+    /// after the first claim's lock, and finds it no longer queued).
     pub async fn start_download(&self, id: i64, path: &str, now: DateTime<Utc>) -> Result<bool> {
-        let r = sqlx::query(
+        let r = query(
             "UPDATE recording_files SET state = 'downloading', attempts = attempts + 1, path = ?,
-                 updated_at = ?
+                 updated_at = ?, lease_holder = ?, lease_until = ?
              WHERE id = ? AND state = 'queued'",
         )
         .bind(path)
         .bind(ts(now))
+        .bind(&*self.lease.holder)
+        .bind(ts(now + self.lease.length))
         .bind(id)
         .execute(&self.pool)
         .await
@@ -1391,28 +1473,82 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    /// The file is in place and verified.
+    /// The file is in place and verified. False when this process no longer held it (its
+    /// lease ran out and another process took the file over): that one records it.
     pub async fn mark_archived(
         &self,
         id: i64,
         bytes: i64,
         sha256: &str,
         now: DateTime<Utc>,
-    ) -> Result<()> {
-        sqlx::query(
+    ) -> Result<bool> {
+        let r = query(format!(
             "UPDATE recording_files SET state = 'archived', bytes = ?, sha256 = ?, archived_at = ?,
-                 last_error = NULL, failure_kind = NULL, next_attempt_at = NULL, updated_at = ?
-             WHERE id = ?",
-        )
+                 last_error = NULL, failure_kind = NULL, next_attempt_at = NULL, updated_at = ?,
+                 lease_holder = NULL, lease_until = NULL
+             WHERE id = ? AND {HELD}"
+        ))
         .bind(bytes)
         .bind(sha256)
         .bind(ts(now))
         .bind(ts(now))
         .bind(id)
+        .bind(&*self.lease.holder)
         .execute(&self.pool)
         .await
         .map_err(q("mark archived"))?;
-        Ok(())
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Renews this process's lease on a file it downloads, to `now` + the lease. False when
+    /// it holds it no longer (taken over after its lease ran out): the download must stop.
+    pub async fn renew_download(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
+        let r = query(
+            "UPDATE recording_files SET lease_until = ?
+             WHERE id = ? AND state = 'downloading' AND lease_holder = ?",
+        )
+        .bind(ts(now + self.lease.length))
+        .bind(id)
+        .bind(&*self.lease.holder)
+        .execute(&self.pool)
+        .await
+        .map_err(q("renew download lease"))?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Downloads whose lease ran out (their process died or lost the database) go back to
+    /// the queue for any process; the attempt is not counted. Returns how many.
+    pub async fn requeue_expired(&self, now: DateTime<Utc>) -> Result<u64> {
+        let r = query(
+            "UPDATE recording_files SET state = 'queued', next_attempt_at = ?1, updated_at = ?1,
+                 attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
+                 lease_holder = NULL, lease_until = NULL
+             WHERE state = 'downloading' AND lease_until IS NOT NULL AND lease_until <= ?1",
+        )
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await
+        .map_err(q("requeue expired downloads"))?;
+        Ok(r.rows_affected())
+    }
+
+    /// This process's name in `lease_holder`.
+    pub fn lease_holder(&self) -> &str {
+        &self.lease.holder
+    }
+
+    /// How long a claim holds without renewal (`[daemon] lease`).
+    pub fn lease_length(&self) -> chrono::Duration {
+        self.lease.length
+    }
+
+    /// The same store with claims that hold for `length` (`[daemon] lease`).
+    pub fn with_lease(mut self, length: chrono::Duration) -> Store {
+        self.lease = Lease {
+            holder: self.lease.holder,
+            length,
+        };
+        self
     }
 
     /// A failed attempt: queued again at `retry_at`, or `failed` when `retry_at` is `None`.
@@ -1426,12 +1562,13 @@ impl Store {
         stale_url: bool,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
+        query(format!(
             "UPDATE recording_files SET state = ?, failure_kind = ?, last_error = ?,
                  next_attempt_at = ?,
-                 download_url = CASE WHEN ? THEN NULL ELSE download_url END, updated_at = ?
-             WHERE id = ?",
-        )
+                 download_url = CASE WHEN ? THEN NULL ELSE download_url END, updated_at = ?,
+                 lease_holder = NULL, lease_until = NULL
+             WHERE id = ? AND {HELD}"
+        ))
         .bind(if retry_at.is_some() {
             FileState::Queued
         } else {
@@ -1443,6 +1580,7 @@ impl Store {
         .bind(stale_url)
         .bind(ts(now))
         .bind(id)
+        .bind(&*self.lease.holder)
         .execute(&self.pool)
         .await
         .map_err(q("record download failure"))?;
@@ -1452,14 +1590,16 @@ impl Store {
     /// A download stopped at a safe point (shutdown): back in the queue, the attempt not
     /// counted.
     pub async fn requeue(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
+        query(format!(
             "UPDATE recording_files SET state = 'queued', next_attempt_at = ?, updated_at = ?,
-                 attempts = max(attempts - 1, 0)
-             WHERE id = ? AND state = 'downloading'",
-        )
+                 attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
+                 lease_holder = NULL, lease_until = NULL
+             WHERE id = ? AND state = 'downloading' AND {HELD}"
+        ))
         .bind(ts(now))
         .bind(ts(now))
         .bind(id)
+        .bind(&*self.lease.holder)
         .execute(&self.pool)
         .await
         .map_err(q("requeue"))?;
@@ -1467,14 +1607,21 @@ impl Store {
     }
 
     /// After a crash or a stop: downloads that were in progress go back to the queue (their
-    /// `.part` files resume). Returns how many.
+    /// `.part` files resume). Returns how many. SQLite: every one (its one writer is this
+    /// process, so nobody else is downloading). PostgreSQL: only those whose lease ran out
+    /// (or that have none), since other processes may be downloading the rest right now.
     pub async fn requeue_interrupted(&self, now: DateTime<Utc>) -> Result<u64> {
-        let r = sqlx::query(
-            "UPDATE recording_files SET state = 'queued', next_attempt_at = ?, updated_at = ?,
-                 attempts = max(attempts - 1, 0)
-             WHERE state = 'downloading'",
-        )
-        .bind(ts(now))
+        let theirs = if self.pool.is_postgres() {
+            "AND (lease_until IS NULL OR lease_until <= ?1)"
+        } else {
+            ""
+        };
+        let r = query(format!(
+            "UPDATE recording_files SET state = 'queued', next_attempt_at = ?1, updated_at = ?1,
+                 attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
+                 lease_holder = NULL, lease_until = NULL
+             WHERE state = 'downloading' {theirs}"
+        ))
         .bind(ts(now))
         .execute(&self.pool)
         .await
@@ -1484,7 +1631,7 @@ impl Store {
 
     /// `zoomd retry`: failed files back in the queue with fresh attempts. `None` = all failed.
     pub async fn retry_failed(&self, id: Option<i64>, now: DateTime<Utc>) -> Result<u64> {
-        let r = sqlx::query(
+        let r = query(
             "UPDATE recording_files SET state = 'queued', attempts = 0, next_attempt_at = ?,
                  updated_at = ?
              WHERE state = 'failed' AND (? IS NULL OR id = ?)",
@@ -1502,7 +1649,7 @@ impl Store {
     /// Whether another file already uses this archive path.
     pub async fn path_taken(&self, path: &str, except_id: i64) -> Result<bool> {
         let n: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM recording_files WHERE path = ? AND id != ?")
+            query_scalar("SELECT count(*) FROM recording_files WHERE path = ? AND id != ?")
                 .bind(path)
                 .bind(except_id)
                 .fetch_one(&self.pool)
@@ -1513,7 +1660,7 @@ impl Store {
 
     /// Files, newest first, optionally in one state (`zoomd recordings`).
     pub async fn list_files(&self, state: Option<FileState>) -> Result<Vec<FileRow>> {
-        sqlx::query_as(&format!(
+        query_as(format!(
             "{FILE_SELECT} WHERE (?1 IS NULL OR f.state = ?1) ORDER BY start_utc DESC, f.id"
         ))
         .bind(state)
@@ -1529,7 +1676,7 @@ impl Store {
     /// Every quota method counts under the Zoom user the host is known to be (`host_ids`),
     /// else under the name as written.
     pub async fn quota(&self, host: &str, day: NaiveDate) -> Result<(i64, bool)> {
-        let row: Option<(i64, bool)> = sqlx::query_as(&format!(
+        let row: Option<(i64, bool)> = query_as(format!(
             "SELECT calls, exhausted FROM host_quota WHERE host = {QUOTA_KEY} AND day = ?2"
         ))
         .bind(host)
@@ -1545,7 +1692,7 @@ impl Store {
         self.quota_write(
             "count call",
             "INSERT INTO host_quota (host, day, calls) VALUES (QUOTA_KEY, ?2, 1)
-             ON CONFLICT (host, day) DO UPDATE SET calls = calls + 1",
+             ON CONFLICT (host, day) DO UPDATE SET calls = host_quota.calls + 1",
             host,
             day,
         )
@@ -1559,10 +1706,10 @@ impl Store {
     pub async fn take_call(&self, host: &str, day: NaiveDate, cap: i64) -> Result<bool> {
         let sql = format!(
             "INSERT INTO host_quota (host, day, calls) VALUES ({QUOTA_KEY}, ?2, 1)
-             ON CONFLICT (host, day) DO UPDATE SET calls = calls + 1
-                 WHERE calls < ?3 AND exhausted = 0"
+             ON CONFLICT (host, day) DO UPDATE SET calls = host_quota.calls + 1
+                 WHERE host_quota.calls < ?3 AND NOT host_quota.exhausted"
         );
-        let r = sqlx::query(&sql)
+        let r = query(sql)
             .bind(host)
             .bind(day.to_string())
             .bind(cap)
@@ -1576,7 +1723,8 @@ impl Store {
     pub async fn uncount_call(&self, host: &str, day: NaiveDate) -> Result<()> {
         self.quota_write(
             "uncount call",
-            "UPDATE host_quota SET calls = max(calls - 1, 0) WHERE host = QUOTA_KEY AND day = ?2",
+            "UPDATE host_quota SET calls = CASE WHEN calls > 0 THEN calls - 1 ELSE 0 END
+             WHERE host = QUOTA_KEY AND day = ?2",
             host,
             day,
         )
@@ -1590,8 +1738,10 @@ impl Store {
         let changed = self
             .quota_write(
                 "mark quota",
-                "INSERT INTO host_quota (host, day, calls, exhausted) VALUES (QUOTA_KEY, ?2, 0, 1)
-                 ON CONFLICT (host, day) DO UPDATE SET exhausted = 1 WHERE exhausted = 0",
+                "INSERT INTO host_quota (host, day, calls, exhausted)
+                 VALUES (QUOTA_KEY, ?2, 0, TRUE)
+                 ON CONFLICT (host, day) DO UPDATE SET exhausted = TRUE
+                     WHERE NOT host_quota.exhausted",
                 host,
                 day,
             )
@@ -1608,7 +1758,7 @@ impl Store {
         day: NaiveDate,
     ) -> Result<u64> {
         let sql = sql.replace("QUOTA_KEY", QUOTA_KEY);
-        let r = sqlx::query(&sql)
+        let r = query(sql)
             .bind(host)
             .bind(day.to_string())
             .execute(&self.pool)
@@ -1630,47 +1780,43 @@ impl Store {
         // IMMEDIATE: the transaction reads before it writes, and a deferred one that another
         // writer overtakes in between fails with SQLITE_BUSY instead of waiting its turn
         // (creates for several hosts finish at once).
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
+        let mut tx = self.pool.begin("BEGIN IMMEDIATE").await.map_err(q(op))?;
+        let known: Option<String> = query_scalar("SELECT user_id FROM host_ids WHERE host = ?")
+            .bind(host)
+            .fetch_optional(&mut tx)
             .await
             .map_err(q(op))?;
-        let known: Option<String> =
-            sqlx::query_scalar("SELECT user_id FROM host_ids WHERE host = ?")
-                .bind(host)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(q(op))?;
         if known.as_deref() == Some(user_id) {
             return Ok(());
         }
-        sqlx::query(
+        query(
             "INSERT INTO host_ids (host, user_id, seen_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (host) DO UPDATE SET user_id = ?2, seen_at = ?3",
         )
         .bind(host)
         .bind(user_id)
         .bind(ts(now))
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await
         .map_err(q(op))?;
         if host != user_id {
-            sqlx::query(
+            query(
                 "INSERT INTO host_quota (host, day, calls, exhausted)
                      SELECT ?2, day, calls, exhausted FROM host_quota WHERE host = ?1 AND day = ?3
-                 ON CONFLICT (host, day) DO UPDATE SET calls = calls + excluded.calls,
-                     exhausted = max(exhausted, excluded.exhausted)",
+                 ON CONFLICT (host, day) DO UPDATE SET
+                     calls = host_quota.calls + excluded.calls,
+                     exhausted = host_quota.exhausted OR excluded.exhausted",
             )
             .bind(host)
             .bind(user_id)
             .bind(day.to_string())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await
             .map_err(q(op))?;
-            sqlx::query("DELETE FROM host_quota WHERE host = ? AND day = ?")
+            query("DELETE FROM host_quota WHERE host = ? AND day = ?")
                 .bind(host)
                 .bind(day.to_string())
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await
                 .map_err(q(op))?;
         }
@@ -1682,7 +1828,7 @@ impl Store {
     // events and views
 
     pub async fn add_event(&self, e: &NewEvent<'_>, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
+        query(
             "INSERT INTO events (at, kind, key, occurrence_id, meeting_id, file_row, message)
              VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
@@ -1701,7 +1847,7 @@ impl Store {
 
     /// The newest events first.
     pub async fn events(&self, limit: i64) -> Result<Vec<EventRow>> {
-        sqlx::query_as(
+        query_as(
             "SELECT id, at, kind, key, occurrence_id, meeting_id, file_row, message
              FROM events ORDER BY id DESC LIMIT ?",
         )
@@ -1717,7 +1863,7 @@ impl Store {
         since: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<ArchiveRow>> {
-        sqlx::query_as(
+        query_as(
             "SELECT key, topic, start_utc, start_local, meeting_id, meeting_uuid, file_row, file_id,
                     file_type, file_extension, bytes, sha256, path, archived_at, host
              FROM archive WHERE archived_at >= ? ORDER BY archived_at DESC, file_row DESC LIMIT ?",
@@ -1731,7 +1877,7 @@ impl Store {
 
     /// The `archive` view.
     pub async fn archive(&self) -> Result<Vec<ArchiveRow>> {
-        sqlx::query_as(
+        query_as(
             "SELECT key, topic, start_utc, start_local, meeting_id, meeting_uuid, file_row, file_id,
                     file_type, file_extension, bytes, sha256, path, archived_at, host
              FROM archive ORDER BY start_utc, file_row",
@@ -1740,6 +1886,90 @@ impl Store {
         .await
         .map_err(q("read archive"))
     }
+}
+
+/// Opens (creating file and parent directories if missing) and migrates a SQLite database.
+async fn open_sqlite(path: &Path) -> Result<SqlitePool> {
+    let display = path.display().to_string();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: display.clone(),
+            source,
+        })?;
+    }
+    let opts = base_options(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // NORMAL in WAL mode never corrupts; a power cut can lose the last commits, which
+        // the reconcile steps redo. The one write that must survive it, a create's
+        // intent, is committed with FULL (see `durably`).
+        .synchronous(SqliteSynchronous::Normal);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(opts)
+        .await
+        .map_err(|source| StoreError::Open {
+            path: display.clone(),
+            source,
+        })?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .map_err(|source| StoreError::Migrate {
+            path: display,
+            source,
+        })?;
+    Ok(pool)
+}
+
+/// Connects to a PostgreSQL database; migrates it unless `read_only` (then every transaction
+/// of the pool is read-only, so a query command cannot write). Two processes starting at
+/// once migrate once: sqlx's migrator holds `pg_advisory_lock` (keyed by the database's
+/// name) from before it reads `_sqlx_migrations` until it is done.
+async fn open_postgres(pg: &PgTarget, read_only: bool) -> Result<sqlx::PgPool> {
+    let display = pg.to_string();
+    let open_err = |source| StoreError::Open {
+        path: display.clone(),
+        source,
+    };
+    // The URL carries no password (PgTarget keeps it apart); without one, sqlx looks at
+    // $PGPASSWORD and ~/.pgpass as libpq does.
+    let mut opts = PgConnectOptions::from_str(pg.url().as_str())
+        .map_err(open_err)?
+        .application_name("zoomd");
+    if let Some(password) = pg.password() {
+        opts = opts.password(password.expose());
+    }
+    if read_only {
+        opts = opts.options([("default_transaction_read_only", "on")]);
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(if read_only { 2 } else { 8 })
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(opts)
+        .await
+        .map_err(open_err)?;
+    if !read_only {
+        PG_MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                path: display.clone(),
+                source,
+            })?;
+    }
+    Ok(pool)
+}
+
+/// A SQLite connection set to `synchronous = FULL`; give it back with [`normal_sync`].
+async fn full_sync(
+    pool: &SqlitePool,
+) -> std::result::Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query("PRAGMA synchronous = FULL")
+        .execute(&mut *conn)
+        .await?;
+    Ok(conn)
 }
 
 /// Back to NORMAL. A connection left on FULL is only slower: this never fails a write.

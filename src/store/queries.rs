@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::engine::query_as;
 use super::rows::OCC_COLS;
 use super::{ERROR_EVENT_KINDS, EventRow, FailureItem, OccurrenceRow, Result, Store, q, ts};
 
@@ -57,7 +58,7 @@ const STATUS_COUNTS: &str = "SELECT
      (SELECT count(*) FROM recording_files WHERE state = 'failed') AS files_failed,
      (SELECT count(*) FROM recording_files
        WHERE state = 'archived' AND archived_at >= ?2) AS archived_since,
-     (SELECT coalesce(sum(bytes), 0) FROM recording_files
+     (SELECT CAST(coalesce(sum(bytes), 0) AS BIGINT) FROM recording_files
        WHERE state = 'archived' AND archived_at >= ?2) AS archived_bytes_since,
      (SELECT count(*) FROM occurrences WHERE recording_state = 'missing')
          AS recordings_missing,
@@ -103,7 +104,7 @@ fn newest_event_sql(kinds: usize) -> String {
         vec!["SELECT max(id) AS m FROM events WHERE kind = ?"; kinds].join(" UNION ALL ");
     format!(
         "SELECT id, at, kind, key, occurrence_id, meeting_id, file_row, message
-         FROM events WHERE id = (SELECT max(m) FROM ({per_kind}))"
+         FROM events WHERE id = (SELECT max(m) FROM ({per_kind}) AS newest)"
     )
 }
 
@@ -202,7 +203,7 @@ impl Store {
         now: DateTime<Utc>,
         since: DateTime<Utc>,
     ) -> Result<StatusCounts> {
-        sqlx::query_as(STATUS_COUNTS)
+        query_as(STATUS_COUNTS)
             .bind(ts(now))
             .bind(ts(since))
             .fetch_one(&self.pool)
@@ -217,7 +218,7 @@ impl Store {
         now: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<OccurrenceRow>> {
-        sqlx::query_as(&format!("SELECT {OCC_COLS} {UPCOMING}"))
+        query_as(format!("SELECT {OCC_COLS} {UPCOMING}"))
             .bind(ts(now))
             .bind(limit)
             .fetch_all(&self.pool)
@@ -232,7 +233,7 @@ impl Store {
         now: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<OccurrenceRow>> {
-        sqlx::query_as(&format!("SELECT {OCC_COLS} {PENDING}"))
+        query_as(format!("SELECT {OCC_COLS} {PENDING}"))
             .bind(ts(now))
             .bind(limit)
             .fetch_all(&self.pool)
@@ -242,7 +243,7 @@ impl Store {
 
     /// Creates waiting for their `not_before`, soonest meeting first.
     async fn deferred_creates(&self, limit: i64) -> Result<Vec<OccurrenceRow>> {
-        sqlx::query_as(&format!("SELECT {OCC_COLS} {DEFERRED}"))
+        query_as(format!("SELECT {OCC_COLS} {DEFERRED}"))
             .bind(limit)
             .fetch_all(&self.pool)
             .await
@@ -251,7 +252,7 @@ impl Store {
 
     /// The newest `limit` rows of the `failures` view.
     async fn newest_failures(&self, limit: i64) -> Result<Vec<FailureItem>> {
-        sqlx::query_as(NEWEST_FAILURES)
+        query_as(NEWEST_FAILURES)
             .bind(limit)
             .fetch_all(&self.pool)
             .await
@@ -265,7 +266,7 @@ impl Store {
         }
         // Kinds are fixed strings from the code, never input; still bound, one by one.
         let sql = newest_event_sql(kinds.len());
-        let mut query = sqlx::query_as(&sql);
+        let mut query = query_as(sql);
         for k in kinds {
             query = query.bind(*k);
         }
@@ -283,8 +284,11 @@ mod tests {
     /// The plan of `sql`, one line per step.
     async fn plan(store: &Store, sql: &str) -> Vec<String> {
         let explain = format!("EXPLAIN QUERY PLAN {sql}");
+        let crate::store::engine::Pool::Sqlite(pool) = &store.pool else {
+            panic!("the plan test runs on SQLite");
+        };
         sqlx::query_as::<_, (i64, i64, i64, String)>(&explain)
-            .fetch_all(&store.pool)
+            .fetch_all(pool)
             .await
             .expect("explain")
             .into_iter()

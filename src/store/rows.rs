@@ -8,8 +8,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite};
+use sqlx::{Postgres, Row, Sqlite};
+
+use super::engine::{Arg, IntoArg};
 
 /// Settings as sent to Zoom (`settings` of a meeting): a JSON object.
 pub type Settings = Map<String, Value>;
@@ -25,15 +28,22 @@ pub struct Corrupt {
     pub reason: String,
 }
 
+/// A row of either engine.
+#[derive(Clone, Copy)]
+pub(super) enum RowRef<'r> {
+    Sqlite(&'r SqliteRow),
+    Postgres(&'r PgRow),
+}
+
 /// One row being read: decodes columns and names the row when one is corrupt.
 pub(super) struct Cols<'r> {
-    row: &'r SqliteRow,
+    row: RowRef<'r>,
     table: &'static str,
     id: &'static str,
 }
 
 impl<'r> Cols<'r> {
-    pub(super) fn new(row: &'r SqliteRow, table: &'static str, id: &'static str) -> Self {
+    pub(super) fn new(row: RowRef<'r>, table: &'static str, id: &'static str) -> Self {
         Cols { row, table, id }
     }
 
@@ -42,21 +52,21 @@ impl<'r> Cols<'r> {
     }
 
     fn corrupt(&self, column: &'static str, reason: String) -> sqlx::Error {
-        let text = |c: &str| {
-            self.row
-                .try_get_unchecked::<Option<String>, _>(c)
-                .ok()
-                .flatten()
+        // SQLite reads any value as text; PostgreSQL only text columns (checked: an unchecked
+        // read would take an integer's bytes for text).
+        let text = |c: &str| match self.row {
+            RowRef::Sqlite(r) => r.try_get_unchecked::<Option<String>, _>(c).ok().flatten(),
+            RowRef::Postgres(r) => r.try_get::<Option<String>, _>(c).ok().flatten(),
+        };
+        let int = |c: &str| match self.row {
+            RowRef::Sqlite(r) => r.try_get_unchecked::<Option<i64>, _>(c).ok().flatten(),
+            RowRef::Postgres(r) => r.try_get::<Option<i64>, _>(c).ok().flatten(),
         };
         let value = match text(column) {
             Some(v) => format!("'{}'", v.chars().take(80).collect::<String>()),
             None => "a value of another type".to_string(),
         };
-        let row = self
-            .row
-            .try_get_unchecked::<Option<i64>, _>(self.id)
-            .ok()
-            .flatten()
+        let row = int(self.id)
             .map(|i| i.to_string())
             .or_else(|| text(self.id))
             .unwrap_or_else(|| "?".to_string());
@@ -71,12 +81,37 @@ impl<'r> Cols<'r> {
 
     fn decode<T>(&self, column: &'static str) -> Result<T, sqlx::Error>
     where
-        T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+        T: sqlx::Decode<'r, Sqlite>
+            + sqlx::Type<Sqlite>
+            + sqlx::Decode<'r, Postgres>
+            + sqlx::Type<Postgres>,
     {
-        self.row.try_get(column).map_err(|e| match e {
+        let got = match self.row {
+            RowRef::Sqlite(r) => r.try_get(column),
+            RowRef::Postgres(r) => r.try_get(column),
+        };
+        got.map_err(|e| match e {
             sqlx::Error::ColumnDecode { source, .. } => self.corrupt(column, source.to_string()),
             other => other,
         })
+    }
+
+    /// SQLite decodes the column as sqlx does; PostgreSQL reads it as text and parses it
+    /// (instants, dates and states are text columns there too, see migrations/postgres).
+    fn native_or_parsed<T>(&self, column: &'static str) -> Result<Option<T>, sqlx::Error>
+    where
+        T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite> + std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match self.row {
+            RowRef::Sqlite(r) => r.try_get(column).map_err(|e| match e {
+                sqlx::Error::ColumnDecode { source, .. } => {
+                    self.corrupt(column, source.to_string())
+                }
+                other => other,
+            }),
+            RowRef::Postgres(_) => self.parse(column),
+        }
     }
 
     fn parse<T>(&self, column: &'static str) -> Result<Option<T>, sqlx::Error>
@@ -113,10 +148,26 @@ macro_rules! sqlx_columns {
     )*};
 }
 
-sqlx_columns!(
-    i64,
-    String,
-    bool,
+sqlx_columns!(i64, String, bool);
+
+/// Text in the database on both engines: decoded by sqlx on SQLite, parsed on PostgreSQL.
+macro_rules! text_columns {
+    ($($t:ty),* $(,)?) => {$(
+        impl FromColumn for $t {
+            fn read(cols: &Cols<'_>, column: &'static str) -> Result<Self, sqlx::Error> {
+                cols.native_or_parsed(column)?
+                    .ok_or_else(|| cols.corrupt(column, "unexpected NULL".into()))
+            }
+        }
+        impl FromColumn for Option<$t> {
+            fn read(cols: &Cols<'_>, column: &'static str) -> Result<Self, sqlx::Error> {
+                cols.native_or_parsed(column)
+            }
+        }
+    )*};
+}
+
+text_columns!(
     DateTime<Utc>,
     NaiveDate,
     OccurrenceState,
@@ -146,10 +197,20 @@ impl FromColumn for Settings {
 /// `$id` (a column of the row) when corrupt.
 macro_rules! from_row {
     ($name:ident, $table:literal, $id:literal, [$($field:ident),* $(,)?]) => {
-        impl<'r> sqlx::FromRow<'r, SqliteRow> for $name {
-            fn from_row(row: &'r SqliteRow) -> Result<Self, sqlx::Error> {
+        impl $name {
+            fn read_row(row: RowRef<'_>) -> Result<Self, sqlx::Error> {
                 let cols = Cols::new(row, $table, $id);
                 Ok($name { $($field: cols.get(stringify!($field))?,)* })
+            }
+        }
+        impl<'r> sqlx::FromRow<'r, SqliteRow> for $name {
+            fn from_row(row: &'r SqliteRow) -> Result<Self, sqlx::Error> {
+                $name::read_row(RowRef::Sqlite(row))
+            }
+        }
+        impl<'r> sqlx::FromRow<'r, PgRow> for $name {
+            fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+                $name::read_row(RowRef::Postgres(row))
             }
         }
     };
@@ -169,6 +230,15 @@ macro_rules! state_enum {
 
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text,)* }
+            }
+        }
+
+        impl IntoArg for $name {
+            fn into_arg(self) -> Arg {
+                Arg::Text(Some(self.as_str().to_string()))
+            }
+            fn null() -> Arg {
+                Arg::Text(None)
             }
         }
 
@@ -474,7 +544,8 @@ from_row!(
     [users, scheduled, failing, done_through, last_scan_at]
 );
 
-pub(super) const SCAN_USER_COLS: &str = "user, email, status, since, done_through, windows_done,
+pub(super) const SCAN_USER_COLS: &str =
+    "\"user\", email, status, since, done_through, windows_done,
     last_scan_at, next_scan_at, last_error";
 
 pub(super) const REC_COLS: &str =

@@ -66,6 +66,15 @@ pub async fn run_due(
     // Which file each task works on, so a task that fails or panics does not leave its row
     // in `downloading` until the next start.
     let mut working: std::collections::HashMap<tokio::task::Id, i64> = Default::default();
+    // A process that died mid-download left its files `downloading` under a lease that has
+    // run out by now: they are queued again, and anyone (this process too) takes them.
+    let expired = ctx.store.requeue_expired(ctx.now()).await?;
+    if expired > 0 {
+        tracing::info!(
+            files = expired,
+            "downloads whose lease ran out are back in the queue"
+        );
+    }
     loop {
         while tasks.len() < limit && !shutdown.is_triggered() {
             let due = ctx
@@ -119,6 +128,25 @@ pub async fn run_due(
         }
     }
     Ok(report)
+}
+
+/// Renews this process's lease on a file every third of its length while the download runs;
+/// returns only when the lease is lost. Measured on tokio's timer, not the logical clock: it
+/// paces I/O (like a timeout), not the schedule, and a manual clock would spin on it.
+async fn keep_lease(ctx: &Ctx, id: i64) {
+    let every = (ctx.store.lease_length() / 3)
+        .to_std()
+        .unwrap_or(std::time::Duration::from_secs(20))
+        .max(std::time::Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(every).await;
+        match ctx.store.renew_download(id, ctx.now()).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            // The lease still holds until it runs out; try again at the next tick.
+            Err(e) => tracing::warn!(file_row = id, error = %e, "cannot renew the download lease"),
+        }
+    }
 }
 
 /// Puts files whose download task ended without recording an outcome back in the queue
@@ -206,6 +234,12 @@ pub async fn download_one(
     let work = fetch(ctx, &file, &final_path, progress);
     let result = tokio::select! {
         r = work => r,
+        () = keep_lease(ctx, file.id) => {
+            // Another process took the file over (this one's lease ran out, e.g. while the
+            // database was unreachable): it downloads it; this one stops writing at once.
+            tracing::warn!(key = %file.label(), file_row = file.id, "download lease lost; another process took the file over");
+            return Ok(Outcome::Skipped);
+        }
         _ = shutdown.wait() => {
             // The .part keeps what was written: the next start resumes from its length.
             ctx.store.requeue(file.id, ctx.now()).await?;
@@ -216,9 +250,15 @@ pub async fn download_one(
     let now = ctx.now();
     match result {
         Ok((bytes, sha256)) => {
-            ctx.store
+            if !ctx
+                .store
                 .mark_archived(file.id, bytes as i64, &sha256, now)
-                .await?;
+                .await?
+            {
+                // Taken over meanwhile: the process that holds it now records it.
+                tracing::warn!(key = %file.label(), file_row = file.id, "download lease lost before the file was recorded; another process took it over");
+                return Ok(Outcome::Skipped);
+            }
             ctx.store
                 .refresh_recording_state(file.recording_id, now)
                 .await?;

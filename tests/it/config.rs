@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use zoomd::config::{
     AccountUsers, AfterDownload, Config, ConfigError, Credentials, Env, FILE_TYPES, When,
 };
+use zoomd::store::Database;
 
 const BASE: &str = "[zoom]\naccount_id = \"acc\"\nclient_id = \"cid\"\n";
 
@@ -98,6 +99,64 @@ fn defaults_follow_the_design() {
     let c =
         Config::parse(&text, Path::new("/srv/zoomd/daemon.toml"), &Env::default()).expect("valid");
     assert_eq!(c.daemon.database, PathBuf::from("/srv/zoomd/db/state.db"));
+}
+
+/// `database = "postgres://..."` is a PostgreSQL database; the password never shows, and a
+/// systemd credential `database_password` wins over one in the URL (which is warned about).
+#[test]
+fn a_postgres_url_is_a_database_whose_password_never_shows() {
+    let text = format!(
+        "{BASE}[daemon]\ndatabase = \"postgres://zoomd:url-pw@db.example.org:5432/zoomd\"\n"
+    );
+    let c = parse(&text).expect("valid");
+    let Database::Postgres(pg) = &c.daemon.database else {
+        panic!("not PostgreSQL: {:?}", c.daemon.database);
+    };
+    assert_eq!(pg.password().map(|p| p.expose()), Some("url-pw"));
+    for shown in [c.daemon.database.to_string(), format!("{:?}", c.daemon)] {
+        assert!(!shown.contains("url-pw"), "{shown}");
+    }
+    assert_eq!(
+        c.daemon.database.to_string(),
+        "postgres://zoomd@db.example.org:5432/zoomd"
+    );
+    let warned: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        warned.iter().any(|w| w
+            .starts_with("daemon.toml:5:12: warning: database: the URL holds a password")
+            && w.contains("database_password")
+            && !w.contains("url-pw")),
+        "{warned:?}"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("database_password"), "cred-pw\n").expect("credential");
+    let env = Env {
+        credentials_directory: Some(dir.path().to_path_buf()),
+        ..Env::default()
+    };
+    let c = Config::parse(&text, Path::new("daemon.toml"), &env).expect("valid");
+    let Database::Postgres(pg) = &c.daemon.database else {
+        panic!("not PostgreSQL");
+    };
+    assert_eq!(pg.password().map(|p| p.expose()), Some("cred-pw"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+
+    // Without a password anywhere: none (sqlx then reads $PGPASSWORD, ~/.pgpass).
+    let text = format!("{BASE}[daemon]\ndatabase = \"postgresql://zoomd@127.0.0.1/zoomd\"\n");
+    let c = parse(&text).expect("valid");
+    assert!(c.daemon.database.is_postgres());
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+
+    // A bad URL is an error at its place that does not repeat the password.
+    let e = err(&format!(
+        "{BASE}[daemon]\ndatabase = \"mysql://zoomd:url-pw@db/zoomd\"\n"
+    ));
+    assert!(
+        e.starts_with("daemon.toml:5:12: database: a URL with scheme 'mysql'"),
+        "{e}"
+    );
+    assert!(!e.contains("url-pw"), "{e}");
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! The state database on a real temp file: migrate, every transition, each view, reopen.
+//! The state database on both engines (a real temp file, and a throw-away PostgreSQL
+//! cluster): migrate, every transition, each view, reopen.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use zoomd::store::{
@@ -6,7 +7,21 @@ use zoomd::store::{
     OccurrenceState, RecordingWatch, SeenFile, SeenRecording, Store, StoreError,
 };
 
-use crate::helpers::{claim, failures};
+use crate::helpers::{Engine, TestDb, both_engines, claim, failures};
+
+both_engines!(
+    a_read_only_open_of_a_database_never_made_says_so,
+    full_round_trip_through_every_view,
+    interrupted_downloads_are_requeued_on_start,
+    rows_come_back_typed,
+    a_corrupt_value_is_an_error_naming_the_row_not_a_default,
+    an_intent_is_a_claim_and_is_written_durably,
+    only_sqlite_has_one_writer,
+    the_daily_cap_counts_one_zoom_user_however_the_host_is_written,
+    scan_progress_resumes_restarts_for_an_earlier_since_and_unschedules_who_left,
+    a_download_lease_is_held_renewed_and_taken_over_once_it_runs_out,
+    the_daily_cap_holds_for_takers_in_several_processes_at_once,
+);
 
 fn t(s: &str) -> DateTime<Utc> {
     s.parse().expect("instant")
@@ -59,20 +74,17 @@ async fn opens_creates_parents_and_uses_wal() {
     store.close().await;
 }
 
-#[tokio::test]
-async fn read_only_open_of_a_missing_database_says_so() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let e = Store::open_read_only(&dir.path().join("none.db"))
+/// No file, or (PostgreSQL) a database without zoomd's tables: "not found", not an SQL error.
+async fn a_read_only_open_of_a_database_never_made_says_so(db: TestDb) {
+    let e = Store::open_read_only(&db.database)
         .await
         .expect_err("missing");
     assert!(e.to_string().contains("not found"), "{e}");
+    assert!(matches!(e, StoreError::Missing { .. }), "{e:?}");
 }
 
-#[tokio::test]
-async fn full_round_trip_through_every_view() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("state.db");
-    let store = Store::open(&path).await.expect("open");
+async fn full_round_trip_through_every_view(db: TestDb) {
+    let store = db.open().await;
     let now = t("2026-11-28T10:00:00Z");
 
     // An upcoming meeting: intent, then created. Ids beyond 32 bits survive.
@@ -265,7 +277,9 @@ async fn full_round_trip_through_every_view() {
     store.close().await;
 
     // Everything is still there after reopening, also read-only.
-    let store = Store::open_read_only(&path).await.expect("reopen");
+    let store = Store::open_read_only(&db.database).await.expect("reopen");
+    // The view people query, with its own idea of "now" (strftime / to_char).
+    assert_eq!(db.scalar("SELECT count(*) FROM upcoming_meetings").await, 1);
     assert_eq!(store.archive().await.expect("view").len(), 2);
     assert_eq!(store.events(10).await.expect("events")[0].kind, "created");
     let status = store.status(Utc::now(), now, 10).await.expect("status");
@@ -284,10 +298,8 @@ async fn full_round_trip_through_every_view() {
     assert_eq!(store.integrity_check().await.expect("check"), "ok");
 }
 
-#[tokio::test]
-async fn interrupted_downloads_are_requeued_on_start() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("s.db")).await.expect("open");
+async fn interrupted_downloads_are_requeued_on_start(db: TestDb) {
+    let store = db.open().await;
     let now = t("2026-11-28T10:00:00Z");
     let o = store
         .record_create_intent(&occurrence("k", t("2026-11-27T10:00:00Z")), now)
@@ -329,23 +341,23 @@ async fn interrupted_downloads_are_requeued_on_start() {
     let f = store.due_downloads(now, 1).await.expect("due")[0].id;
     assert!(claim(&store, f, "p", now).await);
     assert!(store.due_downloads(now, 1).await.expect("due").is_empty());
-    assert_eq!(store.requeue_interrupted(now).await.expect("requeue"), 1);
+    // SQLite: the one writer starting again takes its interrupted downloads at once.
+    // PostgreSQL: another process may hold them; a start takes them once the lease ran out.
+    let start = match db.engine {
+        Engine::Sqlite => now,
+        Engine::Postgres => {
+            let early = now + store.lease_length() - Duration::seconds(1);
+            assert_eq!(store.requeue_interrupted(early).await.expect("requeue"), 0);
+            now + store.lease_length()
+        }
+    };
+    assert_eq!(store.requeue_interrupted(start).await.expect("requeue"), 1);
     let row = store.file(f).await.expect("read").expect("row");
     assert_eq!((row.state.as_str(), row.attempts), ("queued", 0));
 }
 
-/// Runs `sql` on the database file beside the store (as a person with sqlite3 could).
-async fn poke(path: &std::path::Path, sql: &str) {
-    let url = format!("sqlite://{}", path.display());
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("connect");
-    sqlx::query(sql).execute(&pool).await.expect("poke");
-    pool.close().await;
-}
-
-#[tokio::test]
-async fn rows_come_back_typed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("s.db")).await.expect("open");
+async fn rows_come_back_typed(db: TestDb) {
+    let store = db.open().await;
     let start = t("2026-12-07T09:00:00Z");
     let now = t("2026-12-01T08:00:00Z");
     let want = occurrence("standup", start);
@@ -380,23 +392,17 @@ async fn rows_come_back_typed() {
     store.close().await;
 }
 
-#[tokio::test]
-async fn a_corrupt_value_is_an_error_naming_the_row_not_a_default() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("s.db");
-    let store = Store::open(&db).await.expect("open");
+async fn a_corrupt_value_is_an_error_naming_the_row_not_a_default(db: TestDb) {
+    let store = db.open().await;
     let now = t("2026-12-01T08:00:00Z");
     let row = store
         .record_create_intent(&occurrence("standup", t("2026-12-07T09:00:00Z")), now)
         .await
         .expect("intent")
         .expect("claimed");
-    // What a hand edit in sqlite3 could leave behind.
-    poke(
-        &db,
-        "UPDATE occurrences SET updated_at = 'yesterday', timezone = 'Europe/Berln'",
-    )
-    .await;
+    // What a hand edit in sqlite3 or psql could leave behind.
+    db.poke("UPDATE occurrences SET updated_at = 'yesterday', timezone = 'Europe/Berln'")
+        .await;
     let err = store
         .unresolved_creates()
         .await
@@ -413,8 +419,7 @@ async fn a_corrupt_value_is_an_error_naming_the_row_not_a_default() {
     );
 
     // '1 day' sorts before any instant, so `min(...)` returns it.
-    poke(
-        &db,
+    db.poke(
         "UPDATE occurrences SET updated_at = '2026-12-01T08:00:00Z', timezone = 'UTC',
              not_before = '1 day', state = 'deferred'",
     )
@@ -427,10 +432,8 @@ async fn a_corrupt_value_is_an_error_naming_the_row_not_a_default() {
     store.close().await;
 }
 
-#[tokio::test]
-async fn an_intent_is_a_claim_and_is_written_durably() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("s.db")).await.expect("open");
+async fn an_intent_is_a_claim_and_is_written_durably(db: TestDb) {
+    let store = db.open().await;
     let now = t("2026-12-01T08:00:00Z");
     let want = occurrence("standup", t("2026-12-07T09:00:00Z"));
     let first = store
@@ -463,16 +466,30 @@ async fn an_intent_is_a_claim_and_is_written_durably() {
             .await
             .expect("retry")
     );
-    // The intent path commits with synchronous = FULL (2): on disk before the request.
+    // The intent path commits with synchronous = FULL (2) on SQLite, and PostgreSQL's
+    // synchronous_commit is on: on disk before the request.
     assert_eq!(store.intent_synchronous().await.expect("level"), 2);
     store.close().await;
 }
 
-#[tokio::test]
-async fn a_second_writer_is_refused_with_the_holders_pid() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("state.db");
-    let first = Store::open_writer(&db).await.expect("first writer");
+/// SQLite: a second writer is refused, naming the holder's pid. PostgreSQL: processes share
+/// the database (the work is claimed row by row), so no lock is taken.
+async fn only_sqlite_has_one_writer(db: TestDb) {
+    if db.engine == Engine::Postgres {
+        let first = Store::open_writer(&db.database)
+            .await
+            .expect("first writer");
+        let second = Store::open_writer(&db.database)
+            .await
+            .expect("a second writer shares PostgreSQL");
+        second.close().await;
+        first.close().await;
+        return;
+    }
+    let first = Store::open_writer(&db.database)
+        .await
+        .expect("first writer");
+    let db = db.database.sqlite_path().expect("a file").to_path_buf();
     let err = Store::open_writer(&db)
         .await
         .expect_err("a second writer must be refused");
@@ -494,10 +511,8 @@ async fn a_second_writer_is_refused_with_the_holders_pid() {
     again.close().await;
 }
 
-#[tokio::test]
-async fn the_daily_cap_counts_one_zoom_user_however_the_host_is_written() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("s.db")).await.expect("open");
+async fn the_daily_cap_counts_one_zoom_user_however_the_host_is_written(db: TestDb) {
+    let store = db.open().await;
     let now = t("2026-12-01T08:00:00Z");
     let day = now.date_naive();
     for host in ["me", "me", "owner@example.com"] {
@@ -532,12 +547,8 @@ async fn the_daily_cap_counts_one_zoom_user_however_the_host_is_written() {
     store.close().await;
 }
 
-#[tokio::test]
-async fn scan_progress_resumes_restarts_for_an_earlier_since_and_unschedules_who_left() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("state.db"))
-        .await
-        .expect("open");
+async fn scan_progress_resumes_restarts_for_an_earlier_since_and_unschedules_who_left(db: TestDb) {
+    let store = db.open().await;
     let now = t("2026-12-02T10:00:00Z");
     let d = |s: &str| s.parse::<NaiveDate>().expect("date");
     let u = store
@@ -605,4 +616,142 @@ async fn scan_progress_resumes_restarts_for_an_earlier_since_and_unschedules_who
     assert_eq!(jane.since, d("2026-06-01"));
     assert_eq!(bob.next_scan_at, Some(now + Duration::hours(1)));
     store.close().await;
+}
+
+/// Several processes starting at once on an empty PostgreSQL database migrate it once:
+/// sqlx's migrator holds an advisory lock while it reads and applies. Each `Store::open`
+/// has its own pool, so these are separate server sessions, as separate processes would be.
+mod two_processes_starting_at_once_migrate_once {
+    use super::*;
+
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: scripts/pg-check"]
+    async fn postgres() {
+        let db = TestDb::postgres().await;
+        let opens = (0..4).map(|_| Store::open(&db.database));
+        let stores = futures_util::future::join_all(opens).await;
+        for s in &stores {
+            assert!(s.is_ok(), "{:?}", s.as_ref().err());
+        }
+        let applied = db
+            .scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+            .await;
+        let files = std::fs::read_dir("migrations/postgres")
+            .expect("migrations/postgres")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql"))
+            })
+            .count();
+        assert_eq!(applied, i64::try_from(files).expect("count"));
+        for s in stores.into_iter().flatten() {
+            s.close().await;
+        }
+    }
+}
+
+/// A queued file of a created meeting; its row id.
+async fn queued_file(store: &Store, now: DateTime<Utc>) -> i64 {
+    let o = store
+        .record_create_intent(&occurrence("k", t("2026-11-27T10:00:00Z")), now)
+        .await
+        .expect("intent")
+        .expect("claimed");
+    let rec = store
+        .upsert_recording(
+            &SeenRecording {
+                occurrence_id: Some(o.id),
+                meeting_uuid: "u".into(),
+                meeting_id: 1,
+                start_time: None,
+                total_size: None,
+                scan: None,
+            },
+            now,
+        )
+        .await
+        .expect("rec");
+    let file = SeenFile {
+        recording_id: rec,
+        file_id: "f1".into(),
+        file_type: "MP4".into(),
+        file_extension: "MP4".into(),
+        recording_type: None,
+        recording_start: None,
+        recording_end: None,
+        file_size: Some(100),
+        download_url: Some("https://zoom.us/x".into()),
+        completed: true,
+    };
+    upsert(store, &file, now).await;
+    store.due_downloads(now, 1).await.expect("due")[0].id
+}
+
+/// Two processes on one database (two stores, each its own lease holder): one claim per
+/// file; the holder's renewals keep it; once its lease runs out the file goes back to the
+/// queue and the other takes it over, and the first can then neither renew nor record it.
+async fn a_download_lease_is_held_renewed_and_taken_over_once_it_runs_out(db: TestDb) {
+    let a = db.open().await.with_lease(Duration::seconds(60));
+    let b = db.open().await.with_lease(Duration::seconds(60));
+    assert_ne!(a.lease_holder(), b.lease_holder());
+    let now = t("2026-11-28T10:00:00Z");
+    let f = queued_file(&a, now).await;
+    assert!(a.start_download(f, "p", now).await.expect("claim"));
+    assert!(!b.start_download(f, "p", now).await.expect("claim"));
+    // Within the lease nothing is taken, at start or by a pass.
+    let secs = |n| now + Duration::seconds(n);
+    assert_eq!(b.requeue_expired(secs(59)).await.expect("expire"), 0);
+    assert!(a.renew_download(f, secs(30)).await.expect("renew"));
+    // Renewed at +30 s: it holds until +90 s.
+    assert_eq!(b.requeue_expired(secs(89)).await.expect("expire"), 0);
+    if db.engine == Engine::Postgres {
+        // Another process starting meanwhile leaves a live lease alone (with SQLite's one
+        // writer, whoever starts is the only one, and takes every interrupted download).
+        assert_eq!(b.requeue_interrupted(secs(89)).await.expect("start"), 0);
+    }
+    assert_eq!(b.requeue_expired(secs(90)).await.expect("expire"), 1);
+    let row = b.file(f).await.expect("read").expect("row");
+    assert_eq!(
+        (row.state, row.attempts),
+        (FileState::Queued, 0),
+        "a taken-over attempt is not counted"
+    );
+    assert!(b.start_download(f, "p", secs(91)).await.expect("take over"));
+    assert!(!a.renew_download(f, secs(92)).await.expect("renew"));
+    assert!(!a.mark_archived(f, 100, "ab", secs(93)).await.expect("late"));
+    a.requeue(f, secs(93)).await.expect("late requeue");
+    assert_eq!(
+        b.file(f).await.expect("read").expect("row").state,
+        FileState::Downloading,
+        "the lost holder changes nothing"
+    );
+    assert!(
+        b.mark_archived(f, 100, "ab", secs(94))
+            .await
+            .expect("archive")
+    );
+    let row = b.file(f).await.expect("read").expect("row");
+    assert_eq!(
+        (row.state, row.sha256.as_deref()),
+        (FileState::Archived, Some("ab"))
+    );
+    a.close().await;
+    b.close().await;
+}
+
+/// Creates for one host from two processes at once (two stores, each its own pool) never
+/// take more than the cap between them: each take is one statement.
+async fn the_daily_cap_holds_for_takers_in_several_processes_at_once(db: TestDb) {
+    let a = db.open().await;
+    let b = db.open().await;
+    let day = t("2026-12-01T08:00:00Z").date_naive();
+    let takes = (0..20).map(|i| {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        async move { store.take_call("me", day, 7).await.expect("take") }
+    });
+    let taken = futures_util::future::join_all(takes).await;
+    assert_eq!(taken.iter().filter(|t| **t).count(), 7);
+    assert_eq!(a.quota("me", day).await.expect("quota"), (7, false));
+    a.close().await;
+    b.close().await;
 }
