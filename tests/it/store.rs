@@ -619,23 +619,15 @@ async fn scan_progress_resumes_restarts_for_an_earlier_since_and_unschedules_who
 }
 
 /// Several processes starting at once on an empty PostgreSQL database migrate it once:
-/// sqlx's migrator holds an advisory lock while it reads and applies. Each `Store::open`
-/// has its own pool, so these are separate server sessions, as separate processes would be.
+/// sqlx's migrator holds an advisory lock while it reads and applies. Three `zoomd retry
+/// --failed` (a command that opens the database as a writer, migrating it, and exits) are
+/// started together; then four stores of this process open a fresh database at once (each
+/// its own pool: separate server sessions).
 mod two_processes_starting_at_once_migrate_once {
     use super::*;
 
-    #[tokio::test]
-    #[ignore = "needs PostgreSQL: scripts/pg-check"]
-    async fn postgres() {
-        let db = TestDb::postgres().await;
-        let opens = (0..4).map(|_| Store::open(&db.database));
-        let stores = futures_util::future::join_all(opens).await;
-        for s in &stores {
-            assert!(s.is_ok(), "{:?}", s.as_ref().err());
-        }
-        let applied = db
-            .scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
-            .await;
+    /// How many migrations PostgreSQL has.
+    fn migrations() -> i64 {
         let files = std::fs::read_dir("migrations/postgres")
             .expect("migrations/postgres")
             .filter(|e| {
@@ -643,7 +635,49 @@ mod two_processes_starting_at_once_migrate_once {
                     .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql"))
             })
             .count();
-        assert_eq!(applied, i64::try_from(files).expect("count"));
+        i64::try_from(files).expect("count")
+    }
+
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: scripts/pg-check"]
+    async fn postgres() {
+        let db = TestDb::postgres().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("daemon.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[zoom]\naccount_id = \"acc\"\nclient_id = \"cid\"\n[daemon]\ndatabase = \"{}\"\n",
+                db.database
+            ),
+        )
+        .expect("config");
+        let children: Vec<_> = (0..3)
+            .map(|_| {
+                crate::helpers::zoomd()
+                    .arg("--config")
+                    .arg(&config)
+                    .args(["retry", "--failed"])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("spawn zoomd")
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().expect("zoomd");
+            assert!(out.status.success(), "{}", crate::helpers::text(&out));
+        }
+        let applied = "SELECT count(*) FROM _sqlx_migrations WHERE success";
+        assert_eq!(db.scalar(applied).await, migrations());
+
+        let fresh = TestDb::postgres().await;
+        let opens = (0..4).map(|_| Store::open(&fresh.database));
+        let stores = futures_util::future::join_all(opens).await;
+        for s in &stores {
+            assert!(s.is_ok(), "{:?}", s.as_ref().err());
+        }
+        assert_eq!(fresh.scalar(applied).await, migrations());
         for s in stores.into_iter().flatten() {
             s.close().await;
         }
