@@ -1454,14 +1454,23 @@ impl Store {
 
     /// Claims a queued file for download, with this process's lease on it until `now` +
     /// the lease; false when someone else did or it changed state. One statement, so of
-    /// processes claiming one file at once exactly one gets it (PostgreSQL re-reads the row
-    /// after the first claim's lock, and finds it no longer queued).
+    /// processes claiming one file at once exactly one gets it (SQLite: one writer at a
+    /// time; PostgreSQL: `FOR UPDATE SKIP LOCKED`, and a row re-read after a claim committed
+    /// is no longer queued).
     pub async fn start_download(&self, id: i64, path: &str, now: DateTime<Utc>) -> Result<bool> {
-        let r = query(
+        // PostgreSQL: a row another process is claiming this instant is skipped, not waited
+        // for (it would be 'downloading' once its lock is released anyway).
+        let row = if self.pool.is_postgres() {
+            "id = (SELECT id FROM recording_files WHERE id = ? AND state = 'queued'
+                   FOR UPDATE SKIP LOCKED)"
+        } else {
+            "id = ? AND state = 'queued'"
+        };
+        let r = query(format!(
             "UPDATE recording_files SET state = 'downloading', attempts = attempts + 1, path = ?,
                  updated_at = ?, lease_holder = ?, lease_until = ?
-             WHERE id = ? AND state = 'queued'",
-        )
+             WHERE {row}"
+        ))
         .bind(path)
         .bind(ts(now))
         .bind(&*self.lease.holder)

@@ -21,6 +21,7 @@ both_engines!(
     scan_progress_resumes_restarts_for_an_earlier_since_and_unschedules_who_left,
     a_download_lease_is_held_renewed_and_taken_over_once_it_runs_out,
     the_daily_cap_holds_for_takers_in_several_processes_at_once,
+    of_many_claims_at_once_from_several_processes_one_gets_the_file,
 );
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -786,6 +787,40 @@ async fn the_daily_cap_holds_for_takers_in_several_processes_at_once(db: TestDb)
     let taken = futures_util::future::join_all(takes).await;
     assert_eq!(taken.iter().filter(|t| **t).count(), 7);
     assert_eq!(a.quota("me", day).await.expect("quota"), (7, false));
+    a.close().await;
+    b.close().await;
+}
+
+/// Twenty claims of one queued file at once, from two processes (stores): exactly one wins,
+/// and the file is leased to that one's holder.
+async fn of_many_claims_at_once_from_several_processes_one_gets_the_file(db: TestDb) {
+    let a = db.open().await;
+    let b = db.open().await;
+    let now = t("2026-11-28T10:00:00Z");
+    let f = queued_file(&a, now).await;
+    let claims = (0..20).map(|i| {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        async move {
+            let won = store.start_download(f, "p", now).await.expect("claim");
+            won.then(|| store.lease_holder().to_string())
+        }
+    });
+    let winners: Vec<String> = futures_util::future::join_all(claims)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let row = a.file(f).await.expect("read").expect("row");
+    assert_eq!((row.state, row.attempts), (FileState::Downloading, 1));
+    // The winner may renew; the other may not.
+    let (winner, loser) = if winners[0] == a.lease_holder() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    assert!(winner.renew_download(f, now).await.expect("renew"));
+    assert!(!loser.renew_download(f, now).await.expect("renew"));
     a.close().await;
     b.close().await;
 }
