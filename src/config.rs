@@ -636,7 +636,7 @@ struct SegmentSize(u64);
 impl<'de> Deserialize<'de> for SegmentSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        let n = parse_size(&s).map_err(de::Error::custom)?;
+        let n = parse_size(&s).map_err(|e| de::Error::custom(format!("segment_size: {e}")))?;
         if !(8 * MIB..=1024 * MIB).contains(&n) {
             return Err(de::Error::custom(format!(
                 "segment_size = {s:?} is out of range: must be \"8MiB\" to \"1GiB\""
