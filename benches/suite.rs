@@ -434,7 +434,13 @@ impl Series {
 
     fn rss(&self) -> (f64, f64) {
         (
-            median(&self.zoomd.iter().map(|m| mib(m.maxrss_kib)).collect::<Vec<_>>()),
+            median(
+                &self
+                    .zoomd
+                    .iter()
+                    .map(|m| mib(m.maxrss_kib))
+                    .collect::<Vec<_>>(),
+            ),
             median(
                 &self
                     .zoomd
@@ -648,7 +654,9 @@ fn bench_download(rt: &tokio::runtime::Runtime, work: &Path, reps: usize, rows: 
         let size = 1024 * MIB;
         let sim = start_sim(rt, size);
         sim.set_download_rate_per_connection(Some(40 * MIB));
-        let dir = tmpfs.as_ref().map_or(disk.clone(), |t| t.path().to_path_buf());
+        let dir = tmpfs
+            .as_ref()
+            .map_or(disk.clone(), |t| t.path().to_path_buf());
         let s = series(&mut b, &sim, &dir, "", false, "capped");
         let r = median(&s.vs_curl);
         rows.push(
@@ -669,7 +677,9 @@ fn bench_download(rt: &tokio::runtime::Runtime, work: &Path, reps: usize, rows: 
             continue;
         }
         let sim = start_sim(rt, sz * MIB);
-        let dir = tmpfs.as_ref().map_or(disk.clone(), |t| t.path().to_path_buf());
+        let dir = tmpfs
+            .as_ref()
+            .map_or(disk.clone(), |t| t.path().to_path_buf());
         let mut ms = Vec::new();
         for _ in 0..reps {
             b.run_no += 1;

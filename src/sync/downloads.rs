@@ -1,6 +1,9 @@
-//! Streams queued files into the archive: `<final>.part` while hashing, resumed with
-//! `Range` after an interruption, size checked against Zoom's `file_size`, fsynced (file and
-//! directory), renamed into place, then recorded with its sha256. Only then is it archived.
+//! Streams queued files into the archive: `<final>.part` through [`super::part`] (written
+//! and hashed off the receive path), in `Range` segments over several connections when the
+//! file is larger than `segment_size` (the segments done recorded, so a resume fetches only
+//! the missing ones), else in one stream resumed from the part's length; size checked
+//! against Zoom's `file_size`, fsynced (file and directory), renamed into place, then
+//! recorded with its sha256. Only then is it archived.
 //!
 //! Each failed attempt keeps its kind ([`FailureKind`]) to the retry decision: a stored
 //! `download_url` that Zoom rejects (expired) is dropped and the meeting polled again at once

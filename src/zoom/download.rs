@@ -1,14 +1,20 @@
 //! Streaming, resumable downloads of recording files.
 //!
-//! - The body is streamed chunk by chunk into the caller's writer: constant memory for
-//!   files of many GB.
+//! - [`ZoomClient::open_download`] sends the request for a byte range (with `If-Range` when
+//!   the caller knows the file's validator) and checks the answer's headers: an [`Answer`]
+//!   (206 with its range, a 200 whole file, or a 416 at exactly the end) and the file's
+//!   validator (strong ETag, else Last-Modified). [`OpenDownload::read_into`] then streams
+//!   the body chunk by chunk into a [`ChunkSink`]: constant memory for files of many GB, and
+//!   several ranges of one file can be open at once. [`ZoomClient::download`] is both for a
+//!   [`DownloadSink`] (an `AsyncWrite` that can start over).
 //! - Redirects are followed by hand (at most [`MAX_REDIRECTS`] hops). The bearer token is
 //!   sent only to trusted origins (see `trust`); a redirect to any other host (a signed
 //!   storage URL) is followed without `Authorization`.
 //! - Resume: with `offset > 0` the request carries `Range: bytes=offset-`. A 206 must start
-//!   exactly at `offset`. A 200 means the server ignored the range and sends the whole
-//!   file: the sink is told to [`DownloadSink::restart`] before the first byte is written,
-//!   and the outcome says `restarted_from_zero`.
+//!   exactly at `offset`. A 200 means the server ignored the range (or `If-Range` did not
+//!   match) and sends the whole file: `download` tells the sink to
+//!   [`DownloadSink::restart`] before the first byte is written, and the outcome says
+//!   `restarted_from_zero`.
 //! - An HTML answer (Zoom's error page for a bad token) is an error and writes nothing; a
 //!   body shorter than its `Content-Length` is [`ZoomError::Truncated`]; no data for
 //!   `read_idle` is [`ZoomError::Stalled`]. Either way the bytes written so far stay in
