@@ -592,14 +592,19 @@ impl Job<'_> {
         self.pos.store(base, Ordering::Relaxed);
         let part = Part::start(self.handle.clone(), std::iter::once(0..base));
         let mut sink = part.sink(base, u64::MAX);
-        let read = open.read_into(&mut sink, |_| {}).await;
+        let mut last = 0u64;
+        let read = open
+            .read_into(&mut sink, |n| {
+                self.advance(n - last);
+                last = n;
+            })
+            .await;
         // What arrived stays in the part for the next attempt: let the writer finish it.
         let sent = sink.finish();
         let hashed = part.finish().await;
         read.map_err(Failure::Zoom)?;
         sent.map_err(|e| self.disk(e))?;
         let hashed = hashed.map_err(|e| self.disk(e))?;
-        self.advance(hashed.len.saturating_sub(base));
         let total = hashed.len;
         let want = self.expected.or(total_len);
         if let Some(want) = want
@@ -617,7 +622,7 @@ impl Job<'_> {
     /// The missing segments over up to `connections` requests at once; falls back to one
     /// stream when the server ignores `Range`.
     async fn segments(&self, plan: Segments, connections: usize) -> Result<(u64, String), Failure> {
-        let missing: VecDeque<u64> = (0..plan.count())
+        let mut missing: VecDeque<u64> = (0..plan.count())
             .filter(|i| !plan.done.contains(i))
             .collect();
         let done_ranges: Vec<_> = plan
@@ -628,7 +633,7 @@ impl Job<'_> {
                 a..b
             })
             .collect();
-        let Some(&first) = missing.front() else {
+        let Some(first) = missing.pop_front() else {
             // Every segment is in: only the hash is missing.
             let part = Part::start(self.handle.clone(), done_ranges);
             let hashed = part.finish().await.map_err(|e| self.disk(e))?;
@@ -693,7 +698,7 @@ impl Job<'_> {
         );
         let part = Part::start(self.handle.clone(), done_ranges);
         let queue = std::sync::Mutex::new(missing);
-        let first_open = std::sync::Mutex::new(Some(open));
+        let first_open = std::sync::Mutex::new(Some((first, open)));
         let workers = (0..connections.min(plan.count() as usize))
             .map(|_| self.segment_worker(&plan, &part, &queue, &first_open));
         let all = futures_util::future::try_join_all(workers).await;
@@ -709,16 +714,12 @@ impl Job<'_> {
         plan: &Segments,
         part: &Part,
         queue: &std::sync::Mutex<VecDeque<u64>>,
-        first_open: &std::sync::Mutex<Option<OpenDownload>>,
+        first_open: &std::sync::Mutex<Option<(u64, OpenDownload)>>,
     ) -> Result<(), Failure> {
         loop {
             let opened = first_open.lock().map_or(None, |mut o| o.take());
             let (index, open) = match opened {
-                Some(o) => {
-                    let i = queue.lock().map_or(None, |mut q| q.pop_front());
-                    let Some(i) = i else { return Ok(()) };
-                    (i, o)
-                }
+                Some(first) => first,
                 None => {
                     let i = queue.lock().map_or(None, |mut q| q.pop_front());
                     let Some(i) = i else { return Ok(()) };
