@@ -214,7 +214,7 @@ async fn segments_hash() -> Result<(), Box<dyn std::error::Error>> {
         let next = Arc::new(AtomicU64::new(0));
         let t = Instant::now();
         if rep % 2 == 0 {
-            let part = Part::start(file.clone(), []);
+            let part = Part::start(file.clone(), [], 4);
             let mut tasks = Vec::new();
             for _ in 0..4 {
                 let (next, block) = (next.clone(), block.clone());

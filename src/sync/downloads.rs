@@ -590,7 +590,7 @@ impl Job<'_> {
             self.set_len(0).await?;
         }
         self.pos.store(base, Ordering::Relaxed);
-        let part = Part::start(self.handle.clone(), std::iter::once(0..base));
+        let part = Part::start(self.handle.clone(), std::iter::once(0..base), 1);
         let mut sink = part.sink(base, u64::MAX);
         let mut last = 0u64;
         let read = open
@@ -635,7 +635,7 @@ impl Job<'_> {
             .collect();
         let Some(first) = missing.pop_front() else {
             // Every segment is in: only the hash is missing.
-            let part = Part::start(self.handle.clone(), done_ranges);
+            let part = Part::start(self.handle.clone(), done_ranges, 1);
             let hashed = part.finish().await.map_err(|e| self.disk(e))?;
             return self.check_whole(&plan, hashed);
         };
@@ -696,11 +696,11 @@ impl Job<'_> {
                 .sum(),
             Ordering::Relaxed,
         );
-        let part = Part::start(self.handle.clone(), done_ranges);
+        let workers = connections.min(plan.count() as usize);
+        let part = Part::start(self.handle.clone(), done_ranges, workers);
         let queue = std::sync::Mutex::new(missing);
         let first_open = std::sync::Mutex::new(Some((first, open)));
-        let workers = (0..connections.min(plan.count() as usize))
-            .map(|_| self.segment_worker(&plan, &part, &queue, &first_open));
+        let workers = (0..workers).map(|_| self.segment_worker(&plan, &part, &queue, &first_open));
         let all = futures_util::future::try_join_all(workers).await;
         let hashed = part.finish().await;
         all?;

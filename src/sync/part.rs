@@ -1,10 +1,11 @@
 //! Filling a `.part` file at the machine's limit: the receive tasks, one writer thread and
 //! one hasher thread overlap on the cores.
 //!
-//! - Receivers (one per connection, async) hand their chunks, batched to [`BATCH`], to the
-//!   writer over a channel without copying them. At most [`IN_FLIGHT`] bytes of a download
-//!   are between the sockets and the disk (a semaphore of bytes), and at most [`HINTS`] more
-//!   wait for the hasher: a download holds about 12 MiB at any file size.
+//! - Receivers (one per connection, async) copy their chunks into batches of [`BATCH`] and
+//!   hand each to the writer over a channel. At most [`in_flight`] bytes of a download are
+//!   between the sockets and the disk (a semaphore of bytes: a batch per connection and two
+//!   more), and at most [`HINTS`] more wait for the hasher: with 4 connections a download
+//!   holds at most 8 MiB, at any file size.
 //! - The writer (a blocking thread) writes each batch at its offset with one `pwritev`,
 //!   merging adjacent batches up to [`WRITE_MAX`], and starts their writeback at once
 //!   (`sync_file_range` on Linux), waiting for the oldest when more than
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -32,14 +33,18 @@ use tokio::task::JoinHandle;
 use crate::zoom::ChunkSink;
 
 const MIB: usize = 1024 * 1024;
-/// A receiver sends its chunks on once it holds this much.
+/// A receiver copies its chunks into batches of this size and sends each one when full.
 pub const BATCH: usize = MIB;
-/// Bytes of one download between the sockets and the disk.
-pub const IN_FLIGHT: usize = 8 * MIB;
-/// The most one `pwritev` writes (adjacent batches merged).
+/// The most one `pwritev` writes (adjacent batches of one stream merged).
 pub const WRITE_MAX: usize = 4 * MIB;
 /// Written bytes held for the hasher (beyond this it reads them back from the file).
-pub const HINTS: usize = 4 * MIB;
+pub const HINTS: usize = 2 * MIB;
+
+/// Bytes of one download between the sockets and the disk: a batch per connection and two
+/// for the writer.
+pub fn in_flight(connections: usize) -> usize {
+    (connections.clamp(1, 16) + 2) * BATCH
+}
 /// Writeback started but not waited for; beyond it the writer waits for the oldest range.
 pub const WRITEBACK_WINDOW: u64 = 32 * MIB as u64;
 /// `pwritev` takes at most this many buffers (Linux's `IOV_MAX`).
@@ -83,7 +88,13 @@ pub struct Part {
 impl Part {
     /// Starts the writer and the hasher on `file`. `on_file` are ranges the file already holds
     /// (a resumed part): the hasher reads them back as its frontier reaches them.
-    pub fn start(file: Arc<File>, on_file: impl IntoIterator<Item = Range<u64>>) -> Part {
+    /// `connections`: how many sinks will fill it at once (the budget gives each a batch
+    /// and the writer two more).
+    pub fn start(
+        file: Arc<File>,
+        on_file: impl IntoIterator<Item = Range<u64>>,
+        connections: usize,
+    ) -> Part {
         let (tx, rx) = mpsc::unbounded_channel();
         let (htx, hrx) = std_mpsc::channel();
         let hints = Arc::new(AtomicUsize::new(0));
@@ -98,7 +109,7 @@ impl Part {
         let hasher = tokio::task::spawn_blocking(move || hash_loop(&file, &hrx, &hints, ranges));
         Part {
             tx,
-            budget: Arc::new(Semaphore::new(IN_FLIGHT)),
+            budget: Arc::new(Semaphore::new(in_flight(connections))),
             writer,
             hasher,
         }
@@ -112,8 +123,8 @@ impl Part {
             start: offset,
             offset,
             limit,
-            chunks: Vec::new(),
-            len: 0,
+            buf: BytesMut::new(),
+            cap: 0,
             permit: None,
         }
     }
@@ -151,8 +162,9 @@ pub struct PartSink {
     start: u64,
     offset: u64,
     limit: u64,
-    chunks: Vec<Bytes>,
-    len: usize,
+    /// The batch being filled, `cap` bytes at most, and the budget it holds.
+    buf: BytesMut,
+    cap: usize,
     permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -166,12 +178,15 @@ impl PartSink {
         let Some(permit) = self.permit.take() else {
             return Ok(());
         };
-        let chunks = std::mem::take(&mut self.chunks);
-        let len = std::mem::take(&mut self.len);
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let data = self.buf.split().freeze();
+        let len = data.len();
         self.tx
             .send(ToWriter::Data {
                 offset: self.offset - len as u64,
-                chunks,
+                chunks: vec![data],
                 len,
                 permit,
             })
@@ -186,6 +201,8 @@ impl PartSink {
 }
 
 impl ChunkSink for PartSink {
+    /// Copies the chunk into the sink's own batch: the HTTP stack's read buffers are free
+    /// again at once, and what a download holds is exactly what the budget counts.
     async fn put(&mut self, chunk: Bytes) -> io::Result<()> {
         let n = chunk.len() as u64;
         if self.offset.saturating_add(n) > self.limit {
@@ -197,29 +214,30 @@ impl ChunkSink for PartSink {
                 ),
             ));
         }
-        let want = u32::try_from(chunk.len().min(IN_FLIGHT)).unwrap_or(u32::MAX);
-        let permit = match self.budget.clone().try_acquire_many_owned(want) {
-            Ok(p) => p,
-            Err(_) => {
-                // Send what is batched first: its bytes free the budget once written, and
-                // no sink waits while holding bytes back.
-                self.send()?;
-                self.budget
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            if self.permit.is_none() {
+                // A new batch: its share of the budget first. A sink waits here holding
+                // nothing, and one that holds a batch needs only its socket to fill it.
+                let left = usize::try_from(self.limit - self.offset).unwrap_or(usize::MAX);
+                self.cap = BATCH.min(left).max(1);
+                let permits = u32::try_from(self.cap).unwrap_or(u32::MAX);
+                let permit = self
+                    .budget
                     .clone()
-                    .acquire_many_owned(want)
+                    .acquire_many_owned(permits)
                     .await
-                    .map_err(|_| stopped())?
+                    .map_err(|_| stopped())?;
+                self.permit = Some(permit);
+                self.buf.reserve(self.cap);
             }
-        };
-        match &mut self.permit {
-            Some(p) => p.merge(permit),
-            None => self.permit = Some(permit),
-        }
-        self.len += chunk.len();
-        self.offset += n;
-        self.chunks.push(chunk);
-        if self.len >= BATCH {
-            self.send()?;
+            let k = (self.cap - self.buf.len()).min(rest.len());
+            self.buf.extend_from_slice(&rest[..k]);
+            rest = &rest[k..];
+            self.offset += k as u64;
+            if self.buf.len() >= self.cap {
+                self.send()?;
+            }
         }
         Ok(())
     }
@@ -585,7 +603,7 @@ mod tests {
         // The second of four segments is "already there" (a resumed part).
         let seg = want.len().div_ceil(4);
         file.write_all_at(&want[seg..2 * seg], seg as u64).unwrap();
-        let part = Part::start(file.clone(), std::iter::once(seg as u64..2 * seg as u64));
+        let part = Part::start(file.clone(), std::iter::once(seg as u64..2 * seg as u64), 3);
         let mut tasks = Vec::new();
         for i in [3usize, 0, 2] {
             let (a, b) = (i * seg, ((i + 1) * seg).min(want.len()));
@@ -612,7 +630,7 @@ mod tests {
     async fn a_sink_refuses_more_than_its_range() {
         let dir = tempfile::tempdir().unwrap();
         let file = Arc::new(File::create(dir.path().join("y.part")).unwrap());
-        let part = Part::start(file, []);
+        let part = Part::start(file, [], 1);
         let mut sink = part.sink(0, 4);
         sink.put(Bytes::from_static(b"abc")).await.unwrap();
         let e = sink.put(Bytes::from_static(b"de")).await.unwrap_err();
