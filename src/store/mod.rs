@@ -11,6 +11,7 @@
 
 mod database;
 mod engine;
+mod parts;
 pub mod queries;
 mod rows;
 
@@ -27,6 +28,7 @@ use sqlx::sqlite::{
 
 pub use database::{Database, PgTarget};
 use engine::{Pool, query, query_as, query_scalar};
+pub use parts::PartState;
 pub use rows::*;
 
 #[derive(Debug, thiserror::Error)]

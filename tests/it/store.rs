@@ -22,6 +22,7 @@ both_engines!(
     a_download_lease_is_held_renewed_and_taken_over_once_it_runs_out,
     the_daily_cap_holds_for_takers_in_several_processes_at_once,
     of_many_claims_at_once_from_several_processes_one_gets_the_file,
+    download_segments_are_recorded_begun_again_and_cleared,
 );
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -823,4 +824,34 @@ async fn of_many_claims_at_once_from_several_processes_one_gets_the_file(db: Tes
     assert!(!loser.renew_download(f, now).await.expect("renew"));
     a.close().await;
     b.close().await;
+}
+
+/// The segments of a part: begun with the file's validator, each done one recorded, begun
+/// again (a new version of the file) from none, cleared once archived; the row goes with its
+/// file.
+async fn download_segments_are_recorded_begun_again_and_cleared(db: TestDb) {
+    let store = db.open().await;
+    let now = t("2026-11-28T10:00:00Z");
+    let f = queued_file(&store, now).await;
+    assert_eq!(store.part_state(f).await.expect("read"), None);
+    store
+        .begin_part(f, Some("\"v1\""), 100 << 20, 8 << 20, now)
+        .await
+        .expect("begin");
+    for i in [3, 0, 7] {
+        store.segment_done(f, i, now).await.expect("done");
+    }
+    let st = store.part_state(f).await.expect("read").expect("a part");
+    assert_eq!(st.validator.as_deref(), Some("\"v1\""));
+    assert_eq!((st.size, st.segment_size), (100 << 20, 8 << 20));
+    assert_eq!(st.done.into_iter().collect::<Vec<_>>(), vec![0, 3, 7]);
+    store
+        .begin_part(f, None, 100 << 20, 8 << 20, now)
+        .await
+        .expect("begin again");
+    let st = store.part_state(f).await.expect("read").expect("a part");
+    assert!(st.done.is_empty() && st.validator.is_none(), "{st:?}");
+    store.clear_part(f).await.expect("clear");
+    assert_eq!(store.part_state(f).await.expect("read"), None);
+    store.close().await;
 }
