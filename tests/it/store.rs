@@ -606,3 +606,51 @@ async fn scan_progress_resumes_restarts_for_an_earlier_since_and_unschedules_who
     assert_eq!(bob.next_scan_at, Some(now + Duration::hours(1)));
     store.close().await;
 }
+
+/// Object-storage uploads are on record from before their first part until completed or
+/// aborted, and a reopened database (the next start) still lists a crash's.
+#[tokio::test]
+async fn object_uploads_are_on_record_until_forgotten_across_a_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    let now = "2026-12-07T09:00:00Z"
+        .parse::<DateTime<Utc>>()
+        .expect("now");
+    let store = Store::open(&path).await.expect("open");
+    store
+        .record_object_upload("up-2", "2026-12/b.mp4", None, now + Duration::seconds(1))
+        .await
+        .expect("record");
+    store
+        .record_object_upload("up-1", "2026-12/a.mp4", None, now)
+        .await
+        .expect("record");
+    // An upload id is recorded once.
+    assert!(
+        store
+            .record_object_upload("up-1", "2026-12/a.mp4", None, now)
+            .await
+            .is_err()
+    );
+    store.forget_object_upload("up-2").await.expect("forget");
+    store.close().await;
+
+    let store = Store::open(&path).await.expect("reopen");
+    let left = store.object_uploads().await.expect("list");
+    assert_eq!(
+        left,
+        [zoomd::store::ObjectUploadRow {
+            upload_id: "up-1".into(),
+            key: "2026-12/a.mp4".into(),
+            file_id: None,
+            started_at: now,
+        }]
+    );
+    store.forget_object_upload("up-1").await.expect("forget");
+    store
+        .forget_object_upload("up-1")
+        .await
+        .expect("forget twice");
+    assert_eq!(store.object_uploads().await.expect("list"), []);
+    store.close().await;
+}
