@@ -11,8 +11,10 @@
 //!
 //! An interrupted upload is aborted and the file starts again (not resumed): the sha256 state
 //! of the bytes already sent cannot be kept across a crash, and hashing them again would mean
-//! reading them from Zoom anyway. The caller records each [`Upload`] before its first part
-//! and hands the records to [`ObjectArchive::abort_upload`] at the next start.
+//! reading them from Zoom anyway. The sequence for a writer: [`ObjectArchive::create_upload`],
+//! record it (`Store::record_object_upload`) before the first part, [`ObjectWriter::write`]
+//! each buffer, [`ObjectWriter::finish`] (or [`ObjectWriter::abort`]), then
+//! `Store::forget_object_upload`; at start, [`ObjectArchive::abort_recorded`].
 //!
 //! Credentials are static keys (environment or systemd credentials) and never appear in an
 //! error: every message names the endpoint and bucket and is scrubbed of the secret and token.
@@ -77,6 +79,13 @@ pub enum ObjectError {
         place: String,
         key: String,
         message: String,
+    },
+    /// Reading or writing the record of uploads (`object_uploads`) failed.
+    #[error("{place}: the record of uploads: {source}")]
+    Store {
+        place: String,
+        #[source]
+        source: Box<crate::store::StoreError>,
     },
     #[error("{place}: '{key}' is not an archive key: {message}")]
     Key {
@@ -316,7 +325,10 @@ impl ObjectArchive {
             place: self.inner.place.clone(),
             op,
             key: key.to_string(),
-            message: format!("{}{hint}", scrub(&e.to_string(), &self.inner.secrets)),
+            message: format!(
+                "{}{hint}",
+                scrub(&tidy(&e.to_string()), &self.inner.secrets)
+            ),
         }
     }
 
@@ -376,6 +388,29 @@ impl ObjectArchive {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.failed("delete staging object", &upload.key, &e)),
         }
+    }
+
+    /// At start: aborts every upload the database still records (a crash's), deletes its
+    /// staging object and forgets it. Returns how many there were.
+    pub async fn abort_recorded(&self, store: &crate::store::Store) -> Result<usize, ObjectError> {
+        let stored = |source| ObjectError::Store {
+            place: self.inner.place.clone(),
+            source: Box::new(source),
+        };
+        let rows = store.object_uploads().await.map_err(stored)?;
+        for row in &rows {
+            let upload = Upload {
+                key: row.key.clone(),
+                upload_id: row.upload_id.clone(),
+            };
+            self.abort_upload(&upload).await?;
+            store
+                .forget_object_upload(&row.upload_id)
+                .await
+                .map_err(stored)?;
+            tracing::info!(key = %row.key, "aborted an unfinished upload left by an earlier run");
+        }
+        Ok(rows.len())
     }
 
     /// The size and `sha256` metadata of `key`; `None` when there is no such object.
@@ -530,10 +565,7 @@ impl ObjectArchive {
             } else {
                 ""
             };
-            return Err(fail(format!(
-                "HTTP {status}{denied}: {}",
-                body.chars().take(500).collect::<String>()
-            )));
+            return Err(fail(tidy(&format!("HTTP {status}{denied}: {body}"))));
         }
         Ok(())
     }
@@ -666,6 +698,14 @@ impl ObjectWriter {
         Ok(())
     }
 
+    /// Gives the upload up (the download failed or is being stopped): parts in flight are
+    /// cancelled and the upload aborted. The caller then forgets its record of it.
+    pub async fn abort(mut self) -> Result<(), ObjectError> {
+        self.in_flight.abort_all();
+        while self.in_flight.join_next().await.is_some() {}
+        self.archive.abort_upload(&self.upload).await
+    }
+
     /// Sends the rest, completes the upload and verifies: the byte count equals
     /// `expected_size` (Zoom's `file_size`) before completing, the staging object's size
     /// after, and the final object's size and `sha256` metadata after the copy. On any
@@ -752,6 +792,28 @@ impl ObjectWriter {
     }
 }
 
+/// An S3 error body (XML) in a message reduced to its code and message; other text kept to
+/// a readable length.
+fn tidy(text: &str) -> String {
+    let element = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let len = text.get(start..)?.find(&format!("</{name}>"))?;
+        text.get(start..start + len)
+    };
+    match (
+        text.find("<?xml").or_else(|| text.find("<Error>")),
+        element("Code"),
+    ) {
+        (Some(at), Some(code)) => format!(
+            "{}S3 error {code}: {}",
+            text.get(..at).unwrap_or_default(),
+            element("Message").unwrap_or_default()
+        ),
+        _ => text.chars().take(1000).collect(),
+    }
+}
+
 /// `text` with every secret replaced by a placeholder.
 fn scrub(text: &str, secrets: &[Secret]) -> String {
     secrets
@@ -814,6 +876,16 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("very-secret-key"), "{text}");
+    }
+
+    #[test]
+    fn an_s3_error_body_becomes_its_code_and_message() {
+        let text = "POST http://h/b/k - 403 Forbidden: <?xml version=\"1.0\"?>\n<Error><Code>SignatureDoesNotMatch</Code><Message>The signature does not match.</Message><Key>k</Key></Error>";
+        assert_eq!(
+            tidy(text),
+            "POST http://h/b/k - 403 Forbidden: S3 error SignatureDoesNotMatch: The signature does not match."
+        );
+        assert_eq!(tidy("connection refused"), "connection refused");
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //! credentials, and `zoomd check --online`. Ignored by default: `scripts/s3-check` installs
 //! SeaweedFS when missing and runs them.
 
+use chrono::Utc;
 use sha2::{Digest, Sha256};
 use zoomd::objects::{ObjectArchive, ObjectError, PART_SIZE, Upload};
 use zoomd::secret::Secret;
 use zoomd::sim::SimConfig;
+use zoomd::store::Store;
 
 use crate::helpers::{DaemonToml, S3_BUCKET, S3_SECRET, S3Server, spawn_s3, spawn_sim, zoomd};
 
@@ -94,39 +96,51 @@ async fn an_object_past_the_copy_limit_is_streamed_to_its_key_with_metadata() {
 }
 
 /// A writer that dies after its first part leaves an unfinished upload on the server; the
-/// next start aborts it from the recorded upload id (none is left), and the file goes up
-/// again from its first byte.
+/// next start aborts it from the upload id recorded in the database (none is left, and the
+/// record is gone), and the file goes up again from its first byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs SeaweedFS: scripts/s3-check"]
 async fn an_interrupted_upload_is_aborted_at_the_next_start_and_sent_again() {
     let s3 = spawn_s3().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("state.db");
     let key = "2026-12/interrupted.mp4";
     let data = content(PART_SIZE + 4096);
-    let recorded: Upload = {
+    {
+        let store = Store::open(&db).await.expect("open");
         let a = archive(&s3, "p");
         let upload = a.create_upload(key).await.expect("create");
-        let mut w = a.writer(upload.clone());
+        store
+            .record_object_upload(&upload.upload_id, &upload.key, None, Utc::now())
+            .await
+            .expect("record");
+        let mut w = a.writer(upload);
         w.write(&data[..PART_SIZE + 10]).await.expect("write");
         // The crash: the writer is dropped without finish or abort.
         drop(w);
-        upload
-    };
+        store.close().await;
+    }
     assert_eq!(
         s3.multipart_uploads().await,
         ["p/.partial/2026-12/interrupted.mp4"]
     );
 
+    let store = Store::open(&db).await.expect("reopen");
     let next_start = archive(&s3, "p");
-    next_start.abort_upload(&recorded).await.expect("abort");
+    assert_eq!(next_start.abort_recorded(&store).await.expect("abort"), 1);
     assert_eq!(s3.multipart_uploads().await, Vec::<String>::new());
     assert_eq!(s3.keys().await, Vec::<String>::new());
-    // Aborting again (a second restart before the record is cleared) is no error.
-    next_start
-        .abort_upload(&recorded)
-        .await
-        .expect("abort again");
+    assert_eq!(store.object_uploads().await.expect("records"), []);
+    // Aborting an upload S3 no longer knows (a second start before the record went) is no
+    // error.
+    let gone = Upload {
+        key: key.into(),
+        upload_id: "no-such-upload".into(),
+    };
+    next_start.abort_upload(&gone).await.expect("abort again");
 
     assert_archived(&s3, &next_start, "p", key, &data).await;
+    store.close().await;
 }
 
 /// Fewer bytes than Zoom's file_size: nothing is archived and nothing is left behind.
