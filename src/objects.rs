@@ -11,10 +11,10 @@
 //!
 //! An interrupted upload is aborted and the file starts again (not resumed): the sha256 state
 //! of the bytes already sent cannot be kept across a crash, and hashing them again would mean
-//! reading them from Zoom anyway. The sequence for a writer: [`ObjectArchive::create_upload`],
-//! record it (`Store::record_object_upload`) before the first part, [`ObjectWriter::write`]
-//! each buffer, [`ObjectWriter::finish`] (or [`ObjectWriter::abort`]), then
-//! `Store::forget_object_upload`; at start, [`ObjectArchive::abort_recorded`].
+//! reading them from Zoom anyway. The sequence for a writer: [`ObjectArchive::begin`] (creates
+//! the upload and records it in `object_uploads` before the first part), [`ObjectWriter::write`]
+//! each buffer, then [`ObjectWriter::finish`] or [`ObjectWriter::abort`] (either forgets the
+//! record); at start, [`ObjectArchive::abort_recorded`] aborts what a crash left.
 //!
 //! Credentials are static keys (environment or systemd credentials) and never appear in an
 //! error: every message names the endpoint and bucket and is scrubbed of the secret and token.
@@ -28,16 +28,16 @@ use bytes::{Bytes, BytesMut};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AwsAuthorizer};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjectPath;
-use object_store::{
-    Attribute, Attributes, ClientOptions, GetOptions, ObjectStore, PutMultipartOptions, PutPayload,
-    RetryConfig, WriteMultipart,
-};
+use object_store::{Attribute, ClientOptions, GetOptions, ObjectStore, PutPayload, RetryConfig};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 
+use chrono::{DateTime, Utc};
+
 use crate::config::S3Location;
 use crate::secret::Secret;
+use crate::store::Store;
 
 /// Bytes per multipart part: above S3's 5 MiB minimum, and 10,000 parts (S3's maximum) of it
 /// hold 78 GiB, past any recording Zoom makes.
@@ -201,6 +201,20 @@ impl ObjectArchive {
             .clone()
             .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
         let endpoint = endpoint.trim_end_matches('/').to_string();
+        // Checked before it is named in any message: user info in it could be a secret.
+        let parsed = url::Url::parse(&endpoint);
+        let clean = parsed.as_ref().is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.username().is_empty()
+                && u.password().is_none()
+                && u.query().is_none()
+        });
+        if !clean {
+            return Err(ObjectError::Setup {
+                place: location.to_string(),
+                message: "AWS_ENDPOINT_URL is not an http(s) URL without user info or query, e.g. https://s3.example.org".into(),
+            });
+        }
         let place = format!("{location} at {endpoint}");
         let setup = |message: String| ObjectError::Setup {
             place: place.clone(),
@@ -222,7 +236,7 @@ impl ObjectArchive {
             .with_endpoint(&endpoint)
             .with_access_key_id(key_id)
             .with_secret_access_key(secret.expose())
-            // A dead endpoint fails `check --online` in seconds, not minutes.
+            // A dead endpoint fails `check --online` within a minute, not after several.
             .with_retry(RetryConfig {
                 max_retries: 3,
                 retry_timeout: Duration::from_secs(60),
@@ -332,6 +346,13 @@ impl ObjectArchive {
         }
     }
 
+    fn stored(&self, source: crate::store::StoreError) -> ObjectError {
+        ObjectError::Store {
+            place: self.inner.place.clone(),
+            source: Box::new(source),
+        }
+    }
+
     fn verify(&self, key: &str, message: String) -> ObjectError {
         ObjectError::Verify {
             place: self.inner.place.clone(),
@@ -340,9 +361,17 @@ impl ObjectArchive {
         }
     }
 
-    /// Starts the multipart upload of `key` (at its staging key). Record the [`Upload`]
-    /// before sending parts, so that a crash leaves nothing the next start cannot abort.
-    pub async fn create_upload(&self, key: &str) -> Result<Upload, ObjectError> {
+    /// Starts archiving `key`: creates its multipart upload at the staging key and, given a
+    /// store, records it (`object_uploads`, at `now`) before any part is sent, so that a
+    /// crash leaves nothing the next start cannot abort ([`abort_recorded`](Self::abort_recorded)).
+    /// The writer forgets the record once the upload is finished or aborted.
+    pub async fn begin(
+        &self,
+        store: Option<&Store>,
+        key: &str,
+        file_id: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<ObjectWriter, ObjectError> {
         let staging = self.staging(key)?;
         let upload_id = self
             .inner
@@ -350,39 +379,41 @@ impl ObjectArchive {
             .create_multipart(&staging)
             .await
             .map_err(|e| self.failed("create multipart upload", key, &e))?;
-        Ok(Upload {
+        let upload = Upload {
             key: key.to_string(),
             upload_id,
-        })
-    }
-
-    /// A writer for an upload from [`create_upload`](Self::create_upload).
-    pub fn writer(&self, upload: Upload) -> ObjectWriter {
-        ObjectWriter {
-            archive: self.clone(),
-            upload,
-            hasher: Sha256::new(),
-            buf: BytesMut::with_capacity(PART_SIZE),
-            next_part: 0,
-            in_flight: JoinSet::new(),
-            parts: Vec::new(),
-            written: 0,
+        };
+        let record = store.map(|store| Record {
+            store: store.clone(),
+            file_id,
+            at: now,
+        });
+        if let Some(r) = &record
+            && let Err(e) = r.add(self, &upload).await
+        {
+            // Not on record, so abort it now.
+            let _ = self.abort_upload(&upload).await;
+            return Err(e);
         }
+        Ok(ObjectWriter::new(self.clone(), upload, staging, record))
     }
 
-    /// Aborts an upload (one recorded before a crash, or a failed one) and deletes its
-    /// staging object, in case it had completed. Idempotent: an upload S3 no longer knows
-    /// counts as aborted.
+    /// Aborts an upload (one recorded before a crash, or a failed one) and deletes the
+    /// staging object, in case it had completed. The upload may be the staging key's or the
+    /// final key's (the streamed copy's): both are tried. Idempotent: an upload S3 no longer
+    /// knows counts as aborted.
     pub async fn abort_upload(&self, upload: &Upload) -> Result<(), ObjectError> {
         let staging = self.staging(&upload.key)?;
-        match self
-            .inner
-            .store
-            .abort_multipart(&staging, &upload.upload_id)
-            .await
-        {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(self.failed("abort multipart upload", &upload.key, &e)),
+        for path in [&staging, &self.path(&upload.key)?] {
+            match self
+                .inner
+                .store
+                .abort_multipart(path, &upload.upload_id)
+                .await
+            {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.failed("abort multipart upload", &upload.key, &e)),
+            }
         }
         match self.inner.store.delete(&staging).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
@@ -392,11 +423,8 @@ impl ObjectArchive {
 
     /// At start: aborts every upload the database still records (a crash's), deletes its
     /// staging object and forgets it. Returns how many there were.
-    pub async fn abort_recorded(&self, store: &crate::store::Store) -> Result<usize, ObjectError> {
-        let stored = |source| ObjectError::Store {
-            place: self.inner.place.clone(),
-            source: Box::new(source),
-        };
+    pub async fn abort_recorded(&self, store: &Store) -> Result<usize, ObjectError> {
+        let stored = |source| self.stored(source);
         let rows = store.object_uploads().await.map_err(stored)?;
         for row in &rows {
             let upload = Upload {
@@ -470,17 +498,10 @@ impl ObjectArchive {
             .map_or(0, |d| d.as_nanos());
         let key = format!("{PROBE_DIR}/{}-{nanos}", std::process::id());
         let body = format!("zoomd check --online {nanos}\n").into_bytes();
-        let upload = self.create_upload(&key).await?;
-        let mut w = self.writer(upload.clone());
-        let done = async {
-            w.write(&body).await?;
-            w.finish(body.len() as u64).await
-        }
-        .await;
-        if let Err(e) = done {
-            let _ = self.abort_upload(&upload).await;
-            return Err(e);
-        }
+        // No record: the probe runs without the database; a failure aborts at once.
+        let mut w = self.begin(None, &key, None, Utc::now()).await?;
+        w.write(&body).await?;
+        w.finish(body.len() as u64).await?;
         let back = self.get(&key).await;
         let deleted = self.delete(&key).await;
         if back? != body {
@@ -500,55 +521,51 @@ impl ObjectArchive {
         key: &str,
         size: u64,
         sha256: &str,
+        record: Option<&Record>,
     ) -> Result<(), ObjectError> {
         if size <= self.inner.copy_max {
             self.copy_object(key, sha256).await
         } else {
-            self.stream_copy(key, sha256).await
+            self.stream_copy(key, sha256, record).await
         }
     }
 
-    /// CopyObject from the staging key with `x-amz-metadata-directive: REPLACE`, signed with
-    /// `object_store`'s SigV4 signer: the crate copies objects but keeps their metadata.
-    async fn copy_object(&self, key: &str, sha256: &str) -> Result<(), ObjectError> {
+    /// A request `object_store` does not offer, signed with its SigV4 signer; (status, body).
+    async fn signed(
+        &self,
+        op: &'static str,
+        key: &str,
+        method: http::Method,
+        url: &str,
+        headers: &[(String, String)],
+    ) -> Result<(http::StatusCode, String), ObjectError> {
         let i = &self.inner;
-        let from = self.staging(key)?;
-        let to = self.path(key)?;
-        let url = format!(
-            "{}/{}",
-            i.bucket_url,
-            utf8_percent_encode(to.as_ref(), KEY_ENCODE)
-        );
-        let source = format!(
-            "{}/{}",
-            i.location.bucket,
-            utf8_percent_encode(from.as_ref(), KEY_ENCODE)
-        );
         let credential = i
             .store
             .credentials()
             .get_credential()
             .await
-            .map_err(|e| self.failed("copy", key, &e))?;
+            .map_err(|e| self.failed(op, key, &e))?;
         let fail = |message: String| ObjectError::Request {
             place: i.place.clone(),
-            op: "copy",
+            op,
             key: key.to_string(),
             message: scrub(&message, &i.secrets),
         };
-        let mut request = http::Request::builder()
-            .method(http::Method::PUT)
-            .uri(&url)
-            .header("x-amz-copy-source", &source)
-            .header("x-amz-metadata-directive", "REPLACE")
-            .header(format!("x-amz-meta-{SHA256_METADATA}"), sha256)
-            .header(http::header::CONTENT_LENGTH, "0")
+        let mut builder = http::Request::builder()
+            .method(method.clone())
+            .uri(url)
+            .header(http::header::CONTENT_LENGTH, "0");
+        for (name, value) in headers {
+            builder = builder.header(name, value);
+        }
+        let mut request = builder
             .body(object_store::client::HttpRequestBody::empty())
             .map_err(|e| fail(format!("cannot build the request: {e}")))?;
         AwsAuthorizer::new(&credential, "s3", &i.region).authorize(&mut request, None);
         let response = i
             .http
-            .put(&url)
+            .request(method, url)
             .headers(request.headers().clone())
             .send()
             .await
@@ -558,73 +575,182 @@ impl ObjectArchive {
             .text()
             .await
             .map_err(|e| fail(e.without_url().to_string()))?;
+        Ok((status, body))
+    }
+
+    fn refused(
+        &self,
+        op: &'static str,
+        key: &str,
+        status: http::StatusCode,
+        body: &str,
+    ) -> ObjectError {
+        let denied = if matches!(status.as_u16(), 401 | 403) {
+            " (access denied: check the credentials and that they may use this bucket)"
+        } else {
+            ""
+        };
+        ObjectError::Request {
+            place: self.inner.place.clone(),
+            op,
+            key: key.to_string(),
+            message: scrub(
+                &tidy(&format!("HTTP {status}{denied}: {body}")),
+                &self.inner.secrets,
+            ),
+        }
+    }
+
+    fn url(&self, path: &ObjectPath) -> String {
+        format!(
+            "{}/{}",
+            self.inner.bucket_url,
+            utf8_percent_encode(path.as_ref(), KEY_ENCODE)
+        )
+    }
+
+    /// CopyObject from the staging key with `x-amz-metadata-directive: REPLACE`: the crate
+    /// copies objects but keeps their metadata.
+    async fn copy_object(&self, key: &str, sha256: &str) -> Result<(), ObjectError> {
+        let from = self.staging(key)?;
+        let url = self.url(&self.path(key)?);
+        let source = format!(
+            "{}/{}",
+            self.inner.location.bucket,
+            utf8_percent_encode(from.as_ref(), KEY_ENCODE)
+        );
+        let headers = [
+            ("x-amz-copy-source".to_string(), source),
+            (
+                "x-amz-metadata-directive".to_string(),
+                "REPLACE".to_string(),
+            ),
+            (format!("x-amz-meta-{SHA256_METADATA}"), sha256.to_string()),
+        ];
+        let (status, body) = self
+            .signed("copy", key, http::Method::PUT, &url, &headers)
+            .await?;
         // S3 may answer 200 and report a failed copy in the body.
         if !status.is_success() || !body.contains("CopyObjectResult") {
-            let denied = if matches!(status.as_u16(), 401 | 403) {
-                " (access denied: check the credentials and that they may use this bucket)"
-            } else {
-                ""
-            };
-            return Err(fail(tidy(&format!("HTTP {status}{denied}: {body}"))));
+            return Err(self.refused("copy", key, status, &body));
         }
         Ok(())
     }
 
+    /// CreateMultipartUpload at the final key with the `sha256` metadata (the crate's
+    /// `MultipartStore` creates uploads without metadata, and its uploads that take
+    /// metadata do not tell their id, which must go on record).
+    async fn create_with_digest(&self, key: &str, sha256: &str) -> Result<String, ObjectError> {
+        let url = format!("{}?uploads=", self.url(&self.path(key)?));
+        let headers = [(format!("x-amz-meta-{SHA256_METADATA}"), sha256.to_string())];
+        let op = "create multipart upload";
+        let (status, body) = self
+            .signed(op, key, http::Method::POST, &url, &headers)
+            .await?;
+        let id = body
+            .split_once("<UploadId>")
+            .and_then(|(_, rest)| rest.split_once("</UploadId>"))
+            .map(|(id, _)| id.to_string());
+        match id {
+            Some(id) if status.is_success() && !id.is_empty() => Ok(id),
+            _ => Err(self.refused(op, key, status, &body)),
+        }
+    }
+
     /// The copy of an object past CopyObject's limit: read from the staging key and written
-    /// to the final key by a multipart upload created with the metadata. Memory stays bounded
-    /// like the first upload's, at the price of moving the bytes twice.
-    async fn stream_copy(&self, key: &str, sha256: &str) -> Result<(), ObjectError> {
+    /// to the final key by a multipart upload created with the metadata (on record like the
+    /// first), hashed again on the way. Memory stays bounded like the first upload's, at the
+    /// price of moving the bytes twice.
+    async fn stream_copy(
+        &self,
+        key: &str,
+        sha256: &str,
+        record: Option<&Record>,
+    ) -> Result<(), ObjectError> {
         use futures_util::StreamExt;
-        let i = &self.inner;
-        let from = self.staging(key)?;
-        let to = self.path(key)?;
-        let mut attributes = Attributes::new();
-        attributes.insert(
-            Attribute::Metadata(SHA256_METADATA.into()),
-            sha256.to_string().into(),
-        );
-        let upload = i
-            .store
-            .put_multipart_opts(
-                &to,
-                PutMultipartOptions {
-                    attributes,
-                    ..PutMultipartOptions::default()
-                },
-            )
-            .await
-            .map_err(|e| self.failed("create multipart upload", key, &e))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let upload = Upload {
+            key: key.to_string(),
+            upload_id: self.create_with_digest(key, sha256).await?,
+        };
+        if let Some(r) = record
+            && let Err(e) = r.add(self, &upload).await
+        {
+            let _ = self.abort_upload(&upload).await;
+            return Err(e);
+        }
+        let mut w = ObjectWriter::new(self.clone(), upload.clone(), self.path(key)?, None);
         let copied = async {
-            let mut stream = i.store.get(&from).await?.into_stream();
+            let from = self.staging(key)?;
+            let op = "copy (streamed)";
+            let mut stream = self
+                .inner
+                .store
+                .get(&from)
+                .await
+                .map_err(|e| self.failed(op, key, &e))?
+                .into_stream();
             while let Some(chunk) = stream.next().await {
-                writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
-                writer.write(&chunk?);
+                w.write(&chunk.map_err(|e| self.failed(op, key, &e))?)
+                    .await?;
             }
-            Ok::<(), object_store::Error>(())
+            let copied = w.complete().await?;
+            if copied != sha256 {
+                return Err(self.verify(
+                    key,
+                    format!("the staging object reads back as sha256 {copied}, not {sha256}"),
+                ));
+            }
+            Ok(())
         }
         .await;
-        match copied {
-            Ok(()) => writer
-                .finish()
-                .await
-                .map(|_| ())
-                .map_err(|e| self.failed("copy (streamed)", key, &e)),
-            Err(e) => {
-                let _ = writer.abort().await;
-                Err(self.failed("copy (streamed)", key, &e))
+        let settled = match &copied {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                w.in_flight.abort_all();
+                self.abort_upload(&upload).await
             }
+        };
+        if let (Some(r), Ok(())) = (record, settled) {
+            r.forget(self, &upload).await?;
         }
+        copied
+    }
+}
+
+/// A writer's record of its uploads in the database.
+#[derive(Clone)]
+struct Record {
+    store: Store,
+    file_id: Option<i64>,
+    at: DateTime<Utc>,
+}
+
+impl Record {
+    async fn add(&self, archive: &ObjectArchive, upload: &Upload) -> Result<(), ObjectError> {
+        self.store
+            .record_object_upload(&upload.upload_id, &upload.key, self.file_id, self.at)
+            .await
+            .map_err(|source| archive.stored(source))
+    }
+
+    async fn forget(&self, archive: &ObjectArchive, upload: &Upload) -> Result<(), ObjectError> {
+        self.store
+            .forget_object_upload(&upload.upload_id)
+            .await
+            .map_err(|source| archive.stored(source))
     }
 }
 
 /// Feeds one upload: buffers up to a part, hashes every byte, sends parts with at most
 /// [`PARTS_IN_FLIGHT`] at once. A sequential writer calls [`write`](Self::write) with each
-/// buffer and then [`finish`](Self::finish); dropping it unfinished leaves an upload for
-/// [`ObjectArchive::abort_upload`].
+/// buffer and then [`finish`](Self::finish) or [`abort`](Self::abort); dropping it
+/// unfinished (a crash) leaves the upload on record for [`ObjectArchive::abort_recorded`].
 pub struct ObjectWriter {
     archive: ObjectArchive,
     upload: Upload,
+    /// Where the parts go: the staging key (or the final key, for the streamed copy).
+    target: ObjectPath,
+    record: Option<Record>,
     hasher: Sha256,
     buf: BytesMut,
     next_part: usize,
@@ -634,6 +760,26 @@ pub struct ObjectWriter {
 }
 
 impl ObjectWriter {
+    fn new(
+        archive: ObjectArchive,
+        upload: Upload,
+        target: ObjectPath,
+        record: Option<Record>,
+    ) -> ObjectWriter {
+        ObjectWriter {
+            archive,
+            upload,
+            target,
+            record,
+            hasher: Sha256::new(),
+            buf: BytesMut::with_capacity(PART_SIZE),
+            next_part: 0,
+            in_flight: JoinSet::new(),
+            parts: Vec::new(),
+            written: 0,
+        }
+    }
+
     pub fn upload(&self) -> &Upload {
         &self.upload
     }
@@ -668,12 +814,12 @@ impl ObjectWriter {
         self.next_part += 1;
         let archive = self.archive.clone();
         let upload = self.upload.clone();
+        let target = self.target.clone();
         self.in_flight.spawn(async move {
-            let staging = archive.staging(&upload.key)?;
             archive
                 .inner
                 .store
-                .put_part(&staging, &upload.upload_id, idx, PutPayload::from(data))
+                .put_part(&target, &upload.upload_id, idx, PutPayload::from(data))
                 .await
                 .map(|part| (idx, part))
                 .map_err(|e| archive.failed("upload part", &upload.key, &e))
@@ -699,25 +845,64 @@ impl ObjectWriter {
     }
 
     /// Gives the upload up (the download failed or is being stopped): parts in flight are
-    /// cancelled and the upload aborted. The caller then forgets its record of it.
+    /// cancelled, the upload is aborted and its record forgotten.
     pub async fn abort(mut self) -> Result<(), ObjectError> {
         self.in_flight.abort_all();
         while self.in_flight.join_next().await.is_some() {}
-        self.archive.abort_upload(&self.upload).await
+        self.archive.abort_upload(&self.upload).await?;
+        match &self.record {
+            Some(r) => r.forget(&self.archive, &self.upload).await,
+            None => Ok(()),
+        }
     }
 
     /// Sends the rest, completes the upload and verifies: the byte count equals
     /// `expected_size` (Zoom's `file_size`) before completing, the staging object's size
-    /// after, and the final object's size and `sha256` metadata after the copy. On any
-    /// failure the upload is aborted and the staging object removed (best effort; the
-    /// caller's record of the upload covers the rest).
+    /// after, and the final object's size and `sha256` metadata after the copy. On a
+    /// failure the upload is aborted (its record forgotten only once that worked, else the
+    /// next start aborts it).
     pub async fn finish(mut self, expected_size: u64) -> Result<Archived, ObjectError> {
         let result = self.finish_inner(expected_size).await;
-        if result.is_err() {
-            self.in_flight.abort_all();
-            let _ = self.archive.abort_upload(&self.upload).await;
+        let settled = match &result {
+            Ok(_) => Ok(()),
+            Err(_) => {
+                self.in_flight.abort_all();
+                self.archive.abort_upload(&self.upload).await
+            }
+        };
+        if let (Some(r), Ok(())) = (&self.record, settled)
+            && let Err(e) = r.forget(&self.archive, &self.upload).await
+        {
+            // What is archived stays so; the stale record costs one no-op abort at start.
+            tracing::warn!(key = %self.upload.key, "{e}");
         }
         result
+    }
+
+    /// Sends what is buffered, waits for every part, completes the upload at its target and
+    /// returns the hex sha256 of the bytes.
+    async fn complete(&mut self) -> Result<String, ObjectError> {
+        let key = self.upload.key.clone();
+        if !self.buf.is_empty() {
+            self.send_part().await?;
+        }
+        while !self.in_flight.is_empty() {
+            self.join_one().await?;
+        }
+        let parts: Vec<PartId> = std::mem::take(&mut self.parts)
+            .into_iter()
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                self.archive
+                    .verify(&key, "a part's result is missing".into())
+            })?;
+        self.archive
+            .inner
+            .store
+            .complete_multipart(&self.target, &self.upload.upload_id, parts)
+            .await
+            .map_err(|e| self.archive.failed("complete multipart upload", &key, &e))?;
+        Ok(hex::encode(std::mem::take(&mut self.hasher).finalize()))
     }
 
     async fn finish_inner(&mut self, expected_size: u64) -> Result<Archived, ObjectError> {
@@ -732,24 +917,8 @@ impl ObjectWriter {
                 ),
             ));
         }
-        if !self.buf.is_empty() {
-            self.send_part().await?;
-        }
-        while !self.in_flight.is_empty() {
-            self.join_one().await?;
-        }
-        let parts: Vec<PartId> = std::mem::take(&mut self.parts)
-            .into_iter()
-            .collect::<Option<_>>()
-            .ok_or_else(|| archive.verify(&key, "a part's result is missing".into()))?;
+        let sha256 = self.complete().await?;
         let staging = archive.staging(&key)?;
-        archive
-            .inner
-            .store
-            .complete_multipart(&staging, &self.upload.upload_id, parts)
-            .await
-            .map_err(|e| archive.failed("complete multipart upload", &key, &e))?;
-        let sha256 = hex::encode(std::mem::take(&mut self.hasher).finalize());
         let staged = archive.head_path(&key, &staging).await?;
         if staged.as_ref().map(|i| i.size) != Some(expected_size) {
             return Err(archive.verify(
@@ -761,7 +930,7 @@ impl ObjectWriter {
             ));
         }
         archive
-            .place_with_digest(&key, expected_size, &sha256)
+            .place_with_digest(&key, expected_size, &sha256, self.record.as_ref())
             .await?;
         let placed = archive.head(&key).await?;
         match placed {
@@ -904,5 +1073,12 @@ mod tests {
         };
         let e = ObjectArchive::new(&location, &env).expect_err("http");
         assert!(e.to_string().contains("AWS_ALLOW_HTTP"), "{e}");
+        let env = S3Env {
+            endpoint: Some("https://user:hunter2@s3.example.org".into()),
+            ..env
+        };
+        let e = ObjectArchive::new(&location, &env).expect_err("user info");
+        assert!(e.to_string().contains("AWS_ENDPOINT_URL"), "{e}");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 }

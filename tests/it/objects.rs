@@ -33,13 +33,23 @@ fn archive(s3: &S3Server, prefix: &str) -> ObjectArchive {
     ObjectArchive::new(&s3.location(prefix), &s3.env()).expect("archive")
 }
 
+/// A state database of its own (the record of uploads).
+async fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("state.db"))
+        .await
+        .expect("open");
+    (dir, store)
+}
+
 /// Writes `data` in uneven buffers (as a downloader hands them over) and finishes.
 async fn upload(
     a: &ObjectArchive,
+    store: &Store,
     key: &str,
     data: &[u8],
 ) -> Result<zoomd::objects::Archived, ObjectError> {
-    let mut w = a.writer(a.create_upload(key).await?);
+    let mut w = a.begin(Some(store), key, None, Utc::now()).await?;
     for chunk in data.chunks(1024 * 1024 + 7) {
         w.write(chunk).await?;
     }
@@ -47,9 +57,10 @@ async fn upload(
 }
 
 /// The archived object is the bytes, HEAD reports Zoom's size and the sha256 metadata, and
-/// only the final key is left: no staging object, no unfinished upload.
+/// only the final key is left: no staging object, no unfinished upload, and no record of one.
 async fn assert_archived(s3: &S3Server, a: &ObjectArchive, prefix: &str, key: &str, data: &[u8]) {
-    let done = upload(a, key, data).await.expect("upload");
+    let (_dir, store) = store().await;
+    let done = upload(a, &store, key, data).await.expect("upload");
     assert_eq!(done.key, key);
     assert_eq!(done.size, data.len() as u64);
     assert_eq!(done.sha256, sha256_hex(data));
@@ -65,6 +76,8 @@ async fn assert_archived(s3: &S3Server, a: &ObjectArchive, prefix: &str, key: &s
     );
     assert_eq!(s3.keys().await, [format!("{prefix}/{key}")]);
     assert_eq!(s3.multipart_uploads().await, Vec::<String>::new());
+    assert_eq!(store.object_uploads().await.expect("records"), []);
+    store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,7 +91,8 @@ async fn multipart_round_trip_is_byte_identical_with_sha256_metadata_and_size() 
         &s3,
         &a,
         "zoom/rec",
-        "2026-12/2026-12-07_0900_Standup_123/x_MP4.mp4",
+        // A host's email and a topic in French: keys are encoded alike for the upload and the copy.
+        "users/jane@example.org/2026-12/2026-12-07_0900_Réunion_d'équipe_123/x_MP4.mp4",
         &data,
     )
     .await;
@@ -109,12 +123,15 @@ async fn an_interrupted_upload_is_aborted_at_the_next_start_and_sent_again() {
     {
         let store = Store::open(&db).await.expect("open");
         let a = archive(&s3, "p");
-        let upload = a.create_upload(key).await.expect("create");
-        store
-            .record_object_upload(&upload.upload_id, &upload.key, None, Utc::now())
+        let mut w = a
+            .begin(Some(&store), key, None, Utc::now())
             .await
-            .expect("record");
-        let mut w = a.writer(upload);
+            .expect("begin");
+        assert_eq!(
+            store.object_uploads().await.expect("records")[0].upload_id,
+            w.upload().upload_id,
+            "on record before the first part"
+        );
         w.write(&data[..PART_SIZE + 10]).await.expect("write");
         // The crash: the writer is dropped without finish or abort.
         drop(w);
@@ -149,8 +166,12 @@ async fn an_interrupted_upload_is_aborted_at_the_next_start_and_sent_again() {
 async fn a_size_other_than_zooms_file_size_archives_nothing_and_leaves_nothing() {
     let s3 = spawn_s3().await;
     let a = archive(&s3, "p");
+    let (_dir, store) = store().await;
     let data = content(PART_SIZE + 1);
-    let mut w = a.writer(a.create_upload("short.mp4").await.expect("create"));
+    let mut w = a
+        .begin(Some(&store), "short.mp4", None, Utc::now())
+        .await
+        .expect("begin");
     w.write(&data).await.expect("write");
     let e = w.finish(data.len() as u64 + 1).await.expect_err("short");
     assert!(matches!(e, ObjectError::Verify { .. }), "{e}");
@@ -158,6 +179,8 @@ async fn a_size_other_than_zooms_file_size_archives_nothing_and_leaves_nothing()
     assert_eq!(a.head("short.mp4").await.expect("head"), None);
     assert_eq!(s3.multipart_uploads().await, Vec::<String>::new());
     assert_eq!(s3.keys().await, Vec::<String>::new());
+    assert_eq!(store.object_uploads().await.expect("records"), []);
+    store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

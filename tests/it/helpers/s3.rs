@@ -209,7 +209,7 @@ impl S3Server {
         body.split("<Key>")
             .skip(1)
             .filter_map(|s| s.split("</Key>").next())
-            .map(str::to_string)
+            .map(unescape)
             .collect()
     }
 
@@ -223,7 +223,17 @@ impl S3Server {
         body.split("<Key>")
             .skip(1)
             .filter_map(|s| s.split("</Key>").next())
-            .map(str::to_string)
+            .map(unescape)
             .collect()
     }
+}
+
+/// XML text as it was (the five entities S3 writes).
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
 }
