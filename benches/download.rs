@@ -3,6 +3,11 @@
 //! printing throughput and peak RSS (VmHWM). The sim runs in the same process, so the
 //! RSS covers both ends.
 //!
+//! Then (c), with no network: 512 MiB in 8 segments of 64 MiB written by 4 concurrent sinks
+//! through `sync::part::Part` (hashed in order while the segments arrive: the frontier from
+//! memory, the rest read back) against the same segments written by 4 threads and hashed in
+//! one pass at the end; alternated, 3 times each, on /dev/shm.
+//!
 //! Run: `cargo bench --bench download` (size: ZOOMD_BENCH_MIB, default 1024).
 
 use std::pin::Pin;
@@ -168,5 +173,131 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !ok {
         return Err("digest or size mismatch".into());
     }
+    drop(sim);
+    segments_hash().await
+}
+
+const SEG: u64 = 64 * 1024 * 1024;
+const SEGS: u64 = 8;
+const CHUNK: usize = 64 * 1024;
+
+/// (c): hashing while the segments arrive against one pass at the end.
+async fn segments_hash() -> Result<(), Box<dyn std::error::Error>> {
+    use std::os::unix::fs::FileExt;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use zoomd::sync::part::Part;
+    use zoomd::zoom::ChunkSink;
+
+    let dir = if std::path::Path::new("/dev/shm").is_dir() {
+        tempfile::tempdir_in("/dev/shm")?
+    } else {
+        tempfile::tempdir()?
+    };
+    let block = bytes::Bytes::from(
+        (0..1024 * 1024)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<u8>>(),
+    );
+    let (mut follow, mut at_end) = (Vec::new(), Vec::new());
+    for rep in 0..6 {
+        let path = dir.path().join(format!("seg-{rep}.part"));
+        let file = Arc::new(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)?,
+        );
+        file.set_len(SEG * SEGS)?;
+        let next = Arc::new(AtomicU64::new(0));
+        let t = Instant::now();
+        if rep % 2 == 0 {
+            let part = Part::start(file.clone(), []);
+            let mut tasks = Vec::new();
+            for _ in 0..4 {
+                let (next, block) = (next.clone(), block.clone());
+                let mut sinks = Vec::new();
+                for i in 0..SEGS {
+                    sinks.push(part.sink(i * SEG, (i + 1) * SEG));
+                }
+                tasks.push(tokio::spawn(async move {
+                    let mut sinks: Vec<Option<_>> = sinks.into_iter().map(Some).collect();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= SEGS {
+                            break;
+                        }
+                        let Some(mut sink) = sinks[i as usize].take() else {
+                            break;
+                        };
+                        let mut left = SEG as usize;
+                        while left > 0 {
+                            let n = left.min(CHUNK);
+                            let off = (SEG as usize - left) % block.len();
+                            let end = (off + n).min(block.len());
+                            sink.put(block.slice(off..end)).await?;
+                            left -= end - off;
+                        }
+                        sink.finish()?;
+                    }
+                    Ok::<(), std::io::Error>(())
+                }));
+            }
+            for t in tasks {
+                t.await??;
+            }
+            let h = part.finish().await?;
+            assert_eq!(h.len, SEG * SEGS);
+            follow.push(t.elapsed().as_secs_f64());
+        } else {
+            let mut tasks = Vec::new();
+            for _ in 0..4 {
+                let (next, block, file) = (next.clone(), block.clone(), file.clone());
+                tasks.push(tokio::task::spawn_blocking(move || {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= SEGS {
+                            break;
+                        }
+                        let mut pos = 0u64;
+                        while pos < SEG {
+                            file.write_all_at(&block, i * SEG + pos)?;
+                            pos += block.len() as u64;
+                        }
+                    }
+                    Ok::<(), std::io::Error>(())
+                }));
+            }
+            for t in tasks {
+                t.await??;
+            }
+            let file = file.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut h = Sha256::new();
+                let mut buf = vec![0u8; 1024 * 1024];
+                let mut pos = 0u64;
+                while pos < SEG * SEGS {
+                    file.read_exact_at(&mut buf, pos)?;
+                    h.update(&buf);
+                    pos += buf.len() as u64;
+                }
+                Ok::<_, std::io::Error>(h.finalize())
+            })
+            .await??;
+            at_end.push(t.elapsed().as_secs_f64());
+        }
+        std::fs::remove_file(&path)?;
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (a, b) = (med(&mut follow), med(&mut at_end));
+    println!(
+        "segments, 512 MiB over 4 writers: hashed while arriving {a:.2} s, one pass at the end {b:.2} s; ratio (end / while) {:.2}",
+        b / a
+    );
     Ok(())
 }

@@ -5,9 +5,12 @@
 //!
 //! - download: `zoomd sync` (a child process; sha256, fsync and rename included) fetching a
 //!   recording from the sim's loopback download host, vs `curl -s -o FILE SIGNED_URL` of the
-//!   same file (and vs curl followed by `sync FILE`, the same durability). Peak RSS of the
-//!   zoomd process (`wait4` ru_maxrss, cross-checked by sampling VmHWM) for 256 MiB, 1 GiB
-//!   and 2 GiB files.
+//!   same file and vs curl followed by `sync FILE` (the same durability): on tmpfs
+//!   (`/dev/shm`: the network path and hashing alone) and on disk, for 512 MiB and 2 GiB
+//!   (`ZOOMD_BENCH_DL_MIB=512,2048`); against a sim that caps each connection at 40 MiB/s
+//!   (1 GiB, 4 connections vs curl's one stream); 4 connections vs 1 uncapped. Peak RSS of
+//!   the zoomd process (`wait4` ru_maxrss, cross-checked by sampling VmHWM) for 256 MiB,
+//!   512 MiB, 1 GiB and 2 GiB files.
 //! - idle: `zoomd run` with 1,000 entries and nothing due, RSS and CPU over
 //!   `ZOOMD_BENCH_IDLE_SECS` (default 60) vs a trivial process (this binary in
 //!   `--idle-baseline` mode: a tokio runtime that sleeps) measured in the same window.
@@ -23,7 +26,7 @@
 //!   second achieved vs the budget). Each is one `zoomd sync`; peak RSS and CPU of it.
 //!
 //! `ZOOMD_BENCH_ONLY=download,idle,check,status,api,pace,scan,webhook,schedule` runs a subset;
-//! `ZOOMD_BENCH_DL_MIB=2048` sets the throughput file size. Never run by `cargo test`.
+//! `ZOOMD_BENCH_DL_MIB=512,2048` sets the throughput file sizes. Never run by `cargo test`.
 
 mod common;
 
@@ -274,7 +277,7 @@ fn files_under(dir: &Path, out: &mut Vec<(PathBuf, u64)>) {
 
 /// A meeting of its own, created by one `zoomd sync`, forced to have its recording; the
 /// timed `zoomd sync` then polls it and downloads its files (the MP4 is the big one).
-fn zoomd_download(sim: &Sim, work: &Path, run_no: usize) -> (Measured, i64) {
+fn zoomd_download(sim: &Sim, work: &Path, run_no: usize, extra: &str) -> (Measured, i64) {
     let dir = work.join(format!("zoomd-{run_no}"));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).expect("run dir");
@@ -286,9 +289,9 @@ fn zoomd_download(sim: &Sim, work: &Path, run_no: usize) -> (Measured, i64) {
         format!(
             "{}\n{}\n[[meeting]]\nkey = \"dl{run_no}\"\ntopic = \"{topic}\"\nhost = \"me\"\ncron = \"{}\"\ntimezone = \"UTC\"\nduration = \"1m\"\n",
             common::zoom_section(&sim.api_url(), &sim.oauth_url()),
-            daemon_section(
-                "create_ahead = \"1m\"\npoll_every = \"1s\"\ngive_up_after = \"2h\"\ndownloads = 2"
-            ),
+            daemon_section(&format!(
+                "create_ahead = \"1m\"\npoll_every = \"1s\"\ngive_up_after = \"2h\"\ndownloads = 2\n{extra}"
+            )),
             cron_at(start)
         ),
     )
@@ -402,111 +405,285 @@ fn start_sim(rt: &tokio::runtime::Runtime, mp4_size: u64) -> Sim {
     .expect("sim")
 }
 
-fn bench_download(rt: &tokio::runtime::Runtime, work: &Path, reps: usize, rows: &mut Vec<Row>) {
-    let size_mib: u64 = std::env::var("ZOOMD_BENCH_DL_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2048);
-    let size = size_mib * MIB;
-    let sim = start_sim(rt, size);
-    let mut run_no = 0;
-    let (mut z, mut c, mut cs) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut r_plain, mut r_sync) = (Vec::new(), Vec::new());
-    let mut meeting = None;
-    for rep in 0..reps {
-        // A B C, then C B A, ...: drift spreads over all three.
-        let order: [u8; 3] = if rep % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
-        let (mut tz, mut tc, mut tcs) = (0.0, 0.0, 0.0);
-        for which in order {
-            // Rep 0 starts with zoomd, so curl always has a meeting to fetch.
-            match which {
-                0 => {
-                    run_no += 1;
-                    let (m, id) = zoomd_download(&sim, work, run_no);
-                    meeting = Some(id);
-                    tz = m.wall.as_secs_f64();
-                    z.push(m);
-                }
-                1 => {
-                    let m = curl_download(rt, &sim, meeting.expect("meeting"), work, false);
-                    tc = m.wall.as_secs_f64();
-                    c.push(m);
-                }
-                _ => {
-                    let m = curl_download(rt, &sim, meeting.expect("meeting"), work, true);
-                    tcs = m.wall.as_secs_f64();
-                    cs.push(m);
-                }
-            }
-        }
-        // Throughput ratio = baseline time / zoomd time, per alternated pair.
-        r_plain.push(tc / tz);
-        r_sync.push(tcs / tz);
-        eprintln!(
-            "download rep {rep}: zoomd {tz:.2} s, curl {tc:.2} s, curl+fsync {tcs:.2} s, zoomd peak RSS {:.1} MiB",
-            mib(z.last().map_or(0, |m| m.maxrss_kib))
-        );
-    }
-    let thr = |ms: &[Measured]| {
+/// What every series of one bench shares.
+struct Runs<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    reps: usize,
+    /// Numbers each zoomd run's directory.
+    run_no: usize,
+}
+
+/// One A/B/C series: zoomd, curl, and curl followed by `sync FILE`, alternated, into `dir`.
+struct Series {
+    zoomd: Vec<Measured>,
+    /// Per alternated rep: curl's time / zoomd's (a throughput ratio).
+    vs_curl: Vec<f64>,
+    vs_curl_sync: Vec<f64>,
+    curl: Vec<Measured>,
+    curl_sync: Vec<Measured>,
+}
+
+impl Series {
+    fn mib_per_s(ms: &[Measured], size: u64) -> f64 {
         median(
             &ms.iter()
                 .map(|m| size as f64 / MIB as f64 / m.wall.as_secs_f64())
                 .collect::<Vec<_>>(),
         )
-    };
-    let (tz, tc, tcs) = (thr(&z), thr(&c), thr(&cs));
-    let rp = median(&r_plain);
-    let rs = median(&r_sync);
-    rows.push(
-        row(
-            &format!("download {size_mib} MiB: zoomd sync vs curl"),
-            "ratio >= 0.9",
-            format!("{tz:.0} MiB/s"),
-            format!("{tc:.0} MiB/s (curl -s -o)"),
-            format!("{rp:.2}"),
-        )
-        .pass(rp >= 0.9),
-    );
-    rows.push(
-        row(
-            &format!("download {size_mib} MiB: vs curl + fsync"),
-            "ratio >= 0.9",
-            format!("{tz:.0} MiB/s"),
-            format!("{tcs:.0} MiB/s (curl; sync FILE)"),
-            format!("{rs:.2}"),
-        )
-        .pass(rs >= 0.9),
-    );
-    let cpu = median(
-        &z.iter()
-            .map(|m| m.cpu.as_secs_f64() / m.wall.as_secs_f64())
-            .collect::<Vec<_>>(),
-    );
-    let ccpu = median(
-        &c.iter()
-            .map(|m| m.cpu.as_secs_f64() / m.wall.as_secs_f64())
-            .collect::<Vec<_>>(),
-    );
-    rows.push(row(
-        &format!("download {size_mib} MiB: CPU (cores)"),
-        "-",
-        format!("{cpu:.2}"),
-        format!("{ccpu:.2} (curl)"),
-        format!("{:.2}", cpu / ccpu),
-    ));
-    drop(sim);
+    }
 
-    // Peak RSS by size: 256 MiB and 1 GiB here, the throughput runs' for the largest.
+    fn rss(&self) -> (f64, f64) {
+        (
+            median(
+                &self
+                    .zoomd
+                    .iter()
+                    .map(|m| mib(m.maxrss_kib))
+                    .collect::<Vec<_>>(),
+            ),
+            median(
+                &self
+                    .zoomd
+                    .iter()
+                    .map(|m| mib(m.hwm_sampled_kib))
+                    .collect::<Vec<_>>(),
+            ),
+        )
+    }
+}
+
+/// `reps` alternated runs (A B C, then C B A, ...) of zoomd with `extra` `[daemon]` settings
+/// and of curl, on `sim`, in `dir`. `with_sync`: also curl + sync.
+fn series(
+    b: &mut Runs<'_>,
+    sim: &Sim,
+    dir: &Path,
+    extra: &str,
+    with_sync: bool,
+    label: &str,
+) -> Series {
+    let (rt, reps) = (b.rt, b.reps);
+    let run_no = &mut b.run_no;
+    fs::create_dir_all(dir).expect("bench dir");
+    let mut out = Series {
+        zoomd: Vec::new(),
+        vs_curl: Vec::new(),
+        vs_curl_sync: Vec::new(),
+        curl: Vec::new(),
+        curl_sync: Vec::new(),
+    };
+    let mut meeting = None;
+    let kinds: &[u8] = if with_sync { &[0, 1, 2] } else { &[0, 1] };
+    for rep in 0..reps {
+        let mut order = kinds.to_vec();
+        if rep % 2 == 1 {
+            order.reverse();
+            // Rep 0 starts with zoomd, so curl always has a meeting to fetch.
+        }
+        let (mut tz, mut tc, mut tcs) = (0.0, 0.0, 0.0);
+        for which in order {
+            match which {
+                0 => {
+                    *run_no += 1;
+                    let (m, id) = zoomd_download(sim, dir, *run_no, extra);
+                    meeting = Some(id);
+                    tz = m.wall.as_secs_f64();
+                    out.zoomd.push(m);
+                }
+                1 => {
+                    let m = curl_download(rt, sim, meeting.expect("meeting"), dir, false);
+                    tc = m.wall.as_secs_f64();
+                    out.curl.push(m);
+                }
+                _ => {
+                    let m = curl_download(rt, sim, meeting.expect("meeting"), dir, true);
+                    tcs = m.wall.as_secs_f64();
+                    out.curl_sync.push(m);
+                }
+            }
+        }
+        out.vs_curl.push(tc / tz);
+        if with_sync {
+            out.vs_curl_sync.push(tcs / tz);
+        }
+        eprintln!(
+            "download {label} rep {rep}: zoomd {tz:.2} s, curl {tc:.2} s, curl+sync {tcs:.2} s, zoomd peak RSS {:.1} MiB",
+            mib(out.zoomd.last().map_or(0, |m| m.maxrss_kib))
+        );
+    }
+    out
+}
+
+/// The download path: on tmpfs against curl (the network path and hashing alone), on disk
+/// against curl + sync (durability included), against a per-connection cap (parallel
+/// ranges against one stream), and peak RSS by file size.
+fn bench_download(rt: &tokio::runtime::Runtime, work: &Path, reps: usize, rows: &mut Vec<Row>) {
+    let sizes: Vec<u64> = std::env::var("ZOOMD_BENCH_DL_MIB")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .filter(|v: &Vec<u64>| !v.is_empty())
+        .unwrap_or_else(|| vec![512, 2048]);
+    let shm = Path::new("/dev/shm");
+    let tmpfs = if shm.is_dir() {
+        tempfile::Builder::new()
+            .prefix("zoomd-bench-")
+            .tempdir_in(shm)
+            .ok()
+    } else {
+        None
+    };
+    let disk = work.join("disk");
+    let mut b = Runs {
+        rt,
+        reps,
+        run_no: 0,
+    };
     let mut rss: Vec<(u64, f64, f64)> = Vec::new();
-    for sz in [256, 1024] {
-        if sz >= size_mib {
+    let mut cpu_rows = Vec::new();
+    for &size_mib in &sizes {
+        let size = size_mib * MIB;
+        let sim = start_sim(rt, size);
+        if let Some(t) = &tmpfs {
+            let label = format!("{size_mib} MiB tmpfs");
+            let s = series(&mut b, &sim, t.path(), "", true, &label);
+            let (tz, tc) = (
+                Series::mib_per_s(&s.zoomd, size),
+                Series::mib_per_s(&s.curl, size),
+            );
+            let (rp, rs) = (median(&s.vs_curl), median(&s.vs_curl_sync));
+            rows.push(
+                row(
+                    &format!("download {size_mib} MiB, tmpfs: zoomd vs curl"),
+                    "ratio >= 0.9",
+                    format!("{tz:.0} MiB/s"),
+                    format!("{tc:.0} MiB/s (curl -s -o)"),
+                    format!("{rp:.2}"),
+                )
+                .pass(rp >= 0.9),
+            );
+            rows.push(
+                row(
+                    &format!("download {size_mib} MiB, tmpfs: vs curl + sync"),
+                    "ratio >= 0.9",
+                    format!("{tz:.0} MiB/s"),
+                    format!(
+                        "{:.0} MiB/s (curl; sync FILE)",
+                        Series::mib_per_s(&s.curl_sync, size)
+                    ),
+                    format!("{rs:.2}"),
+                )
+                .pass(rs >= 0.9),
+            );
+            let (r, sampled) = s.rss();
+            rss.push((size_mib, r, sampled));
+            let cpu = median(
+                &s.zoomd
+                    .iter()
+                    .map(|m| m.cpu.as_secs_f64() / m.wall.as_secs_f64())
+                    .collect::<Vec<_>>(),
+            );
+            let ccpu = median(
+                &s.curl
+                    .iter()
+                    .map(|m| m.cpu.as_secs_f64() / m.wall.as_secs_f64())
+                    .collect::<Vec<_>>(),
+            );
+            cpu_rows.push(row(
+                &format!("download {size_mib} MiB, tmpfs: CPU (cores)"),
+                "-",
+                format!("{cpu:.2}"),
+                format!("{ccpu:.2} (curl)"),
+                format!("{:.2}", cpu / ccpu),
+            ));
+        }
+        let label = format!("{size_mib} MiB disk");
+        let s = series(&mut b, &sim, &disk, "", true, &label);
+        let rs = median(&s.vs_curl_sync);
+        rows.push(
+            row(
+                &format!("download {size_mib} MiB, disk: zoomd vs curl + sync"),
+                "ratio >= 1.0",
+                format!("{:.0} MiB/s", Series::mib_per_s(&s.zoomd, size)),
+                format!(
+                    "{:.0} MiB/s (curl; sync FILE)",
+                    Series::mib_per_s(&s.curl_sync, size)
+                ),
+                format!("{rs:.2}"),
+            )
+            .pass(rs >= 1.0),
+        );
+        rows.push(row(
+            &format!("download {size_mib} MiB, disk: vs curl (no sync)"),
+            "-",
+            format!("{:.0} MiB/s", Series::mib_per_s(&s.zoomd, size)),
+            format!("{:.0} MiB/s (curl -s -o)", Series::mib_per_s(&s.curl, size)),
+            format!("{:.2}", median(&s.vs_curl)),
+        ));
+        drop(sim);
+    }
+    rows.extend(cpu_rows);
+
+    // One stream against segments, uncapped (what the ranges cost or gain on loopback).
+    if let Some(t) = &tmpfs {
+        let size_mib = sizes[0];
+        let sim = start_sim(rt, size_mib * MIB);
+        let one = series(
+            &mut b,
+            &sim,
+            t.path(),
+            "connections_per_file = 1",
+            false,
+            "one stream",
+        );
+        let segs = series(&mut b, &sim, t.path(), "", false, "segments");
+        let (a, b) = (
+            Series::mib_per_s(&segs.zoomd, size_mib * MIB),
+            Series::mib_per_s(&one.zoomd, size_mib * MIB),
+        );
+        rows.push(row(
+            &format!("download {size_mib} MiB, tmpfs, uncapped: 4 connections vs 1"),
+            "-",
+            format!("{a:.0} MiB/s"),
+            format!("{b:.0} MiB/s (connections_per_file = 1)"),
+            format!("{:.2}", a / b),
+        ));
+    }
+
+    // A CDN edge's per-connection cap: 1 GiB at 40 MiB/s per connection.
+    {
+        let size = 1024 * MIB;
+        let sim = start_sim(rt, size);
+        sim.set_download_rate_per_connection(Some(40 * MIB));
+        let dir = tmpfs
+            .as_ref()
+            .map_or(disk.clone(), |t| t.path().to_path_buf());
+        let s = series(&mut b, &sim, &dir, "", false, "capped");
+        let r = median(&s.vs_curl);
+        rows.push(
+            row(
+                "download 1 GiB at 40 MiB/s per connection: 4 connections vs curl",
+                "ratio >= 3.0",
+                format!("{:.0} MiB/s", Series::mib_per_s(&s.zoomd, size)),
+                format!("{:.0} MiB/s (one stream)", Series::mib_per_s(&s.curl, size)),
+                format!("{r:.2}"),
+            )
+            .pass(r >= 3.0),
+        );
+    }
+
+    // Peak RSS by size: 256 MiB and 1 GiB here, with the series' sizes beside them.
+    for sz in [256u64, 1024] {
+        if rss.iter().any(|r| r.0 == sz) {
             continue;
         }
         let sim = start_sim(rt, sz * MIB);
+        let dir = tmpfs
+            .as_ref()
+            .map_or(disk.clone(), |t| t.path().to_path_buf());
         let mut ms = Vec::new();
         for _ in 0..reps {
-            run_no += 1;
-            ms.push(zoomd_download(&sim, work, run_no).0);
+            b.run_no += 1;
+            ms.push(zoomd_download(&sim, &dir, b.run_no, "").0);
         }
         rss.push((
             sz,
@@ -518,11 +695,7 @@ fn bench_download(rt: &tokio::runtime::Runtime, work: &Path, reps: usize, rows: 
             ),
         ));
     }
-    rss.push((
-        size_mib,
-        median(&z.iter().map(|m| mib(m.maxrss_kib)).collect::<Vec<_>>()),
-        median(&z.iter().map(|m| mib(m.hwm_sampled_kib)).collect::<Vec<_>>()),
-    ));
+    rss.sort_by_key(|r| r.0);
     let smallest = rss[0].1;
     for (sz, r, sampled) in &rss {
         rows.push(

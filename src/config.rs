@@ -128,6 +128,10 @@ pub struct DaemonConfig {
     /// More cancellations than this in one pass (or of every upcoming meeting) wait for
     /// `zoomd apply`.
     pub max_cancellations: usize,
+    /// A file larger than this is fetched in `Range` segments of this size.
+    pub segment_size: u64,
+    /// How many of a file's segments are fetched at once.
+    pub connections_per_file: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -571,6 +575,8 @@ struct RawDaemon {
     timezone: Option<Zone>,
     verify_every: Option<Bounded<60, { 7 * 86400 }>>,
     max_cancellations: Option<MaxCancellations>,
+    segment_size: Option<SegmentSize>,
+    connections_per_file: Option<ConnectionsPerFile>,
 }
 
 #[derive(Deserialize)]
@@ -720,6 +726,64 @@ impl<'de> Deserialize<'de> for Downloads {
             )));
         }
         Ok(Downloads(n as usize))
+    }
+}
+
+const MIB: u64 = 1024 * 1024;
+const DEFAULT_SEGMENT_SIZE: u64 = 64 * MIB;
+
+/// `segment_size = "64MiB"`: 8 MiB to 1 GiB. Smaller segments cost a request each; larger
+/// ones lose more to an interruption.
+struct SegmentSize(u64);
+
+impl<'de> Deserialize<'de> for SegmentSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let n = parse_size(&s).map_err(|e| de::Error::custom(format!("segment_size: {e}")))?;
+        if !(8 * MIB..=1024 * MIB).contains(&n) {
+            return Err(de::Error::custom(format!(
+                "segment_size = {s:?} is out of range: must be \"8MiB\" to \"1GiB\""
+            )));
+        }
+        Ok(SegmentSize(n))
+    }
+}
+
+/// A size such as `"64MiB"`, `"1GiB"`, `"512KiB"` or `"1048576"` (bytes; binary units).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let unit = unit.trim();
+    let scale = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "k" => 1024,
+        "mib" | "m" => MIB,
+        "gib" | "g" => 1024 * MIB,
+        _ => {
+            return Err(format!(
+                "size {s:?} has an unknown unit {unit:?}: use B, KiB, MiB or GiB (e.g. \"64MiB\")"
+            ));
+        }
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("size {s:?} is not a whole number with a unit (e.g. \"64MiB\")"))?;
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("size {s:?} is too large"))
+}
+
+struct ConnectionsPerFile(usize);
+
+impl<'de> Deserialize<'de> for ConnectionsPerFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        if !(1..=16).contains(&n) {
+            return Err(de::Error::custom(format!(
+                "connections_per_file = {n} is out of range: must be 1 to 16"
+            )));
+        }
+        Ok(ConnectionsPerFile(n as usize))
     }
 }
 
@@ -1094,6 +1158,8 @@ fn build_daemon(ctx: &mut Ctx<'_>, raw: RawDaemon, base: &Path, env: &Env) -> Da
         downloads: raw.downloads.map_or(2, |d| d.0),
         verify_every: span(raw.verify_every.map_or(Duration::from_secs(3600), |b| b.0)),
         max_cancellations: raw.max_cancellations.map_or(10, |m| m.0),
+        segment_size: raw.segment_size.map_or(DEFAULT_SEGMENT_SIZE, |s| s.0),
+        connections_per_file: raw.connections_per_file.map_or(4, |c| c.0),
         after_download: raw.after_download.unwrap_or(AfterDownload::Keep),
         timezone: raw.timezone.map_or(Tz::UTC, |z| z.0),
     }

@@ -9,7 +9,8 @@
 //! - [`store`]: the only code that holds SQL (SQLite via sqlx; one method per transition).
 //! - [`sync`]: the idempotent reconcile steps (meetings from a plan, the drift check,
 //!   recordings, downloads, the account scan); their calls run concurrently within the
-//!   client's budget.
+//!   client's budget. `sync::part` fills a download's `.part` off the receive path (a
+//!   writer thread and a hasher thread per file).
 //! - [`daemon`]: wires the steps to time, signals and reloads; holds no business rules.
 //! - [`http`]: the optional listener: webhooks in ([`webhook`]: signature check, URL
 //!   validation, parsing; pure), `/metrics` ([`metrics`]: totals from the database, request

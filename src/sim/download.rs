@@ -182,8 +182,19 @@ async fn serve_inner(
     let Some((content, ext, name)) = found else {
         return ((StatusCode::NOT_FOUND, "Not Found").into_response(), false);
     };
+    let (rate, ranges_ignored) = {
+        let st = sh.lock();
+        (st.download_rate, st.ranges_ignored)
+    };
     let len = content.len();
+    let etag = content.etag();
+    // If-Range (RFC 9110 13.1.5): the range only for the version the client has; a strong
+    // comparison of entity tags.
+    let if_range_ok = headers
+        .get(header::IF_RANGE)
+        .is_none_or(|v| v.as_bytes() == etag.as_bytes());
     let range = match headers.get(header::RANGE) {
+        _ if ranges_ignored || !if_range_ok => None,
         None => None,
         Some(v) => match parse_range(v.to_str().unwrap_or(""), len) {
             Some(r) => Some(r),
@@ -201,7 +212,7 @@ async fn serve_inner(
         Some((s, e)) => (s, e, StatusCode::PARTIAL_CONTENT),
         None => (0, len, StatusCode::OK),
     };
-    let body = body_stream(sh.clone(), content, start, end, mode);
+    let body = body_stream(sh.clone(), content, start, end, mode, rate);
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     let h = resp.headers_mut();
@@ -214,7 +225,12 @@ async fn serve_inner(
         _ => "application/octet-stream",
     };
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if !ranges_ignored {
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    }
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
     if let Ok(v) = HeaderValue::from_str(&(end - start).to_string()) {
         h.insert(header::CONTENT_LENGTH, v);
     }
@@ -269,21 +285,60 @@ struct BodyState {
     /// Where a truncated or stalled body stops sending.
     cut: u64,
     mode: BodyMode,
+    /// The connection's cap, bytes per second, and when this body began.
+    rate: Option<u64>,
+    began: tokio::time::Instant,
+    first: u64,
+    _stream: StreamCount,
 }
 
-fn body_stream(sh: Arc<Shared>, content: Content, start: u64, end: u64, mode: BodyMode) -> Body {
+/// Counts a body among those being sent while it lives (dropped when the body ends or the
+/// client goes away).
+struct StreamCount(Arc<Shared>);
+
+impl StreamCount {
+    fn new(sh: Arc<Shared>) -> StreamCount {
+        {
+            let mut st = sh.lock();
+            st.download_streams += 1;
+            st.counters.max_download_streams =
+                st.counters.max_download_streams.max(st.download_streams);
+        }
+        StreamCount(sh)
+    }
+}
+
+impl Drop for StreamCount {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        st.download_streams = st.download_streams.saturating_sub(1);
+    }
+}
+
+fn body_stream(
+    sh: Arc<Shared>,
+    content: Content,
+    start: u64,
+    end: u64,
+    mode: BodyMode,
+    rate: Option<u64>,
+) -> Body {
     // Send about half (at least one byte when there is more than one) before failing.
     let cut = match mode {
         BodyMode::Whole => end,
         _ => start + ((end - start) / 2).max(1).min(end - start),
     };
     let st = BodyState {
+        _stream: StreamCount::new(sh.clone()),
         sh,
         content,
         pos: start,
         end,
         cut,
         mode,
+        rate,
+        began: tokio::time::Instant::now(),
+        first: start,
     };
     let s = stream::unfold(Some(st), |st| async move {
         let mut st = st?;
@@ -302,6 +357,11 @@ fn body_stream(sh: Arc<Shared>, content: Content, start: u64, end: u64, mode: Bo
         }
         if st.pos >= st.end {
             return None;
+        }
+        if let Some(rate) = st.rate {
+            // Paced: this chunk leaves when the connection's cap allows it.
+            let due = Duration::from_secs_f64((st.pos - st.first) as f64 / rate as f64);
+            tokio::time::sleep_until(st.began + due).await;
         }
         let next = (st.pos + CHUNK).min(st.cut).min(st.end);
         let chunk: Bytes = st.content.range(st.pos, next);

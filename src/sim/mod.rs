@@ -238,6 +238,8 @@ pub struct Counters {
     /// Download requests (the API host's hop) let in by a webhook's `download_token`
     /// rather than an OAuth token or JWT.
     pub downloads_with_download_token: u64,
+    /// The most file bodies the download host was sending at once.
+    pub max_download_streams: u32,
     /// Webhook deliveries that got an answer ([`Sim::send_webhook`], [`Sim::send_webhook_raw`]).
     pub webhooks_sent: u64,
 }
@@ -595,6 +597,36 @@ impl Sim {
     /// Every API request waits `d` before it is handled (a slow Zoom).
     pub fn set_latency(&self, d: Duration) {
         self.shared.lock().latency = d;
+    }
+
+    /// Each download connection is held to `bytes_per_second` (as CDN edges cap a single
+    /// stream); `None` lifts the cap. Paced on real time: it is about sockets.
+    pub fn set_download_rate_per_connection(&self, bytes_per_second: Option<u64>) {
+        self.shared.lock().download_rate = bytes_per_second.filter(|r| *r > 0);
+    }
+
+    /// `false`: the download host ignores `Range` (and `If-Range`) and always answers 200
+    /// with the whole file, as some servers do.
+    pub fn set_range_support(&self, on: bool) {
+        self.shared.lock().ranges_ignored = !on;
+    }
+
+    /// The file's bytes change (same size, new entity tag), as if Zoom replaced it: a body
+    /// already under way goes on with the old bytes, every later request gets the new ones.
+    pub fn change_file(&self, uuid: &str, key: &str) -> Result<(), SimError> {
+        let mut st = self.shared.lock();
+        let (id, idx) = st
+            .find_uuid(uuid)
+            .ok_or_else(|| SimError::InvalidInput(format!("no recording {uuid}")))?;
+        let f = st
+            .meetings
+            .get_mut(&id)
+            .and_then(|m| m.instances.get_mut(idx))
+            .and_then(|i| i.files.iter_mut().find(|f| f.key == key))
+            .ok_or_else(|| SimError::InvalidInput(format!("no file {key} in recording {uuid}")))?;
+        f.content = f.content.changed();
+        st.sha_cache.remove(&(uuid.to_string(), key.to_string()));
+        Ok(())
     }
 
     /// Zoom's per-second limit of the account: an API request (token requests aside) that

@@ -175,6 +175,12 @@ pub(crate) struct State {
     pub users: Vec<SimUser>,
     /// Every API request waits this long before it is handled (a slow Zoom).
     pub latency: Duration,
+    /// Bytes per second each download connection is held to (a CDN edge's cap).
+    pub download_rate: Option<u64>,
+    /// The download host ignores `Range` and `If-Range` (answers 200 with the whole file).
+    pub ranges_ignored: bool,
+    /// Bodies the download host is sending right now.
+    pub download_streams: u32,
     /// API requests being handled right now, and the most at once.
     pub in_flight: u32,
     pub max_in_flight: u32,
@@ -213,6 +219,9 @@ impl State {
             clock_offset: TimeDelta::zero(),
             users: cfg.users.clone(),
             latency: Duration::ZERO,
+            download_rate: None,
+            ranges_ignored: false,
+            download_streams: 0,
             in_flight: 0,
             max_in_flight: 0,
             per_second: None,

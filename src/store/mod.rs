@@ -5,6 +5,7 @@
 //! Every method is one state transition or one read; none takes the clock — `now` is a
 //! parameter, so the pipeline's time logic is testable.
 
+mod parts;
 pub mod queries;
 mod rows;
 
@@ -17,6 +18,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use parts::PartState;
 pub use rows::*;
 
 #[derive(Debug, thiserror::Error)]

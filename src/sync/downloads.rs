@@ -1,6 +1,9 @@
-//! Streams queued files into the archive: `<final>.part` while hashing, resumed with
-//! `Range` after an interruption, size checked against Zoom's `file_size`, fsynced (file and
-//! directory), renamed into place, then recorded with its sha256. Only then is it archived.
+//! Streams queued files into the archive: `<final>.part` through [`super::part`] (written
+//! and hashed off the receive path), in `Range` segments over several connections when the
+//! file is larger than `segment_size` (the segments done recorded, so a resume fetches only
+//! the missing ones), else in one stream resumed from the part's length; size checked
+//! against Zoom's `file_size`, fsynced (file and directory), renamed into place, then
+//! recorded with its sha256. Only then is it archived.
 //!
 //! Each failed attempt keeps its kind ([`FailureKind`]) to the retry decision: a stored
 //! `download_url` that Zoom rejects (expired) is dropped and the meeting polled again at once
@@ -8,22 +11,22 @@
 //! the network are retried with back-off. After [`MAX_ATTEMPTS`] the file is `failed` until
 //! `zoomd retry`.
 
+use std::collections::{BTreeSet, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::Duration;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::archive::{self, FileName};
+use super::part::{Hashed, Part};
 use super::{Ctx, SyncError};
-use crate::config::Config;
+use crate::config::{Config, DaemonConfig};
 use crate::shutdown::Shutdown;
-use crate::store::{FailureKind, FileRow, NewEvent};
-use crate::zoom::{DownloadSink, ZoomError};
+use crate::store::{FailureKind, FileRow, NewEvent, PartState};
+use crate::zoom::{Answer, ByteRange, OpenDownload, ZoomError};
 
 /// Attempts before a file is marked failed.
 pub const MAX_ATTEMPTS: i64 = 8;
@@ -203,7 +206,7 @@ pub async fn download_one(
         return Ok(Outcome::Skipped);
     }
     let attempts = file.attempts + 1;
-    let work = fetch(ctx, &file, &final_path, progress);
+    let work = fetch(ctx, config, &file, &final_path, progress);
     let result = tokio::select! {
         r = work => r,
         _ = shutdown.wait() => {
@@ -298,6 +301,9 @@ enum Failure {
     NoUrl,
     #[error("size mismatch: got {got} bytes, Zoom says {want}")]
     SizeMismatch { got: u64, want: u64 },
+    /// The file changed at the server while its segments were fetched.
+    #[error("the file changed at the server during the download ({detail}); starting over")]
+    Changed { detail: String },
     /// The archive's disk.
     #[error("{path}: {source}")]
     Disk {
@@ -316,6 +322,12 @@ impl From<SyncError> for Failure {
     }
 }
 
+impl From<crate::store::StoreError> for Failure {
+    fn from(e: crate::store::StoreError) -> Self {
+        Failure::Local(e.into())
+    }
+}
+
 impl Failure {
     /// The kind of this failure, given the kind of the attempt before it: a URL Zoom rejects
     /// is stale the first time; rejected again right after a poll handed it out, it is refused
@@ -331,6 +343,7 @@ impl Failure {
             Failure::Zoom(_) => FailureKind::Transient,
             Failure::NoUrl => FailureKind::StaleUrl,
             Failure::SizeMismatch { .. } => FailureKind::SizeMismatch,
+            Failure::Changed { .. } => FailureKind::Transient,
             Failure::Disk { .. } => FailureKind::Disk,
             Failure::Local(_) => FailureKind::Transient,
         }
@@ -347,6 +360,7 @@ fn io_failure(path: &Path, e: io::Error) -> Failure {
 /// The download itself: returns the byte count and sha256 of the file now in place.
 async fn fetch(
     ctx: &Ctx,
+    config: &Config,
     file: &FileRow,
     final_path: &Path,
     progress: Option<ProgressFn>,
@@ -369,44 +383,456 @@ async fn fetch(
         .await
         .map_err(|e| io_failure(dir, e))?;
     let part = part_path(final_path);
-    let mut sink = HashingFile::open(&part, expected)
-        .await
-        .map_err(|e| io_failure(&part, e))?;
-    let offset = sink.written;
     let Some(url) = file.download_url.as_deref() else {
         return Err(Failure::NoUrl);
     };
-    let report = |pos: u64| {
-        if let Some(p) = &progress {
-            p(file, pos, expected);
+    let (handle, part_len) = {
+        let p = part.clone();
+        blocking(move || {
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&p)?;
+            let len = f.metadata()?.len();
+            Ok((Arc::new(f), len))
+        })
+        .await
+        .map_err(|e| io_failure(&part, e))?
+    };
+    let recorded = ctx.store.part_state(file.id).await?;
+    let job = Job {
+        ctx,
+        file,
+        url,
+        part: &part,
+        handle: handle.clone(),
+        expected,
+        pos: Arc::new(AtomicU64::new(0)),
+        progress,
+    };
+    let plan = Plan::new(expected, part_len, recorded, &config.daemon);
+    let got = match plan {
+        Plan::Stream { offset } => job.stream(offset, None).await,
+        Plan::Segments(seg) => job.segments(seg, config.daemon.connections_per_file).await,
+    };
+    let (total, sha) = match got {
+        Ok(v) => v,
+        Err(e) => {
+            if matches!(e, Failure::Changed { .. }) {
+                // Never finish a part from two versions of the file: start over.
+                ctx.store.clear_part(file.id).await?;
+                let h = handle.clone();
+                blocking(move || h.set_len(0))
+                    .await
+                    .map_err(|e| io_failure(&part, e))?;
+            }
+            return Err(e);
         }
     };
-    let outcome = ctx.zoom.download(url, offset, &mut sink, report).await;
-    let flushed = sink.file.flush().await;
-    let outcome = outcome.map_err(Failure::Zoom)?;
-    flushed.map_err(|e| io_failure(&part, e))?;
-    let total = sink.written;
-    let want = expected.or(outcome.total_len);
-    if let Some(want) = want
-        && total != want
     {
-        if total > want {
-            // More than Zoom announced: the part is wrong, start over next time.
-            sink.restart().await.map_err(|e| io_failure(&part, e))?;
-        }
-        return Err(Failure::SizeMismatch { got: total, want });
+        let h = handle.clone();
+        blocking(move || h.sync_all())
+            .await
+            .map_err(|e| io_failure(&part, e))?;
     }
-    sink.file
-        .sync_all()
-        .await
-        .map_err(|e| io_failure(&part, e))?;
-    let sha = hex::encode(sink.hasher.finalize_reset());
-    drop(sink);
+    drop(handle);
     tokio::fs::rename(&part, final_path)
         .await
         .map_err(|e| io_failure(final_path, e))?;
     sync_dir(dir).await.map_err(|e| io_failure(dir, e))?;
+    ctx.store.clear_part(file.id).await?;
     Ok((total, sha))
+}
+
+/// How a file's part is filled this attempt.
+#[derive(Debug, PartialEq, Eq)]
+enum Plan {
+    /// One stream from `offset`: the part holds the file's bytes `0..offset`.
+    Stream {
+        offset: u64,
+    },
+    Segments(Segments),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Segments {
+    size: u64,
+    seg: u64,
+    /// In the part already (and recorded).
+    done: BTreeSet<u64>,
+    /// The version of the file the done segments are of.
+    validator: Option<String>,
+    /// No part recorded yet: it is begun (recorded, sized) when the first answer is in.
+    fresh: bool,
+}
+
+impl Segments {
+    fn count(&self) -> u64 {
+        self.size.div_ceil(self.seg)
+    }
+
+    fn range(&self, i: u64) -> (u64, u64) {
+        (i * self.seg, ((i + 1) * self.seg).min(self.size))
+    }
+}
+
+impl Plan {
+    /// A part recorded with segments resumes them while it still fits the file; a part
+    /// without a record is a prefix of the file (one stream wrote it), whose whole segments
+    /// count as done when the file is fetched in segments.
+    fn new(
+        expected: Option<u64>,
+        part_len: u64,
+        recorded: Option<PartState>,
+        daemon: &DaemonConfig,
+    ) -> Plan {
+        if let Some(st) = &recorded
+            && expected == Some(st.size)
+            && part_len == st.size
+            && st.segment_size > 0
+        {
+            return Plan::Segments(Segments {
+                size: st.size,
+                seg: st.segment_size,
+                done: st.done.clone(),
+                validator: st.validator.clone(),
+                fresh: false,
+            });
+        }
+        // A recorded part that no longer fits is no prefix: nothing of it is kept.
+        let prefix = if recorded.is_some() || expected.is_some_and(|e| part_len > e) {
+            0
+        } else {
+            part_len
+        };
+        match expected {
+            Some(size) if size > daemon.segment_size && daemon.connections_per_file > 1 => {
+                let seg = daemon.segment_size;
+                Plan::Segments(Segments {
+                    size,
+                    seg,
+                    done: (0..prefix / seg).collect(),
+                    validator: None,
+                    fresh: true,
+                })
+            }
+            _ => Plan::Stream { offset: prefix },
+        }
+    }
+}
+
+/// One attempt at one file.
+struct Job<'a> {
+    ctx: &'a Ctx,
+    file: &'a FileRow,
+    url: &'a str,
+    part: &'a Path,
+    handle: Arc<std::fs::File>,
+    expected: Option<u64>,
+    /// Bytes of the file in the part (for progress).
+    pos: Arc<AtomicU64>,
+    progress: Option<ProgressFn>,
+}
+
+impl Job<'_> {
+    fn disk(&self, e: io::Error) -> Failure {
+        io_failure(self.part, e)
+    }
+
+    fn advance(&self, n: u64) {
+        let pos = self.pos.fetch_add(n, Ordering::Relaxed) + n;
+        if let Some(p) = &self.progress {
+            p(self.file, pos, self.expected);
+        }
+    }
+
+    async fn set_len(&self, len: u64) -> Result<(), Failure> {
+        let h = self.handle.clone();
+        blocking(move || h.set_len(len))
+            .await
+            .map_err(|e| self.disk(e))
+    }
+
+    /// One stream from `offset` (the part holds `0..offset`), or the answer already opened
+    /// (a segment request the server answered with the whole file).
+    async fn stream(
+        &self,
+        offset: u64,
+        opened: Option<OpenDownload>,
+    ) -> Result<(u64, String), Failure> {
+        let open = match opened {
+            Some(o) => o,
+            None => {
+                let range = ByteRange {
+                    start: offset,
+                    end: None,
+                };
+                self.ctx
+                    .zoom
+                    .open_download(self.url, range, None)
+                    .await
+                    .map_err(Failure::Zoom)?
+            }
+        };
+        let (base, total_len) = match open.answer {
+            Answer::Complete { total } => (total, Some(total)),
+            Answer::Partial { start, total, .. } => (start, total),
+            Answer::Whole { len } => {
+                if offset > 0 {
+                    tracing::info!(key = %self.file.label(), file_id = %self.file.file_id, offset, "range ignored; restarting from byte 0");
+                }
+                (0, len)
+            }
+        };
+        if base < offset || matches!(open.answer, Answer::Whole { .. }) {
+            self.set_len(0).await?;
+        }
+        self.pos.store(base, Ordering::Relaxed);
+        let part = Part::start(self.handle.clone(), std::iter::once(0..base));
+        let mut sink = part.sink(base, u64::MAX);
+        let mut last = 0u64;
+        let read = open
+            .read_into(&mut sink, |n| {
+                self.advance(n - last);
+                last = n;
+            })
+            .await;
+        // What arrived stays in the part for the next attempt: let the writer finish it.
+        let sent = sink.finish();
+        let hashed = part.finish().await;
+        read.map_err(Failure::Zoom)?;
+        sent.map_err(|e| self.disk(e))?;
+        let hashed = hashed.map_err(|e| self.disk(e))?;
+        let total = hashed.len;
+        let want = self.expected.or(total_len);
+        if let Some(want) = want
+            && total != want
+        {
+            if total > want {
+                // More than Zoom announced: the part is wrong, start over next time.
+                self.set_len(0).await?;
+            }
+            return Err(Failure::SizeMismatch { got: total, want });
+        }
+        Ok((total, hashed.sha256))
+    }
+
+    /// The missing segments over up to `connections` requests at once; falls back to one
+    /// stream when the server ignores `Range`.
+    async fn segments(&self, plan: Segments, connections: usize) -> Result<(u64, String), Failure> {
+        let mut missing: VecDeque<u64> = (0..plan.count())
+            .filter(|i| !plan.done.contains(i))
+            .collect();
+        let done_ranges: Vec<_> = plan
+            .done
+            .iter()
+            .map(|&i| {
+                let (a, b) = plan.range(i);
+                a..b
+            })
+            .collect();
+        let Some(first) = missing.pop_front() else {
+            // Every segment is in: only the hash is missing.
+            let part = Part::start(self.handle.clone(), done_ranges);
+            let hashed = part.finish().await.map_err(|e| self.disk(e))?;
+            return self.check_whole(&plan, hashed);
+        };
+        let (a, b) = plan.range(first);
+        let open = self
+            .ctx
+            .zoom
+            .open_download(
+                self.url,
+                ByteRange {
+                    start: a,
+                    end: Some(b),
+                },
+                plan.validator.as_deref(),
+            )
+            .await
+            .map_err(Failure::Zoom)?;
+        if let Answer::Whole { .. } = open.answer {
+            // No ranges from this server (or, with If-Range, a new version of the file): the
+            // answer is the whole file, so it becomes the one stream.
+            tracing::info!(key = %self.file.label(), file_id = %self.file.file_id, "whole file answered to a range; one stream instead of segments");
+            self.ctx.store.clear_part(self.file.id).await?;
+            return self.stream(0, Some(open)).await;
+        }
+        check_segment(&plan, first, &open)?;
+        let mut plan = plan;
+        if plan.fresh {
+            plan.validator = open.validator.clone();
+            self.ctx
+                .store
+                .begin_part(
+                    self.file.id,
+                    plan.validator.as_deref(),
+                    plan.size,
+                    plan.seg,
+                    self.ctx.now(),
+                )
+                .await?;
+            self.set_len(plan.size).await?;
+            for &i in &plan.done {
+                self.ctx
+                    .store
+                    .segment_done(self.file.id, i, self.ctx.now())
+                    .await?;
+            }
+        }
+        // Without a validator two answers cannot be told apart as one version: one at a time.
+        let connections = if plan.validator.is_some() {
+            connections.max(1)
+        } else {
+            1
+        };
+        self.pos.store(
+            plan.done
+                .iter()
+                .map(|&i| plan.range(i))
+                .map(|(a, b)| b - a)
+                .sum(),
+            Ordering::Relaxed,
+        );
+        let part = Part::start(self.handle.clone(), done_ranges);
+        let queue = std::sync::Mutex::new(missing);
+        let first_open = std::sync::Mutex::new(Some((first, open)));
+        let workers = (0..connections.min(plan.count() as usize))
+            .map(|_| self.segment_worker(&plan, &part, &queue, &first_open));
+        let all = futures_util::future::try_join_all(workers).await;
+        let hashed = part.finish().await;
+        all?;
+        let hashed = hashed.map_err(|e| self.disk(e))?;
+        self.check_whole(&plan, hashed)
+    }
+
+    /// Takes segments from the queue until it is empty; the first one's answer is open.
+    async fn segment_worker(
+        &self,
+        plan: &Segments,
+        part: &Part,
+        queue: &std::sync::Mutex<VecDeque<u64>>,
+        first_open: &std::sync::Mutex<Option<(u64, OpenDownload)>>,
+    ) -> Result<(), Failure> {
+        loop {
+            let opened = first_open.lock().map_or(None, |mut o| o.take());
+            let (index, open) = match opened {
+                Some(first) => first,
+                None => {
+                    let i = queue.lock().map_or(None, |mut q| q.pop_front());
+                    let Some(i) = i else { return Ok(()) };
+                    let (a, b) = plan.range(i);
+                    let o = self
+                        .ctx
+                        .zoom
+                        .open_download(
+                            self.url,
+                            ByteRange {
+                                start: a,
+                                end: Some(b),
+                            },
+                            plan.validator.as_deref(),
+                        )
+                        .await
+                        .map_err(Failure::Zoom)?;
+                    (i, o)
+                }
+            };
+            check_segment(plan, index, &open)?;
+            let (a, b) = plan.range(index);
+            let mut sink = part.sink(a, b);
+            let mut last = 0u64;
+            let read = open
+                .read_into(&mut sink, |n| {
+                    self.advance(n - last);
+                    last = n;
+                })
+                .await;
+            let sent = sink.finish();
+            read.map_err(Failure::Zoom)?;
+            let got = sent.map_err(|e| self.disk(e))?;
+            if got != b - a {
+                return Err(Failure::Zoom(ZoomError::Truncated {
+                    op: "download",
+                    received: got,
+                    expected: b - a,
+                }));
+            }
+            // On disk before it counts: a resume trusts recorded segments without reading.
+            part.flush().await.map_err(|e| self.disk(e))?;
+            self.ctx
+                .store
+                .segment_done(self.file.id, index, self.ctx.now())
+                .await?;
+        }
+    }
+
+    fn check_whole(&self, plan: &Segments, hashed: Hashed) -> Result<(u64, String), Failure> {
+        if hashed.len != plan.size {
+            return Err(self.disk(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the part holds {} of {} bytes in order",
+                    hashed.len, plan.size
+                ),
+            )));
+        }
+        Ok((hashed.len, hashed.sha256))
+    }
+}
+
+/// A segment's answer must be exactly the bytes asked for, of the same version of the file.
+fn check_segment(plan: &Segments, index: u64, open: &OpenDownload) -> Result<(), Failure> {
+    let (a, b) = plan.range(index);
+    match open.answer {
+        Answer::Partial { start, end, total } => {
+            if let Some(t) = total
+                && t != plan.size
+            {
+                return Err(Failure::Changed {
+                    detail: format!("its size is now {t} bytes, was {}", plan.size),
+                });
+            }
+            if (start, end) != (a, b) {
+                return Err(Failure::Zoom(ZoomError::RangeMismatch {
+                    op: "download",
+                    expected_start: a,
+                    detail: format!("asked for bytes {a}-{}, got {start}-{}", b - 1, end - 1),
+                }));
+            }
+            if plan.validator.is_some() && open.validator != plan.validator {
+                return Err(Failure::Changed {
+                    detail: format!(
+                        "its validator is now {}, was {}",
+                        open.validator.as_deref().unwrap_or("none"),
+                        plan.validator.as_deref().unwrap_or("none")
+                    ),
+                });
+            }
+            Ok(())
+        }
+        // A server that answered ranges before and the whole file now: If-Range says the
+        // file changed.
+        Answer::Whole { .. } => Err(Failure::Changed {
+            detail: "a range was answered with the whole file".to_owned(),
+        }),
+        Answer::Complete { .. } => Err(Failure::Zoom(ZoomError::RangeMismatch {
+            op: "download",
+            expected_start: a,
+            detail: "HTTP 416 for a segment inside the file".to_owned(),
+        })),
+    }
+}
+
+/// Runs blocking file work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(io::Error::other)?
 }
 
 /// Zoom refused the URL itself (expired, revoked, or a login page instead of the file).
@@ -433,99 +859,25 @@ async fn sync_dir(dir: &Path) -> io::Result<()> {
     d.sync_all().await
 }
 
+/// Length and SHA-256 of a whole file, read in large blocks off the async workers.
 async fn hash_file(path: &Path) -> io::Result<(u64, String)> {
-    let mut f = tokio::fs::File::open(path).await?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut len = 0u64;
-    loop {
-        let n = f.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        len += n as u64;
-    }
-    Ok((len, hex::encode(hasher.finalize())))
-}
-
-/// A `.part` file that hashes what is written to it (including what an earlier attempt left).
-struct HashingFile {
-    file: tokio::fs::File,
-    hasher: Sha256,
-    written: u64,
-}
-
-impl HashingFile {
-    /// Opens (or creates) the part file, hashing what is already in it. A part longer than
-    /// the expected size cannot be right and is started over.
-    async fn open(path: &Path, expected: Option<u64>) -> io::Result<HashingFile> {
-        let mut file = tokio::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .await?;
+    let path = path.to_path_buf();
+    blocking(move || {
+        let mut f = std::fs::File::open(&path)?;
         let mut hasher = Sha256::new();
-        let mut written = 0u64;
-        let len = file.metadata().await?.len();
-        if expected.is_some_and(|e| len > e) {
-            file.set_len(0).await?;
-        } else {
-            let mut buf = vec![0u8; 256 * 1024];
-            loop {
-                let n = file.read(&mut buf).await?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-                written += n as u64;
+        let mut buf = vec![0u8; super::part::BATCH];
+        let mut len = 0u64;
+        loop {
+            let n = std::io::Read::read(&mut f, &mut buf)?;
+            if n == 0 {
+                break;
             }
+            hasher.update(&buf[..n]);
+            len += n as u64;
         }
-        use tokio::io::AsyncSeekExt;
-        file.seek(io::SeekFrom::Start(written)).await?;
-        Ok(HashingFile {
-            file,
-            hasher,
-            written,
-        })
-    }
-}
-
-impl AsyncWrite for HashingFile {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.file).poll_write(cx, buf) {
-            Poll::Ready(Ok(n)) => {
-                this.hasher.update(&buf[..n]);
-                this.written += n as u64;
-                Poll::Ready(Ok(n))
-            }
-            other => other,
-        }
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.file).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.file).poll_shutdown(cx)
-    }
-}
-
-impl DownloadSink for HashingFile {
-    async fn restart(&mut self) -> io::Result<()> {
-        self.file.restart().await?;
-        self.hasher = Sha256::new();
-        self.written = 0;
-        Ok(())
-    }
+        Ok((len, hex::encode(hasher.finalize())))
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 pub mod archive;
 pub mod downloads;
 pub mod meetings;
+pub mod part;
 pub mod plan;
 pub mod recordings;
 pub mod scan;

@@ -1,14 +1,20 @@
 //! Streaming, resumable downloads of recording files.
 //!
-//! - The body is streamed chunk by chunk into the caller's writer: constant memory for
-//!   files of many GB.
+//! - [`ZoomClient::open_download`] sends the request for a byte range (with `If-Range` when
+//!   the caller knows the file's validator) and checks the answer's headers: an [`Answer`]
+//!   (206 with its range, a 200 whole file, or a 416 at exactly the end) and the file's
+//!   validator (strong ETag, else Last-Modified). [`OpenDownload::read_into`] then streams
+//!   the body chunk by chunk into a [`ChunkSink`]: constant memory for files of many GB, and
+//!   several ranges of one file can be open at once. [`ZoomClient::download`] is both for a
+//!   [`DownloadSink`] (an `AsyncWrite` that can start over).
 //! - Redirects are followed by hand (at most [`MAX_REDIRECTS`] hops). The bearer token is
 //!   sent only to trusted origins (see `trust`); a redirect to any other host (a signed
 //!   storage URL) is followed without `Authorization`.
 //! - Resume: with `offset > 0` the request carries `Range: bytes=offset-`. A 206 must start
-//!   exactly at `offset`. A 200 means the server ignored the range and sends the whole
-//!   file: the sink is told to [`DownloadSink::restart`] before the first byte is written,
-//!   and the outcome says `restarted_from_zero`.
+//!   exactly at `offset`. A 200 means the server ignored the range (or `If-Range` did not
+//!   match) and sends the whole file: `download` tells the sink to
+//!   [`DownloadSink::restart`] before the first byte is written, and the outcome says
+//!   `restarted_from_zero`.
 //! - An HTML answer (Zoom's error page for a bad token) is an error and writes nothing; a
 //!   body shorter than its `Content-Length` is [`ZoomError::Truncated`]; no data for
 //!   `read_idle` is [`ZoomError::Stalled`]. Either way the bytes written so far stay in
@@ -22,9 +28,12 @@ use std::future::Future;
 use std::io;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE, RETRY_AFTER};
+use reqwest::header::{
+    CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_RANGE, LAST_MODIFIED, LOCATION, RANGE, RETRY_AFTER,
+};
 use tokio::io::{AsyncSeekExt, AsyncWrite, AsyncWriteExt};
 use url::Url;
 
@@ -129,6 +138,141 @@ enum Attempt {
     RenewAndRetry(Secret),
 }
 
+/// Which bytes of a file to ask for: `start..end`, or `start..` to the end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ByteRange {
+    pub start: u64,
+    /// Exclusive; `None` = to the end of the file.
+    pub end: Option<u64>,
+}
+
+impl ByteRange {
+    /// The `Range` header, when one is needed (`None` for the whole file).
+    fn header(&self) -> Option<String> {
+        match (self.start, self.end) {
+            (0, None) => None,
+            (a, None) => Some(format!("bytes={a}-")),
+            (a, Some(b)) => Some(format!("bytes={a}-{}", b.saturating_sub(1).max(a))),
+        }
+    }
+}
+
+/// What the server answered, before the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// 206: bytes `start..end` of a file of `total` bytes (when the server said).
+    Partial {
+        start: u64,
+        end: u64,
+        total: Option<u64>,
+    },
+    /// 200: the whole file from byte 0 — the server ignored the range, or `If-Range` did
+    /// not match (the file changed).
+    Whole { len: Option<u64> },
+    /// 416 for a range that starts exactly at the end: nothing is missing.
+    Complete { total: u64 },
+}
+
+/// A download whose headers are in; [`OpenDownload::read_into`] streams its body.
+#[derive(Debug)]
+pub struct OpenDownload {
+    resp: Option<reqwest::Response>,
+    pub answer: Answer,
+    /// The file's strong ETag, else its Last-Modified: what `If-Range` sends back, and what
+    /// tells two answers of different versions of the file apart.
+    pub validator: Option<String>,
+    pub content_type: Option<String>,
+    idle: Duration,
+    attempt: u32,
+}
+
+/// Where a download's bytes go, one chunk at a time, in file order from the answer's first
+/// byte. Chunks are `Bytes` so a consumer can hand them on without copying.
+pub trait ChunkSink: Send {
+    fn put(&mut self, chunk: Bytes) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+/// Any [`DownloadSink`] takes chunks by writing them.
+struct WriteAll<'a, W>(&'a mut W);
+
+impl<W: DownloadSink> ChunkSink for WriteAll<'_, W> {
+    async fn put(&mut self, chunk: Bytes) -> io::Result<()> {
+        self.0.write_all(&chunk).await
+    }
+}
+
+impl OpenDownload {
+    /// Bytes the body will carry, when the server said.
+    pub fn body_len(&self) -> Option<u64> {
+        self.resp
+            .as_ref()
+            .and_then(reqwest::Response::content_length)
+    }
+
+    /// Streams the body into `sink`; returns the bytes received. `progress` gets the running
+    /// count after each chunk. A body shorter than its `Content-Length` is
+    /// [`ZoomError::Truncated`], no data for `read_idle` is [`ZoomError::Stalled`]; the bytes
+    /// handed over so far stay with the sink.
+    pub async fn read_into<S, P>(self, sink: &mut S, mut progress: P) -> Result<u64, ZoomError>
+    where
+        S: ChunkSink,
+        P: FnMut(u64) + Send,
+    {
+        let Some(resp) = self.resp else {
+            return Ok(0);
+        };
+        let body_len = resp.content_length();
+        let mut written = 0u64;
+        let mut stream = resp.bytes_stream();
+        let idle = self.idle;
+        loop {
+            // I/O timeout (tokio's timer, see the module docs).
+            match tokio::time::timeout(idle, stream.next()).await {
+                Err(_) => {
+                    return Err(ZoomError::Stalled {
+                        op: OP,
+                        idle,
+                        received: written,
+                    });
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    return Err(match body_len {
+                        Some(expected) if written < expected => ZoomError::Truncated {
+                            op: OP,
+                            received: written,
+                            expected,
+                        },
+                        _ => ZoomError::Transport {
+                            op: OP,
+                            attempts: self.attempt,
+                            detail: describe_reqwest(e),
+                        },
+                    });
+                }
+                Ok(Some(Ok(chunk))) => {
+                    let n = chunk.len() as u64;
+                    sink.put(chunk)
+                        .await
+                        .map_err(|source| ZoomError::Io { op: OP, source })?;
+                    written += n;
+                    progress(written);
+                }
+            }
+        }
+        if let Some(expected) = body_len
+            && written < expected
+        {
+            return Err(ZoomError::Truncated {
+                op: OP,
+                received: written,
+                expected,
+            });
+        }
+        Ok(written)
+    }
+}
+
 impl ZoomClient {
     /// Download `url` into `out`, starting at byte `offset` of the file.
     ///
@@ -146,6 +290,57 @@ impl ZoomClient {
         W: DownloadSink,
         P: FnMut(u64) + Send,
     {
+        let range = ByteRange {
+            start: offset,
+            end: None,
+        };
+        let open = self.open_download(url, range, None).await?;
+        let content_type = open.content_type.clone();
+        let (restarted, total_len) = match open.answer {
+            Answer::Complete { total } => {
+                return Ok(DownloadOutcome {
+                    bytes_written: 0,
+                    restarted_from_zero: false,
+                    total_len: Some(total),
+                    content_type,
+                });
+            }
+            Answer::Partial { total, .. } => (false, total),
+            Answer::Whole { len } => {
+                if offset > 0 {
+                    out.restart()
+                        .await
+                        .map_err(|source| ZoomError::Io { op: OP, source })?;
+                    tracing::info!(op = OP, offset, "range ignored; restarting from byte 0");
+                }
+                (offset > 0, len)
+            }
+        };
+        let base = if restarted { 0 } else { offset };
+        let written = open
+            .read_into(&mut WriteAll(out), |n| progress(base + n))
+            .await;
+        let flushed = out.flush().await;
+        let written = written?;
+        flushed.map_err(|source| ZoomError::Io { op: OP, source })?;
+        Ok(DownloadOutcome {
+            bytes_written: written,
+            restarted_from_zero: restarted,
+            total_len,
+            content_type,
+        })
+    }
+
+    /// Sends the request for `range` of `url` (with `If-Range: validator` when given and a
+    /// range is asked for) and checks the answer's headers; the body is left to
+    /// [`OpenDownload::read_into`]. Before the body, 429, 5xx and transport failures are
+    /// retried per the policy, and a 401 with code 124 renews the token once.
+    pub async fn open_download(
+        &self,
+        url: &str,
+        range: ByteRange,
+        if_range: Option<&str>,
+    ) -> Result<OpenDownload, ZoomError> {
         let start = Url::parse(url).map_err(|e| ZoomError::InvalidInput {
             op: OP,
             detail: format!("download URL does not parse: {e}"),
@@ -161,11 +356,8 @@ impl ZoomClient {
         let mut renewed = false;
         loop {
             attempt += 1;
-            let step = match self
-                .try_download(&start, offset, out, &mut progress, attempt)
-                .await
-            {
-                Ok(Ok(outcome)) => return Ok(outcome),
+            let step = match self.try_open(&start, range, if_range, attempt).await {
+                Ok(Ok(open)) => return Ok(open),
                 Ok(Err(step)) => step,
                 Err(e) => return Err(e),
             };
@@ -191,23 +383,20 @@ impl ZoomClient {
         }
     }
 
-    /// One pass: follow redirects, check the answer, stream the body.
+    /// One pass: follow redirects, check the answer's headers.
     /// `Ok(Err(_))` asks the caller loop to retry.
-    async fn try_download<W, P>(
+    async fn try_open(
         &self,
         start: &Url,
-        offset: u64,
-        out: &mut W,
-        progress: &mut P,
+        range: ByteRange,
+        if_range: Option<&str>,
         attempt: u32,
-    ) -> Result<Result<DownloadOutcome, Attempt>, ZoomError>
-    where
-        W: DownloadSink,
-        P: FnMut(u64) + Send,
-    {
+    ) -> Result<Result<OpenDownload, Attempt>, ZoomError> {
         let inner = &self.inner;
         let policy = &inner.retry;
         let can_retry = attempt < policy.max_attempts;
+        let offset = range.start;
+        let range_header = range.header();
         let mut current = start.clone();
         let mut hops = 0usize;
         let (resp, token) = loop {
@@ -227,14 +416,18 @@ impl ZoomClient {
             if let Some(t) = &token {
                 rb = rb.bearer_auth(t.expose());
             }
-            if offset > 0 {
-                rb = rb.header(RANGE, format!("bytes={offset}-"));
+            if let Some(r) = &range_header {
+                rb = rb.header(RANGE, r);
+                if let Some(v) = if_range {
+                    rb = rb.header(IF_RANGE, v);
+                }
             }
             tracing::debug!(
                 op = OP,
                 host = current.host_str().unwrap_or(""),
                 with_auth = token.is_some(),
                 offset,
+                end = range.end,
                 "download request"
             );
             // A request to Zoom's own hosts passes the request budget until its headers are
@@ -328,11 +521,14 @@ impl ZoomClient {
             });
         }
 
-        let body_len = resp.content_length();
-        let (restarted, total_len) = if status == StatusCode::PARTIAL_CONTENT {
+        let answer = if status == StatusCode::PARTIAL_CONTENT {
             let cr = header_str(&resp, CONTENT_RANGE).unwrap_or_default();
             match parse_content_range(&cr) {
-                Some((a, _, total)) if a == offset => (false, total),
+                Some((a, b, total)) if a == offset => Answer::Partial {
+                    start: a,
+                    end: b + 1,
+                    total,
+                },
                 _ => {
                     return Err(ZoomError::RangeMismatch {
                         op: OP,
@@ -345,71 +541,22 @@ impl ZoomClient {
                     });
                 }
             }
-        } else if offset > 0 {
-            out.restart()
-                .await
-                .map_err(|source| ZoomError::Io { op: OP, source })?;
-            tracing::info!(op = OP, offset, "range ignored; restarting from byte 0");
-            (true, body_len)
         } else {
-            (false, body_len)
-        };
-        let base = if restarted { 0 } else { offset };
-
-        let mut written = 0u64;
-        let mut stream = resp.bytes_stream();
-        let idle = inner.timeouts.read_idle;
-        loop {
-            // I/O timeout (tokio's timer, see the module docs).
-            match tokio::time::timeout(idle, stream.next()).await {
-                Err(_) => {
-                    return Err(ZoomError::Stalled {
-                        op: OP,
-                        idle,
-                        received: written,
-                    });
-                }
-                Ok(None) => break,
-                Ok(Some(Err(e))) => {
-                    return Err(match body_len {
-                        Some(expected) if written < expected => ZoomError::Truncated {
-                            op: OP,
-                            received: written,
-                            expected,
-                        },
-                        _ => ZoomError::Transport {
-                            op: OP,
-                            attempts: attempt,
-                            detail: describe_reqwest(e),
-                        },
-                    });
-                }
-                Ok(Some(Ok(chunk))) => {
-                    out.write_all(&chunk)
-                        .await
-                        .map_err(|source| ZoomError::Io { op: OP, source })?;
-                    written += chunk.len() as u64;
-                    progress(base + written);
-                }
+            Answer::Whole {
+                len: resp.content_length(),
             }
-        }
-        out.flush()
-            .await
-            .map_err(|source| ZoomError::Io { op: OP, source })?;
-        if let Some(expected) = body_len
-            && written < expected
-        {
-            return Err(ZoomError::Truncated {
-                op: OP,
-                received: written,
-                expected,
-            });
-        }
-        Ok(Ok(DownloadOutcome {
-            bytes_written: written,
-            restarted_from_zero: restarted,
-            total_len,
+        };
+        let validator = header_str(&resp, ETAG)
+            .filter(|e| !e.trim_start().starts_with("W/"))
+            .or_else(|| header_str(&resp, LAST_MODIFIED))
+            .map(|v| v.trim().to_owned());
+        Ok(Ok(OpenDownload {
+            resp: Some(resp),
+            answer,
+            validator,
             content_type,
+            idle: inner.timeouts.read_idle,
+            attempt,
         }))
     }
 
@@ -422,7 +569,7 @@ impl ZoomClient {
         html: bool,
         can_retry: bool,
         attempt: u32,
-    ) -> Result<Result<DownloadOutcome, Attempt>, ZoomError> {
+    ) -> Result<Result<OpenDownload, Attempt>, ZoomError> {
         let inner = &self.inner;
         let status = resp.status();
         let code = status.as_u16();
@@ -447,11 +594,13 @@ impl ZoomClient {
             // Asked for bytes past the end: complete already if the file is exactly
             // `offset` long.
             return match content_range.as_deref().and_then(parse_unsatisfied_range) {
-                Some(total) if total == offset => Ok(Ok(DownloadOutcome {
-                    bytes_written: 0,
-                    restarted_from_zero: false,
-                    total_len: Some(total),
+                Some(total) if total == offset => Ok(Ok(OpenDownload {
+                    resp: None,
+                    answer: Answer::Complete { total },
+                    validator: None,
                     content_type: None,
+                    idle: inner.timeouts.read_idle,
+                    attempt,
                 })),
                 _ => Err(ZoomError::RangeMismatch {
                     op: OP,

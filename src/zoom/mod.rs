@@ -43,7 +43,7 @@ pub use auth::{
     CachedToken, Credentials, DEFAULT_JWT_TTL, JwtClaims, TokenSource, make_jwt, oauth_renew_at,
 };
 pub use client::ZoomClient;
-pub use download::{DownloadOutcome, DownloadSink};
+pub use download::{Answer, ByteRange, ChunkSink, DownloadOutcome, DownloadSink, OpenDownload};
 pub use error::{ApiErrorBody, ZoomError};
 pub use pace::{Category, MEDIUM_SHARE, Pace, SLOW_FOR};
 pub use retry::{RetryPolicy, is_daily_limit, next_utc_midnight, parse_retry_after};

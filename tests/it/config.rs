@@ -79,6 +79,8 @@ fn defaults_follow_the_design() {
     assert_eq!(c.daemon.poll_every.num_seconds(), 300);
     assert_eq!(c.daemon.give_up_after.num_seconds(), 72 * 3600);
     assert_eq!(c.daemon.downloads, 2);
+    assert_eq!(c.daemon.segment_size, 64 * 1024 * 1024);
+    assert_eq!(c.daemon.connections_per_file, 4);
     assert_eq!(c.daemon.after_download, AfterDownload::Keep);
     assert_eq!(c.daemon.timezone, chrono_tz::UTC);
     assert_eq!(c.zoom.api_url.as_str(), "https://api.zoom.us/v2");
@@ -164,6 +166,24 @@ fn archive_is_a_directory_or_an_s3_bucket_and_prefix() {
             format!("{at}{message}")
         );
     }
+}
+
+#[test]
+fn segments_take_binary_sizes() {
+    for (v, want) in [
+        ("\"8MiB\"", 8u64 << 20),
+        ("\"1GiB\"", 1 << 30),
+        ("\"16 MiB\"", 16 << 20),
+    ] {
+        let text = format!("{BASE}[daemon]\nsegment_size = {v}\nconnections_per_file = 16\n");
+        let c = parse(&text).expect("valid");
+        assert_eq!(c.daemon.segment_size, want, "{v}");
+        assert_eq!(c.daemon.connections_per_file, 16);
+    }
+    assert!(err(&format!("{BASE}[daemon]\nsegment_size = \"2GiB\"\n")).contains("out of range"));
+    assert!(
+        err(&format!("{BASE}[daemon]\nconnections_per_file = 0\n")).contains("must be 1 to 16")
+    );
 }
 
 #[test]

@@ -409,6 +409,63 @@ async fn sigterm_mid_download_exits_zero_and_the_part_resumes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_segmented_download_resumes_only_the_missing_segments() {
+    const MIB: u64 = 1024 * 1024;
+    let (seg, conns) = (8 * MIB, 4u64);
+    let sim = spawn_sim(SimConfig {
+        mp4_size: 48 * MIB + 777,
+        ..SimConfig::default()
+    })
+    .await;
+    // Slow per connection, as CDN edges are: the kill comes while segments are under way.
+    sim.set_download_rate_per_connection(Some(6 * MIB));
+    let mut d = spawn_daemon(
+        &config(&sim)
+            .set("segment_size", "\"8MiB\"")
+            .set("connections_per_file", &conns.to_string())
+            .meetings(&meeting("segments", "Segmented lecture", in_secs(4))),
+        &[],
+    );
+    let recorded = std::sync::atomic::AtomicUsize::new(0);
+    d.wait_for("two segments recorded", || async {
+        let Some(store) = d.store().await else {
+            return false;
+        };
+        let files = store.list_files(None).await.unwrap_or_default();
+        let Some(mp4) = files.iter().find(|f| f.file_type == "MP4") else {
+            return false;
+        };
+        let n = match store.part_state(mp4.id).await {
+            Ok(Some(st)) => st.done.len(),
+            _ => 0,
+        };
+        recorded.store(n, std::sync::atomic::Ordering::Relaxed);
+        n >= 2
+    })
+    .await;
+    d.kill9();
+    assert!(
+        partial_download(&d.archive()),
+        "the part stays for the restart"
+    );
+    sim.set_download_rate_per_connection(None);
+    d.start();
+    d.wait_for("archived after the restart", || archived(&d, &sim, 1, 5))
+        .await;
+    d.stop().await;
+    assert_consistent(&d, &sim).await;
+    // Every file once, plus at most the segments in flight at the kill: one per connection.
+    let files: u64 = sim.expected_files().iter().map(|f| f.size).sum();
+    let served = sim.counters().bytes_served;
+    assert!(
+        served <= files + conns * seg,
+        "served {served} bytes for {files} bytes of files ({} segments were recorded)",
+        recorded.into_inner()
+    );
+    assert!(served >= files, "served {served} < {files}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_loop_and_a_long_read_transaction_never_lock_the_daemon() {
     use sqlx::Connection;
     let mut meetings = meeting("busy-a", "Busy A", in_secs(4));

@@ -51,6 +51,10 @@ struct Opts {
     /// An archive directory elsewhere (the disk-full test's tmpfs).
     archive: Option<PathBuf>,
     downloads: usize,
+    /// More `[daemon]` settings (key, TOML value).
+    daemon: Vec<(&'static str, &'static str)>,
+    /// The client's read-idle timeout, when not the helpers' 700 ms.
+    read_idle: Option<Duration>,
 }
 
 impl Default for Opts {
@@ -60,6 +64,8 @@ impl Default for Opts {
             entries: 1,
             archive: None,
             downloads: 2,
+            daemon: Vec::new(),
+            read_idle: None,
         }
     }
 }
@@ -101,6 +107,9 @@ async fn pipe(opts: Opts) -> Pipe {
         .set("create_ahead", "\"7d\"")
         .set("poll_every", "\"1s\"")
         .set("downloads", &opts.downloads.to_string());
+    for (k, v) in &opts.daemon {
+        toml = toml.set(k, v);
+    }
     for i in 0..opts.entries {
         let at = base + chrono::Duration::hours(i as i64);
         let entry = Entry::at(
@@ -115,7 +124,11 @@ async fn pipe(opts: Opts) -> Pipe {
     let clock = ManualClock::new(start);
     let store = Store::open(&config.daemon.database).await.expect("store");
     // The client waits on the sim's clock (`zoom_clock`), see [`Pipe`].
-    let zoom = ZoomClient::new(client_config(&sim, oauth_credentials(&sim))).expect("client");
+    let mut client = client_config(&sim, oauth_credentials(&sim));
+    if let Some(idle) = opts.read_idle {
+        client.timeouts.read_idle = idle;
+    }
+    let zoom = ZoomClient::new(client).expect("client");
     Pipe {
         _dir: dir,
         sim,
@@ -875,6 +888,156 @@ async fn no_recording_for_hours_then_success() {
     assert_eq!(p.poll().await.found, 1);
     p.drive(4).await;
     p.assert_clean().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Segmented downloads (`segment_size`, `connections_per_file`)
+
+const MIB: u64 = 1024 * 1024;
+/// Six segments of 8 MiB, the last one short.
+const SEGMENTED_MP4: u64 = 40 * MIB + 12_345;
+
+fn segmented(sim: SimConfig) -> Opts {
+    Opts {
+        sim: SimConfig {
+            mp4_size: SEGMENTED_MP4,
+            ..sim
+        },
+        daemon: vec![("segment_size", "\"8MiB\""), ("connections_per_file", "4")],
+        // Four bodies at once in a debug build beside the other tests: a pause of 700 ms is
+        // a busy machine, not a stall (the stall tests above keep the short timeout).
+        read_idle: Some(Duration::from_secs(10)),
+        ..Opts::default()
+    }
+}
+
+impl Pipe {
+    /// The last error of every file not archived.
+    async fn errors(&self) -> Vec<String> {
+        let files = self.ctx.store.list_files(None).await.expect("files");
+        files
+            .into_iter()
+            .filter_map(|f| {
+                f.last_error
+                    .map(|e| format!("{} {}: {e}", f.file_type, f.state.as_str()))
+            })
+            .collect()
+    }
+
+    /// Bytes of every file the sim holds.
+    fn file_bytes(&self) -> u64 {
+        self.sim.expected_files().iter().map(|f| f.size).sum()
+    }
+
+    fn mp4(&self) -> zoomd::sim::ExpectedFile {
+        self.sim
+            .expected_files()
+            .into_iter()
+            .find(|f| f.file_type == "MP4")
+            .expect("an MP4")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_file_comes_in_parallel_segments_byte_identical() {
+    let p = polled(segmented(SimConfig::default())).await;
+    let r = p.download().await;
+    assert!(p.all_archived().await, "{r:?} {:?}", p.errors().await);
+    p.assert_clean().await;
+    let c = p.sim.counters();
+    // Six ranged answers for the MP4; several at once, never more than the 2 x 4 allowed.
+    assert!(
+        c.statuses.get(&206).copied().unwrap_or(0) >= 6,
+        "{:?}",
+        c.statuses
+    );
+    assert!(
+        (2..=8).contains(&c.max_download_streams),
+        "{} bodies at once",
+        c.max_download_streams
+    );
+    // Nothing fetched twice.
+    assert_eq!(c.bytes_served, p.file_bytes());
+    let mp4 = p.ctx.store.list_files(None).await.expect("files");
+    let mp4 = mp4.iter().find(|f| f.file_type == "MP4").expect("MP4 row");
+    assert_eq!(p.ctx.store.part_state(mp4.id).await.expect("read"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_cut_short_resumes_only_the_missing_segments() {
+    let p = polled(segmented(SimConfig::default())).await;
+    // The third body of the download host is cut half-way.
+    p.sim
+        .inject_after(Route::SignedDownload, 2, Fault::TruncatedBody, 1);
+    let r = p.download().await;
+    assert_eq!(r.retrying, 1, "{r:?}");
+    let f = one_partial_file(&p, "").await;
+    let st = p
+        .ctx
+        .store
+        .part_state(f.id)
+        .await
+        .expect("read")
+        .expect("a part");
+    assert!(st.done.len() < 6, "{st:?}");
+    let served_before = p.sim.counters().bytes_served;
+    p.advance(120);
+    let r = p.download().await;
+    assert_eq!(r.archived, 1, "{r:?}");
+    p.assert_clean().await;
+    // The second attempt fetched the segments not recorded, nothing more.
+    let missing = 6 - st.done.len() as u64;
+    let second = p.sim.counters().bytes_served - served_before;
+    assert!(
+        second <= missing * 8 * MIB,
+        "{second} bytes for {missing} missing segments"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_ranges_gets_one_stream() {
+    let p = polled(segmented(SimConfig::default())).await;
+    p.sim.set_range_support(false);
+    let r = p.download().await;
+    assert!(p.all_archived().await, "{r:?}");
+    p.assert_clean().await;
+    let c = p.sim.counters();
+    assert_eq!(c.statuses.get(&206).copied().unwrap_or(0), 0);
+    // The whole-file answer to the first segment request became the stream: no byte twice.
+    assert_eq!(c.bytes_served, p.file_bytes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_changed_during_its_segments_is_never_archived_mixed() {
+    let p = polled(segmented(SimConfig::default())).await;
+    // Slow enough to change the file while its segments are under way.
+    p.sim.set_download_rate_per_connection(Some(8 * MIB));
+    let mp4 = p.mp4();
+    let old_sha = mp4.sha256.clone();
+    let run = {
+        let (ctx, config) = (p.ctx.clone(), p.config.clone());
+        tokio::spawn(async move {
+            downloads::run_due(&ctx, &config, &Shutdown::never(), None)
+                .await
+                .expect("downloads step")
+        })
+    };
+    while p.sim.counters().bytes_served < 12 * MIB {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    p.sim.change_file(&mp4.uuid, &mp4.key).expect("change");
+    let r = run.await.expect("join");
+    assert_eq!(r.retrying, 1, "{r:?}");
+    let f = one_partial_file(&p, "changed at the server").await;
+    assert_eq!(p.ctx.store.part_state(f.id).await.expect("read"), None);
+    p.sim.set_download_rate_per_connection(None);
+    p.advance(120);
+    let r = p.download().await;
+    assert_eq!(r.archived, 1, "{r:?} {:?}", p.errors().await);
+    // The archive holds the new version, whole (`assert_clean` compares with the sim's
+    // bytes now).
+    p.assert_clean().await;
+    assert_ne!(p.mp4().sha256, old_sha);
 }
 
 // ---------------------------------------------------------------------------------------
