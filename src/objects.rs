@@ -961,6 +961,14 @@ impl ObjectWriter {
     }
 }
 
+/// A download streams straight into the writer (`OpenDownload::read_into`), in order: the
+/// parts and the digest need the bytes from the first on, so an object has one connection.
+impl crate::zoom::ChunkSink for ObjectWriter {
+    async fn put(&mut self, chunk: Bytes) -> std::io::Result<()> {
+        self.write(&chunk).await.map_err(std::io::Error::other)
+    }
+}
+
 /// An S3 error body (XML) in a message reduced to its code and message; other text kept to
 /// a readable length.
 fn tidy(text: &str) -> String {

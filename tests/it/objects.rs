@@ -3,12 +3,14 @@
 //! credentials, and `zoomd check --online`. Ignored by default: `scripts/s3-check` installs
 //! SeaweedFS when missing and runs them.
 
+use bytes::Bytes;
 use chrono::Utc;
 use sha2::{Digest, Sha256};
 use zoomd::objects::{ObjectArchive, ObjectError, PART_SIZE, Upload};
 use zoomd::secret::Secret;
 use zoomd::sim::SimConfig;
 use zoomd::store::Store;
+use zoomd::zoom::ChunkSink;
 
 use crate::helpers::{DaemonToml, S3_BUCKET, S3_SECRET, S3Server, spawn_s3, spawn_sim, zoomd};
 
@@ -50,8 +52,11 @@ async fn upload(
     data: &[u8],
 ) -> Result<zoomd::objects::Archived, ObjectError> {
     let mut w = a.begin(Some(store), key, None, Utc::now()).await?;
+    // Through the downloader's interface, as the download stream hands chunks over.
     for chunk in data.chunks(1024 * 1024 + 7) {
-        w.write(chunk).await?;
+        w.put(Bytes::copy_from_slice(chunk))
+            .await
+            .expect("the object writer takes the chunk");
     }
     w.finish(data.len() as u64).await
 }
