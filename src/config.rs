@@ -117,7 +117,8 @@ pub use crate::zoom::{Credentials, Pace};
 pub struct DaemonConfig {
     /// A SQLite file (a path), or a PostgreSQL database (`postgres://`).
     pub database: Database,
-    pub archive: PathBuf,
+    /// A directory, or a bucket and prefix in S3-compatible object storage.
+    pub archive: ArchiveLocation,
     pub create_ahead: chrono::Duration,
     pub poll_every: chrono::Duration,
     pub give_up_after: chrono::Duration,
@@ -144,6 +145,108 @@ pub enum AfterDownload {
     Keep,
     Trash,
     Delete,
+}
+
+/// `[daemon] archive`: a local directory (a plain path or `file:///path`) or
+/// `s3://bucket/prefix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveLocation {
+    Local(PathBuf),
+    S3(S3Location),
+}
+
+/// A bucket and the key prefix (no leading or trailing `/`; empty: the bucket's root) under
+/// which the archive's relative paths become object keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Location {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+impl ArchiveLocation {
+    /// The directory of a local archive; `None` for object storage.
+    pub fn local(&self) -> Option<&Path> {
+        match self {
+            ArchiveLocation::Local(p) => Some(p),
+            ArchiveLocation::S3(_) => None,
+        }
+    }
+
+    /// The archive as the operator wrote it (a path, or `s3://bucket/prefix`).
+    pub fn display(&self) -> String {
+        match self {
+            ArchiveLocation::Local(p) => p.display().to_string(),
+            ArchiveLocation::S3(s) => s.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for S3Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.prefix.is_empty() {
+            write!(f, "s3://{}", self.bucket)
+        } else {
+            write!(f, "s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+}
+
+/// Parses `archive`: `s3://bucket/prefix`, `file:///abs/path`, or a path relative to the
+/// config file's directory. Other schemes are refused by name rather than taken as paths.
+fn parse_archive(s: &str, base: &Path) -> Result<ArchiveLocation, String> {
+    let s = s.trim();
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return Ok(ArchiveLocation::Local(base.join(s)));
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "file" => {
+            let u = url::Url::parse(s).map_err(|e| format!("archive '{s}': {e}"))?;
+            u.to_file_path()
+                .map(ArchiveLocation::Local)
+                .map_err(|()| format!("archive '{s}': a file URL needs an absolute path, e.g. file:///var/lib/zoomd/recordings"))
+        }
+        "s3" => parse_s3(s, rest).map(ArchiveLocation::S3),
+        other => Err(format!(
+            "archive '{s}': scheme '{other}' is not supported; write a path, file:///path or s3://bucket/prefix"
+        )),
+    }
+}
+
+fn parse_s3(s: &str, rest: &str) -> Result<S3Location, String> {
+    if rest.contains(['?', '#', '@']) {
+        return Err(
+            // Not echoed: user info may be a secret.
+            "archive: an s3 URL is s3://bucket/prefix, without query, fragment or user info (credentials come from the environment or systemd credentials)".to_string()
+        );
+    }
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    // S3's rules for bucket names (3-63 of a-z 0-9 . -, starting and ending alphanumeric).
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !(3..=63).contains(&bucket.len())
+        || !bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        || !edge_ok(bucket.chars().next())
+        || !edge_ok(bucket.chars().last())
+    {
+        return Err(format!(
+            "archive '{s}': '{bucket}' is not a bucket name (3 to 63 of a-z, 0-9, '.' and '-', starting and ending with a letter or digit)"
+        ));
+    }
+    let prefix = prefix.trim_end_matches('/');
+    if !prefix.is_empty()
+        && prefix
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == ".." || p.chars().any(char::is_control))
+    {
+        return Err(format!(
+            "archive '{s}': the prefix '{prefix}' has an empty, '.' or '..' part; write e.g. s3://{bucket}/zoom/recordings"
+        ));
+    }
+    Ok(S3Location {
+        bucket: bucket.to_string(),
+        prefix: prefix.to_string(),
+    })
 }
 
 impl AfterDownload {
@@ -468,7 +571,7 @@ enum RawAuth {
 #[serde(deny_unknown_fields)]
 struct RawDaemon {
     database: Option<Spanned<String>>,
-    archive: Option<String>,
+    archive: Option<Spanned<String>>,
     create_ahead: Option<Bounded<1, { 366 * 86400 }>>,
     poll_every: Option<Bounded<1, 86400>>,
     give_up_after: Option<Bounded<60, { 366 * 86400 }>>,
@@ -1044,9 +1147,17 @@ fn build_daemon(ctx: &mut Ctx<'_>, raw: RawDaemon, base: &Path, env: &Env) -> Da
         Some(d) => Database::from(resolve(Some(d.into_inner()), "state.db")),
         None => Database::from(resolve(None, "state.db")),
     };
+    let default_archive = || ArchiveLocation::Local(resolve(None, "recordings"));
+    let archive = match &raw.archive {
+        None => default_archive(),
+        Some(a) => parse_archive(a.get_ref(), base).unwrap_or_else(|e| {
+            ctx.error(&a.span(), e);
+            default_archive()
+        }),
+    };
     DaemonConfig {
         database,
-        archive: resolve(raw.archive, "recordings"),
+        archive,
         create_ahead: span(
             raw.create_ahead
                 .map_or(Duration::from_secs(7 * 86400), |b| b.0),

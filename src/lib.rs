@@ -16,6 +16,8 @@
 //!   validation, parsing; pure), `/metrics` ([`metrics`]: totals from the database, request
 //!   counts from the client), `/healthz`, the status page ([`page`]) and the calendar feed
 //!   ([`calendar`]: upcoming meetings as iCalendar; pure rendering, one store read).
+//! - [`objects`]: the archive in S3-compatible object storage (multipart uploads hashed on
+//!   the way, verified by HEAD, the sha256 in the object's metadata).
 //! - [`sim`]: a simulated Zoom on loopback for tests and `zoomd demo`.
 //! - [`cli`]: one function per command; `main.rs` only parses arguments.
 //! - [`clock`]: where "now" and retry waits come from (the system clock, or a manual one
@@ -31,6 +33,7 @@ pub mod daemon;
 pub mod http;
 pub mod liveness;
 pub mod metrics;
+pub mod objects;
 pub mod page;
 pub mod schedule;
 pub mod secret;

@@ -107,9 +107,54 @@ async fn report_scopes(client: &crate::zoom::ZoomClient, config: &Config) -> boo
     false
 }
 
+/// Proves an object-storage archive (write, read back, delete a small object), then checks
+/// Zoom. Exit 1 when anything fails.
+async fn online(config: &Config) -> ExitCode {
+    let archive_ok = probe_archive(config).await;
+    let zoom = online_zoom(config).await;
+    if archive_ok || zoom != ExitCode::SUCCESS {
+        zoom
+    } else {
+        ExitCode::from(super::EXIT_RUNTIME)
+    }
+}
+
+/// For `archive = "s3://..."`: archives a probe object the way recordings are archived,
+/// reads it back and deletes it. True for a local archive.
+async fn probe_archive(config: &Config) -> bool {
+    let crate::config::ArchiveLocation::S3(location) = &config.daemon.archive else {
+        return true;
+    };
+    let archive = crate::objects::S3Env::from_process()
+        .map_err(|e| format!("{location}: {e}"))
+        .and_then(|env| {
+            crate::objects::ObjectArchive::new(location, &env).map_err(|e| e.to_string())
+        });
+    let archive = match archive {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("online: archive: {e}");
+            return false;
+        }
+    };
+    match archive.probe().await {
+        Ok(key) => {
+            println!(
+                "online: archive {}: wrote, read back and deleted {key}",
+                archive.place()
+            );
+            true
+        }
+        Err(e) => {
+            eprintln!("online: archive: {e}");
+            false
+        }
+    }
+}
+
 /// Obtains a token and asks Zoom for each host's upcoming meetings (which fails for a host
 /// Zoom does not know, code 1001). Exit 1 when anything fails.
-async fn online(config: &Config) -> ExitCode {
+async fn online_zoom(config: &Config) -> ExitCode {
     let client = match crate::daemon::zoom_client(config) {
         Ok(c) => c,
         Err(e) => {

@@ -232,9 +232,7 @@ async fn print_summary(store: &Store, sim: &Sim, config: &Config) -> anyhow::Res
                 f.file_type,
                 f.bytes.unwrap_or_default(),
                 sha.get(..16).unwrap_or(sha),
-                config
-                    .daemon
-                    .archive
+                Path::new(&config.daemon.archive.display())
                     .join(f.path.as_deref().unwrap_or(""))
                     .display()
             );

@@ -1190,6 +1190,49 @@ impl Store {
         .map_err(q("list webhook events"))
     }
 
+    /// Records a multipart upload before its first part is sent, so that the next start
+    /// can abort it if this one never completes it.
+    pub async fn record_object_upload(
+        &self,
+        upload_id: &str,
+        key: &str,
+        file_id: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        query(
+            "INSERT INTO object_uploads (upload_id, key, file_id, started_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(upload_id)
+        .bind(key)
+        .bind(file_id)
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await
+        .map_err(q("record object upload"))?;
+        Ok(())
+    }
+
+    /// The upload was completed or aborted: nothing is left to abort.
+    pub async fn forget_object_upload(&self, upload_id: &str) -> Result<()> {
+        query("DELETE FROM object_uploads WHERE upload_id = ?")
+            .bind(upload_id)
+            .execute(&self.pool)
+            .await
+            .map_err(q("forget object upload"))?;
+        Ok(())
+    }
+
+    /// Uploads started and neither completed nor aborted, oldest first (at start: a crash's).
+    pub async fn object_uploads(&self) -> Result<Vec<ObjectUploadRow>> {
+        query_as(
+            "SELECT upload_id, key, file_id, started_at FROM object_uploads
+             ORDER BY started_at, upload_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("list object uploads"))
+    }
+
     /// Is the database answering? (`/healthz`)
     pub async fn ping(&self) -> Result<()> {
         query("SELECT 1")

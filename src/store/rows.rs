@@ -494,6 +494,25 @@ pub struct NewWebhookEvent<'a> {
     pub body: &'a str,
 }
 
+/// A multipart upload into object storage that was started and not yet completed or
+/// aborted (`object_uploads`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectUploadRow {
+    pub upload_id: String,
+    /// The final key, relative to the archive's prefix.
+    pub key: String,
+    /// The `recording_files` row it archives; `None` for the `check --online` probe.
+    pub file_id: Option<i64>,
+    pub started_at: DateTime<Utc>,
+}
+
+from_row!(
+    ObjectUploadRow,
+    "object_uploads",
+    "upload_id",
+    [upload_id, key, file_id, started_at]
+);
+
 /// A stored webhook notification.
 #[derive(Debug, Clone, Serialize)]
 pub struct WebhookEventRow {

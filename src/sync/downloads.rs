@@ -216,8 +216,8 @@ pub async fn download_one(
             .unwrap_or_default();
         rel.set_file_name(format!("{}-{name}", file.id));
     }
-    let archive_dir = &config.daemon.archive;
-    let Some(final_path) = archive::under(archive_dir, &rel) else {
+    let Some(final_path) = (config.daemon.archive.local()).and_then(|d| archive::under(d, &rel))
+    else {
         // Cannot happen with sanitised parts; refuse rather than write outside.
         let msg = format!("archive path {} would leave the archive", rel.display());
         ctx.store

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use zoomd::config::{
-    AccountUsers, AfterDownload, Config, ConfigError, Credentials, Env, FILE_TYPES, When,
+    AccountUsers, AfterDownload, ArchiveLocation, Config, ConfigError, Credentials, Env,
+    FILE_TYPES, S3Location, When,
 };
 use zoomd::store::Database;
 
@@ -74,7 +75,7 @@ fn example_daemon_toml_is_valid() {
 fn defaults_follow_the_design() {
     let c = parse(BASE).expect("valid");
     assert_eq!(c.daemon.database, PathBuf::from("./state.db"));
-    assert_eq!(c.daemon.archive, PathBuf::from("./recordings"));
+    assert_eq!(c.daemon.archive.local(), Some(Path::new("./recordings")));
     assert_eq!(c.daemon.create_ahead.num_seconds(), 7 * 86400);
     assert_eq!(c.daemon.poll_every.num_seconds(), 300);
     assert_eq!(c.daemon.give_up_after.num_seconds(), 72 * 3600);
@@ -94,7 +95,10 @@ fn defaults_follow_the_design() {
     };
     let c = Config::parse(BASE, Path::new("/etc/zoomd/daemon.toml"), &env).expect("valid");
     assert_eq!(c.daemon.database, PathBuf::from("/var/lib/zoomd/state.db"));
-    assert_eq!(c.daemon.archive, PathBuf::from("/var/lib/zoomd/recordings"));
+    assert_eq!(
+        c.daemon.archive.local(),
+        Some(Path::new("/var/lib/zoomd/recordings"))
+    );
 
     // Relative paths in the file resolve against the file's directory.
     let text = format!("{BASE}[daemon]\ndatabase = \"db/state.db\"\n");
@@ -159,6 +163,68 @@ fn a_postgres_url_is_a_database_whose_password_never_shows() {
         "{e}"
     );
     assert!(!e.contains("url-pw"), "{e}");
+}
+
+/// `archive` is a directory (a path, or a file URL) or `s3://bucket/prefix`; anything else
+/// is an error at the value that names what would be valid.
+#[test]
+fn archive_is_a_directory_or_an_s3_bucket_and_prefix() {
+    let archive = |value: &str| {
+        let text = format!("{BASE}[daemon]\narchive = \"{value}\"\n");
+        Config::parse(&text, Path::new("/srv/zoomd/daemon.toml"), &Env::default())
+            .map(|c| c.daemon.archive)
+    };
+    let s3 = |bucket: &str, prefix: &str| {
+        ArchiveLocation::S3(S3Location {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        })
+    };
+    assert_eq!(
+        archive("rec").expect("path"),
+        ArchiveLocation::Local(PathBuf::from("/srv/zoomd/rec"))
+    );
+    assert_eq!(
+        archive("file:///var/lib/zoomd/rec").expect("file URL"),
+        ArchiveLocation::Local(PathBuf::from("/var/lib/zoomd/rec"))
+    );
+    assert_eq!(
+        archive("s3://zoom-archive/team/rec/").expect("s3"),
+        s3("zoom-archive", "team/rec")
+    );
+    assert_eq!(
+        archive("s3://zoom-archive").expect("s3"),
+        s3("zoom-archive", "")
+    );
+    assert_eq!(
+        archive("s3://zoom-archive/team/rec").expect("s3").display(),
+        "s3://zoom-archive/team/rec"
+    );
+
+    let at = "daemon.toml:5:11: archive";
+    for (value, message) in [
+        (
+            "gs://bucket/p",
+            " 'gs://bucket/p': scheme 'gs' is not supported; write a path, file:///path or s3://bucket/prefix",
+        ),
+        (
+            "s3://Zoom_Archive/p",
+            " 's3://Zoom_Archive/p': 'Zoom_Archive' is not a bucket name (3 to 63 of a-z, 0-9, '.' and '-', starting and ending with a letter or digit)",
+        ),
+        (
+            "s3://zoom-archive/a//b",
+            " 's3://zoom-archive/a//b': the prefix 'a//b' has an empty, '.' or '..' part; write e.g. s3://zoom-archive/zoom/recordings",
+        ),
+        (
+            "s3://key:secret@zoom-archive/p",
+            ": an s3 URL is s3://bucket/prefix, without query, fragment or user info (credentials come from the environment or systemd credentials)",
+        ),
+    ] {
+        assert_eq!(
+            err(&format!("{BASE}[daemon]\narchive = \"{value}\"\n")),
+            format!("{at}{message}")
+        );
+    }
 }
 
 #[test]

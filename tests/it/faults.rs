@@ -167,7 +167,8 @@ impl Pipe {
     }
 
     fn archive_dir(&self) -> &Path {
-        &self.config.daemon.archive
+        let local = self.config.daemon.archive.local();
+        local.expect("the fault tests archive to a directory")
     }
 
     async fn reconcile(&self) -> meetings::Report {

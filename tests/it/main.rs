@@ -13,6 +13,7 @@ mod e2e;
 mod faults;
 mod hostile;
 mod http;
+mod objects;
 mod pace;
 mod query;
 mod scan;

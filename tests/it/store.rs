@@ -23,6 +23,7 @@ both_engines!(
     the_daily_cap_holds_for_takers_in_several_processes_at_once,
     of_many_claims_at_once_from_several_processes_one_gets_the_file,
     download_segments_are_recorded_begun_again_and_cleared,
+    object_uploads_are_on_record_until_forgotten_across_a_reopen,
 );
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -853,5 +854,50 @@ async fn download_segments_are_recorded_begun_again_and_cleared(db: TestDb) {
     assert!(st.done.is_empty() && st.validator.is_none(), "{st:?}");
     store.clear_part(f).await.expect("clear");
     assert_eq!(store.part_state(f).await.expect("read"), None);
+    store.close().await;
+}
+
+/// Object-storage uploads are on record from before their first part until completed or
+/// aborted, and a reopened database (the next start) still lists a crash's.
+async fn object_uploads_are_on_record_until_forgotten_across_a_reopen(db: TestDb) {
+    let now = "2026-12-07T09:00:00Z"
+        .parse::<DateTime<Utc>>()
+        .expect("now");
+    let store = db.open().await;
+    store
+        .record_object_upload("up-2", "2026-12/b.mp4", None, now + Duration::seconds(1))
+        .await
+        .expect("record");
+    store
+        .record_object_upload("up-1", "2026-12/a.mp4", None, now)
+        .await
+        .expect("record");
+    // An upload id is recorded once.
+    assert!(
+        store
+            .record_object_upload("up-1", "2026-12/a.mp4", None, now)
+            .await
+            .is_err()
+    );
+    store.forget_object_upload("up-2").await.expect("forget");
+    store.close().await;
+
+    let store = db.open().await;
+    let left = store.object_uploads().await.expect("list");
+    assert_eq!(
+        left,
+        [zoomd::store::ObjectUploadRow {
+            upload_id: "up-1".into(),
+            key: "2026-12/a.mp4".into(),
+            file_id: None,
+            started_at: now,
+        }]
+    );
+    store.forget_object_upload("up-1").await.expect("forget");
+    store
+        .forget_object_upload("up-1")
+        .await
+        .expect("forget twice");
+    assert_eq!(store.object_uploads().await.expect("list"), []);
     store.close().await;
 }
