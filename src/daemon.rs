@@ -12,7 +12,8 @@ use chrono::{DateTime, Duration, Utc};
 use sd_notify::NotifyState;
 use tokio::sync::{Notify, mpsc, watch};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{ArchiveLocation, Config, ConfigError};
+use crate::objects::{ObjectArchive, ObjectError, S3Env};
 use crate::schedule;
 use crate::shutdown::Shutdown;
 use crate::store::{NewEvent, Store, StoreError};
@@ -36,6 +37,11 @@ pub enum DaemonError {
     Zoom(#[from] ZoomError),
     #[error(transparent)]
     Sync(#[from] SyncError),
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+    /// The object-storage credentials could not be read.
+    #[error("archive: {0}")]
+    Objects(String),
 }
 
 /// The Zoom client for a config.
@@ -71,7 +77,25 @@ pub async fn start(config: &Config, clock: Clock) -> Result<Ctx, DaemonError> {
             "interrupted downloads back in the queue; their .part files resume"
         );
     }
-    Ok(Ctx { store, zoom, clock })
+    let objects = match &config.daemon.archive {
+        ArchiveLocation::Local(_) => None,
+        ArchiveLocation::S3(location) => {
+            let env = S3Env::from_process().map_err(DaemonError::Objects)?;
+            let objects = ObjectArchive::new(location, &env)?;
+            // Uploads a crash left unfinished: S3 keeps (and bills) them until aborted.
+            let aborted = objects.abort_recorded(&store).await?;
+            if aborted > 0 {
+                tracing::info!(aborted, "unfinished uploads from an earlier run aborted");
+            }
+            Some(objects)
+        }
+    };
+    Ok(Ctx {
+        store,
+        zoom,
+        clock,
+        objects,
+    })
 }
 
 /// What one `zoomd sync` did.

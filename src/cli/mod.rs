@@ -125,7 +125,9 @@ fn load(path: &Path) -> Result<Config, ExitCode> {
 fn exit_for(e: &crate::daemon::DaemonError) -> ExitCode {
     match e {
         crate::daemon::DaemonError::Config(ConfigError::Secret(_) | ConfigError::Invalid(_))
-        | crate::daemon::DaemonError::Config(ConfigError::Read { .. }) => {
+        | crate::daemon::DaemonError::Config(ConfigError::Read { .. })
+        | crate::daemon::DaemonError::Objects(_)
+        | crate::daemon::DaemonError::Object(crate::objects::ObjectError::Setup { .. }) => {
             ExitCode::from(EXIT_INVALID)
         }
         _ => ExitCode::from(EXIT_RUNTIME),

@@ -154,6 +154,7 @@ async fn carry_out(store: &Store, config: &Config) -> Result<usize, String> {
         store: store.clone(),
         zoom,
         clock: system_clock(),
+        objects: None,
     };
     let report = meetings::cancel_confirmed(&ctx, config)
         .await

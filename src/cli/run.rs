@@ -12,15 +12,6 @@ use crate::sync::system_clock;
 /// The config and a started context (database migrated, client built), or the exit code.
 async fn open(path: &Path) -> Result<(Config, Ctx), ExitCode> {
     let config = load(path)?;
-    if let crate::config::ArchiveLocation::S3(s3) = &config.daemon.archive {
-        // The object module is ready (`check --online` proves access); the downloader
-        // writes to a directory until it is wired to it, so refuse rather than fail each file.
-        eprintln!(
-            "{}: archive = \"{s3}\": downloads into object storage are not wired in yet; use a directory for run and sync (check --online tests the bucket)",
-            path.display()
-        );
-        return Err(ExitCode::from(super::EXIT_INVALID));
-    }
     match daemon::start(&config, system_clock()).await {
         Ok(ctx) => Ok((config, ctx)),
         Err(e) => {

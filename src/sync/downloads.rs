@@ -24,6 +24,7 @@ use super::archive::{self, FileName};
 use super::part::{Hashed, Part};
 use super::{Ctx, SyncError};
 use crate::config::{Config, DaemonConfig};
+use crate::objects::{ObjectArchive, ObjectError};
 use crate::shutdown::Shutdown;
 use crate::store::{FailureKind, FileRow, NewEvent, PartState};
 use crate::zoom::{Answer, ByteRange, OpenDownload, ZoomError};
@@ -216,10 +217,20 @@ pub async fn download_one(
             .unwrap_or_default();
         rel.set_file_name(format!("{}-{name}", file.id));
     }
-    let Some(final_path) = (config.daemon.archive.local()).and_then(|d| archive::under(d, &rel))
-    else {
+    let target = match (&ctx.objects, config.daemon.archive.local()) {
+        (Some(objects), _) => Some(Target::Object(objects)),
+        (None, Some(dir)) => archive::under(dir, &rel).map(Target::Dir),
+        (None, None) => None,
+    };
+    let Some(target) = target else {
         // Cannot happen with sanitised parts; refuse rather than write outside.
-        let msg = format!("archive path {} would leave the archive", rel.display());
+        let msg = match config.daemon.archive.local() {
+            Some(_) => format!("archive path {} would leave the archive", rel.display()),
+            None => format!(
+                "the archive {} is not open",
+                config.daemon.archive.display()
+            ),
+        };
         ctx.store
             .download_failed(file.id, FailureKind::Disk, &msg, None, false, ctx.now())
             .await?;
@@ -234,7 +245,12 @@ pub async fn download_one(
         return Ok(Outcome::Skipped);
     }
     let attempts = file.attempts + 1;
-    let work = fetch(ctx, config, &file, &final_path, progress);
+    let work = async {
+        match &target {
+            Target::Dir(final_path) => fetch(ctx, config, &file, final_path, progress).await,
+            Target::Object(objects) => fetch_object(ctx, objects, &file, &rel_str, progress).await,
+        }
+    };
     let result = tokio::select! {
         r = work => r,
         () = keep_lease(ctx, file.id) => {
@@ -330,6 +346,75 @@ pub async fn download_one(
     }
 }
 
+/// Where a file goes.
+enum Target<'a> {
+    /// Its final path in the archive directory.
+    Dir(PathBuf),
+    /// Its key (relative to the prefix) in object storage.
+    Object(&'a ObjectArchive),
+}
+
+/// Into object storage: one stream from byte 0 into a multipart upload hashed on the way
+/// (the part numbers and the digest follow the bytes in order, so neither `Range` resume nor
+/// segments apply: an interrupted upload is aborted and the file sent again). The object is
+/// archived once the upload is complete, copied to its key with its `sha256` metadata, and
+/// read back (HEAD) with Zoom's size.
+async fn fetch_object(
+    ctx: &Ctx,
+    objects: &ObjectArchive,
+    file: &FileRow,
+    key: &str,
+    progress: Option<ProgressFn>,
+) -> Result<(u64, String), Failure> {
+    let expected = file.file_size.and_then(|s| u64::try_from(s).ok());
+    // A crash between the copy and the database write leaves a verified object.
+    if let Some(info) = objects.head(key).await.map_err(Failure::Object)?
+        && let Some(sha) = info.sha256
+        && expected.is_none_or(|s| s == info.size)
+    {
+        return Ok((info.size, sha));
+    }
+    let Some(url) = file.download_url.as_deref() else {
+        return Err(Failure::NoUrl);
+    };
+    let open = ctx
+        .zoom
+        .open_download(url, ByteRange::default(), None)
+        .await
+        .map_err(Failure::Zoom)?;
+    let total = match open.answer {
+        Answer::Whole { len } => len,
+        Answer::Partial { total, .. } => total,
+        Answer::Complete { total } => Some(total),
+    };
+    let mut writer = objects
+        .begin(Some(&ctx.store), key, Some(file.id), ctx.now())
+        .await
+        .map_err(Failure::Object)?;
+    let report = |n: u64| {
+        if let Some(p) = &progress {
+            p(file, n, expected);
+        }
+    };
+    if let Err(e) = open.read_into(&mut writer, report).await {
+        if let Err(a) = writer.abort().await {
+            // On record still: the next start aborts it.
+            tracing::warn!(key = %file.label(), error = %a, "could not abort the upload");
+        }
+        return Err(Failure::Zoom(e));
+    }
+    let want = expected.or(total).unwrap_or(writer.written());
+    if writer.written() != want {
+        let got = writer.written();
+        if let Err(a) = writer.abort().await {
+            tracing::warn!(key = %file.label(), error = %a, "could not abort the upload");
+        }
+        return Err(Failure::SizeMismatch { got, want });
+    }
+    let done = writer.finish(want).await.map_err(Failure::Object)?;
+    Ok((done.size, done.sha256))
+}
+
 /// Why one attempt failed; the kind survives to the retry decision ([`Failure::kind`]).
 #[derive(Debug, thiserror::Error)]
 enum Failure {
@@ -341,6 +426,9 @@ enum Failure {
     NoUrl,
     #[error("size mismatch: got {got} bytes, Zoom says {want}")]
     SizeMismatch { got: u64, want: u64 },
+    /// The object-storage archive (its message names the endpoint and bucket).
+    #[error(transparent)]
+    Object(ObjectError),
     /// The file changed at the server while its segments were fetched.
     #[error("the file changed at the server during the download ({detail}); starting over")]
     Changed { detail: String },
@@ -384,6 +472,8 @@ impl Failure {
             Failure::NoUrl => FailureKind::StaleUrl,
             Failure::SizeMismatch { .. } => FailureKind::SizeMismatch,
             Failure::Changed { .. } => FailureKind::Transient,
+            // The archive's storage, like a disk.
+            Failure::Object(_) => FailureKind::Disk,
             Failure::Disk { .. } => FailureKind::Disk,
             Failure::Local(_) => FailureKind::Transient,
         }

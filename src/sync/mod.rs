@@ -63,6 +63,8 @@ pub struct Ctx {
     pub store: Store,
     pub zoom: ZoomClient,
     pub clock: Clock,
+    /// The object-storage archive, when `archive = "s3://..."`.
+    pub objects: Option<crate::objects::ObjectArchive>,
 }
 
 impl Ctx {

@@ -129,6 +129,7 @@ async fn ctx(sim: &Sim, path: &std::path::Path, clock: &ManualClock) -> Ctx {
         store,
         zoom,
         clock: clock.shared(),
+        objects: None,
     }
 }
 

@@ -137,6 +137,7 @@ async fn pipe(opts: Opts) -> Pipe {
             store,
             zoom,
             clock: clock.shared(),
+            objects: None,
         },
         clock,
         zoom_clock,

@@ -12,7 +12,15 @@ use zoomd::sim::SimConfig;
 use zoomd::store::Store;
 use zoomd::zoom::ChunkSink;
 
-use crate::helpers::{DaemonToml, S3_BUCKET, S3_SECRET, S3Server, spawn_s3, spawn_sim, zoomd};
+use std::time::Duration;
+
+use zoomd::sim::Sim;
+use zoomd::store::FileState;
+
+use crate::helpers::{
+    Daemon, DaemonToml, Entry, S3_BUCKET, S3_SECRET, S3Server, archived_per_meeting,
+    assert_markers_unique, cron_at, in_secs, spawn_daemon, spawn_s3, spawn_sim, zoomd,
+};
 
 /// Bytes that differ at every offset (a part sent twice or out of order shows).
 fn content(len: usize) -> Vec<u8> {
@@ -250,4 +258,160 @@ async fn check_online_writes_reads_back_and_deletes_a_probe_object() {
         "{stderr}"
     );
     assert!(!stderr.contains(wrong) && !String::from_utf8_lossy(&out.stdout).contains(wrong));
+}
+
+// ---------------------------------------------------------------------------------------
+// The daemon into `s3://`
+
+const MIB: u64 = 1024 * 1024;
+
+/// `zoomd run` on `sim` archiving into the test server under `zoom/`.
+fn daemon_into(sim: &Sim, s3: &S3Server, key: &str) -> Daemon {
+    let toml = DaemonToml::run(sim)
+        .set("create_ahead", "\"1m\"")
+        .set("give_up_after", "\"2m\"")
+        .set("archive", &format!("\"s3://{S3_BUCKET}/zoom\""))
+        .meetings(&Entry::cron(key, "Into the bucket", &cron_at(in_secs(4))).toml());
+    let vars = s3.env_vars();
+    let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    spawn_daemon(&toml, &env)
+}
+
+async fn all_archived(d: &Daemon, sim: &Sim) -> bool {
+    let expected = sim.expected_files();
+    let per = archived_per_meeting(&expected, &d.archive_rows().await);
+    !expected.is_empty() && per.values().sum::<usize>() == expected.len()
+}
+
+/// Every file of the sim is in the bucket once, at the key the database names, byte for
+/// byte (read back and hashed), with its `sha256` metadata; nothing else is there and no
+/// upload is left unfinished.
+async fn assert_bucket_holds_the_archive(d: &Daemon, sim: &Sim, s3: &S3Server) {
+    assert_markers_unique(&sim.meetings());
+    let a = archive(s3, "zoom");
+    let rows = d.archive_rows().await;
+    let expected = sim.expected_files();
+    assert_eq!(rows.len(), expected.len(), "{rows:?}");
+    let mut keys = Vec::new();
+    for row in &rows {
+        let key = row.path.clone().expect("a key");
+        let sha = row.sha256.clone().expect("a digest");
+        let bytes = a.get(&key).await.expect("the archived object");
+        assert_eq!(sha256_hex(&bytes), sha, "{key}");
+        assert_eq!(Some(bytes.len() as i64), row.bytes, "{key}");
+        assert!(
+            expected.iter().any(|e| e.sha256 == sha),
+            "{key}: not the sim's bytes"
+        );
+        let info = a.head(&key).await.expect("head").expect("object");
+        assert_eq!(info.sha256.as_deref(), Some(sha.as_str()), "{key}");
+        keys.push(format!("zoom/{key}"));
+    }
+    let mut listed = s3.keys().await;
+    listed.sort();
+    keys.sort();
+    assert_eq!(
+        listed, keys,
+        "only the archived objects, no staging or part object"
+    );
+    assert_eq!(s3.multipart_uploads().await, Vec::<String>::new());
+    let store = d.store().await.expect("database");
+    assert_eq!(store.object_uploads().await.expect("uploads"), []);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs SeaweedFS: scripts/s3-check"]
+async fn the_whole_pipeline_archives_into_s3_byte_identical_with_its_digest() {
+    let s3 = spawn_s3().await;
+    let sim = spawn_sim(SimConfig {
+        mp4_size: 20 * MIB + 5,
+        ..SimConfig::default()
+    })
+    .await;
+    let mut d = daemon_into(&sim, &s3, "bucket");
+    d.wait_for("every file in the bucket", || all_archived(&d, &sim))
+        .await;
+    d.stop().await;
+    assert_bucket_holds_the_archive(&d, &sim, &s3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs SeaweedFS: scripts/s3-check"]
+async fn sigkill_mid_upload_then_restart_archives_once_and_leaves_no_upload() {
+    let s3 = spawn_s3().await;
+    let sim = spawn_sim(SimConfig {
+        mp4_size: 40 * MIB,
+        ..SimConfig::default()
+    })
+    .await;
+    // Slow enough to be killed with parts sent and the upload unfinished.
+    sim.set_download_rate_per_connection(Some(8 * MIB));
+    let mut d = daemon_into(&sim, &s3, "killed");
+    d.wait_for("an upload under way", || async {
+        !s3.multipart_uploads().await.is_empty() && sim.counters().bytes_served > 12 * MIB
+    })
+    .await;
+    d.kill9();
+    assert!(!s3.multipart_uploads().await.is_empty());
+    sim.set_download_rate_per_connection(None);
+    d.start();
+    d.wait_for("every file in the bucket", || all_archived(&d, &sim))
+        .await;
+    d.stop().await;
+    // The killed upload was aborted at the start, the file sent again and archived once.
+    assert_bucket_holds_the_archive(&d, &sim, &s3).await;
+    assert!(
+        d.logs()
+            .contains("unfinished uploads from an earlier run aborted")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs SeaweedFS: scripts/s3-check"]
+async fn the_store_gone_mid_upload_fails_the_file_retryably_and_archives_nothing() {
+    let mut s3 = spawn_s3().await;
+    let sim = spawn_sim(SimConfig {
+        mp4_size: 40 * MIB,
+        ..SimConfig::default()
+    })
+    .await;
+    sim.set_download_rate_per_connection(Some(8 * MIB));
+    let mut d = daemon_into(&sim, &s3, "gone");
+    d.wait_for("an upload under way", || async {
+        !s3.multipart_uploads().await.is_empty()
+    })
+    .await;
+    let endpoint = s3.endpoint.clone();
+    s3.stop();
+    sim.set_download_rate_per_connection(None);
+    d.wait_for("the MP4 back in the queue", || async {
+        let Some(store) = d.store().await else {
+            return false;
+        };
+        let files = store.list_files(None).await.unwrap_or_default();
+        files.iter().any(|f| {
+            f.file_type == "MP4"
+                && f.state == FileState::Queued
+                && f.attempts >= 1
+                && f.last_error.is_some()
+        })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    d.stop().await;
+    let store = d.store().await.expect("database");
+    let files = store.list_files(None).await.expect("files");
+    let mp4 = files.iter().find(|f| f.file_type == "MP4").expect("MP4");
+    assert_ne!(mp4.state, FileState::Archived);
+    let error = mp4.last_error.clone().unwrap_or_default();
+    assert!(
+        error.contains(&format!("s3://{S3_BUCKET}/zoom at {endpoint}")),
+        "{error}"
+    );
+    assert!(!error.contains(S3_SECRET), "{error}");
+    // Nothing of it counts as archived, and the upload is on record for the next start.
+    assert!(d.archive_rows().await.iter().all(|r| r.file_type != "MP4"));
+    assert!(!store.object_uploads().await.expect("uploads").is_empty());
+    store.close().await;
 }

@@ -112,6 +112,7 @@ async fn paced(
             store,
             zoom,
             clock: clock.shared(),
+            objects: None,
         },
         sim,
         clock,

@@ -130,6 +130,13 @@ pub async fn spawn_s3() -> S3Server {
 }
 
 impl S3Server {
+    /// The server goes away (as a store that is down): every request fails until the test
+    /// ends.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("weed.log")).unwrap_or_default()
     }
