@@ -25,7 +25,12 @@
 //!   N / rate and the serial time); a poll pass over 1,000 watched meetings (requests per
 //!   second achieved vs the budget). Each is one `zoomd sync`; peak RSS and CPU of it.
 //!
-//! `ZOOMD_BENCH_ONLY=download,idle,check,status,api,pace,scan,webhook,schedule` runs a subset;
+//! - s3: 2 GiB from the sim into SeaweedFS on loopback (`zoomd sync`, `archive = "s3://..."`)
+//!   vs `aws s3 cp` of the same bytes from a local file and vs zoomd into a directory; peak
+//!   RSS into the bucket at 256 MiB, 1 GiB and 2 GiB. Needs `weed` (scripts/s3-check installs
+//!   it) and `aws` (awscli).
+//!
+//! `ZOOMD_BENCH_ONLY=download,s3,idle,check,status,api,pace,scan,webhook,schedule` runs a subset;
 //! `ZOOMD_BENCH_DL_MIB=512,2048` sets the throughput file sizes. Never run by `cargo test`.
 
 mod common;
@@ -248,9 +253,13 @@ fn mib(kib: u64) -> f64 {
 // download
 
 fn daemon_section(extra: &str) -> String {
-    format!(
-        "[daemon]\ndatabase = \"state.db\"\narchive = \"recordings\"\ntimezone = \"UTC\"\n{extra}\n"
-    )
+    // An `archive` in `extra` (object storage) replaces the directory.
+    let archive = if extra.contains("archive =") {
+        ""
+    } else {
+        "archive = \"recordings\"\n"
+    };
+    format!("[daemon]\ndatabase = \"state.db\"\n{archive}timezone = \"UTC\"\n{extra}\n")
 }
 
 fn cron_at(t: DateTime<Utc>) -> String {
@@ -278,6 +287,17 @@ fn files_under(dir: &Path, out: &mut Vec<(PathBuf, u64)>) {
 /// A meeting of its own, created by one `zoomd sync`, forced to have its recording; the
 /// timed `zoomd sync` then polls it and downloads its files (the MP4 is the big one).
 fn zoomd_download(sim: &Sim, work: &Path, run_no: usize, extra: &str) -> (Measured, i64) {
+    zoomd_download_env(sim, work, run_no, extra, &[])
+}
+
+/// [`zoomd_download`] with more variables for zoomd (object storage's).
+fn zoomd_download_env(
+    sim: &Sim,
+    work: &Path,
+    run_no: usize,
+    extra: &str,
+    env: &[(String, String)],
+) -> (Measured, i64) {
     let dir = work.join(format!("zoomd-{run_no}"));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).expect("run dir");
@@ -296,7 +316,7 @@ fn zoomd_download(sim: &Sim, work: &Path, run_no: usize, extra: &str) -> (Measur
         ),
     )
     .expect("config");
-    let created = run(&mut zoomd(&config, &["sync"], &dir.join("sync-1.log")));
+    let created = run(zoomd(&config, &["sync"], &dir.join("sync-1.log")).envs(env.iter().cloned()));
     assert!(
         created.ok,
         "zoomd sync (create) failed; see {}",
@@ -313,13 +333,14 @@ fn zoomd_download(sim: &Sim, work: &Path, run_no: usize, extra: &str) -> (Measur
         .unwrap_or_default();
     std::thread::sleep(wait);
     sim.force_recording(id).expect("force recording");
-    let m = run(&mut zoomd(&config, &["sync"], &dir.join("sync-2.log")));
+    let m = run(zoomd(&config, &["sync"], &dir.join("sync-2.log")).envs(env.iter().cloned()));
     let mut files = Vec::new();
     files_under(&dir.join("recordings"), &mut files);
     let size = sim.config().mp4_size;
     let got = files
         .iter()
-        .any(|(p, len)| *len == size && p.extension().is_some_and(|e| e == "mp4"));
+        .any(|(p, len)| *len == size && p.extension().is_some_and(|e| e == "mp4"))
+        || archived_in_db(&dir.join("state.db"), size);
     assert!(
         m.ok && got,
         "zoomd sync did not archive the {size}-byte MP4; see {}",
@@ -328,6 +349,18 @@ fn zoomd_download(sim: &Sim, work: &Path, run_no: usize, extra: &str) -> (Measur
     let _ = fs::remove_dir_all(&dir);
     sync_disks();
     (m, id)
+}
+
+/// Whether the database records an archived MP4 of `size` bytes (an object-storage archive
+/// has no files to look at).
+fn archived_in_db(db: &Path, size: u64) -> bool {
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg(format!(
+            "SELECT count(*) FROM recording_files WHERE state = 'archived' AND file_type = 'MP4' AND bytes = {size}"
+        ))
+        .output();
+    out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "1")
 }
 
 /// The signed URL the sim's `download_url` for the meeting's MP4 redirects to.
@@ -721,6 +754,261 @@ fn bench_download(rt: &tokio::runtime::Runtime, work: &Path, reps: usize, rows: 
         )
         .pass(spread <= 2.0),
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// object storage
+
+const S3_BUCKET: &str = "zoomd-bench";
+
+/// A SeaweedFS server (`weed server -s3`) on loopback with room for several 2 GiB objects.
+struct Weed {
+    child: Child,
+    endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Weed {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn weed_bin() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("ZOOMD_WEED") {
+        return Some(PathBuf::from(p));
+    }
+    let home = PathBuf::from(std::env::var_os("HOME")?);
+    let venv = home.join(".cache/zoomd/seaweedfs/bin/weed");
+    venv.is_file().then_some(venv)
+}
+
+fn s3_env(endpoint: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ACCESS_KEY_ID", "bench-key"),
+        ("AWS_SECRET_ACCESS_KEY", "bench-secret"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ALLOW_HTTP", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+fn aws(endpoint: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new("aws");
+    cmd.args(["--endpoint-url", endpoint])
+        .args(args)
+        .envs(s3_env(endpoint))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
+fn start_weed(work: &Path) -> Option<Weed> {
+    let weed = weed_bin()?;
+    let dir = tempfile::Builder::new()
+        .prefix("weed-")
+        .tempdir_in(work)
+        .ok()?;
+    let config = dir.path().join("s3.json");
+    let identity = serde_json::json!({
+        "identities": [{
+            "name": "bench",
+            "credentials": [{"accessKey": "bench-key", "secretKey": "bench-secret"}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"]
+        }]
+    });
+    fs::write(&config, identity.to_string()).ok()?;
+    let data = dir.path().join("data");
+    fs::create_dir(&data).ok()?;
+    let log = fs::File::create(dir.path().join("weed.log")).ok()?;
+    let s3_port = free_port();
+    let p = dir.path().display().to_string();
+    let child = Command::new(weed)
+        .current_dir(dir.path())
+        .arg("server")
+        .arg(format!("-dir={}", data.display()))
+        .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-filer", "-s3"])
+        .arg(format!("-s3.config={}", config.display()))
+        .arg(format!("-s3.port={s3_port}"))
+        .arg(format!("-master.port={}", free_port()))
+        .arg(format!("-master.port.grpc={}", free_port()))
+        .arg(format!("-volume.port={}", free_port()))
+        .arg(format!("-volume.port.grpc={}", free_port()))
+        .arg(format!("-filer.port={}", free_port()))
+        .arg(format!("-filer.port.grpc={}", free_port()))
+        .arg(format!("-s3.port.grpc={}", free_port()))
+        .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
+        .arg(format!("-filer.localSocket={p}/filer.sock"))
+        .arg(format!("-s3.localSocket={p}/s3.sock"))
+        .args(["-master.volumeSizeLimitMB=1024", "-volume.max=40"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().ok()?)
+        .stderr(log)
+        .spawn()
+        .ok()?;
+    let weed = Weed {
+        child,
+        endpoint: format!("http://127.0.0.1:{s3_port}"),
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        if aws(&weed.endpoint, &["s3", "mb", &format!("s3://{S3_BUCKET}")])
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            return Some(weed);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    None
+}
+
+/// Archiving into object storage: 2 GiB from the sim into SeaweedFS on loopback with
+/// zoomd, against `aws s3 cp` of the same bytes from a local file, and against zoomd into a
+/// local directory; peak RSS of zoomd into the bucket at 256 MiB, 1 GiB and 2 GiB.
+fn bench_s3(rt: &tokio::runtime::Runtime, work: &Path, reps: usize, rows: &mut Vec<Row>) {
+    let Some(weed) = start_weed(work) else {
+        eprintln!("s3: no SeaweedFS (scripts/s3-check installs it) or it did not start; skipped");
+        rows.push(row(
+            "object storage",
+            "-",
+            "skipped: no SeaweedFS".into(),
+            "-".into(),
+            "-".into(),
+        ));
+        return;
+    };
+    let env = s3_env(&weed.endpoint);
+    let extra = format!("archive = \"s3://{S3_BUCKET}/zoom\"");
+    let size_mib = 2048u64;
+    let size = size_mib * MIB;
+    let sim = start_sim(rt, size);
+    let local = tempfile::Builder::new()
+        .prefix("zoomd-bench-s3-")
+        .tempdir_in(if Path::new("/dev/shm").is_dir() {
+            Path::new("/dev/shm")
+        } else {
+            work
+        })
+        .expect("source dir");
+    let source = local.path().join("source.mp4");
+    let mut run_no = 1000;
+    let (mut z3, mut zl, mut cp) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut r_cp, mut r_local) = (Vec::new(), Vec::new());
+    for rep in 0..reps {
+        let order: [u8; 3] = if rep % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
+        let (mut t3, mut tl, mut tc) = (0.0, 0.0, 0.0);
+        for which in order {
+            match which {
+                0 => {
+                    run_no += 1;
+                    let (m, id) = zoomd_download_env(&sim, work, run_no, &extra, &env);
+                    t3 = m.wall.as_secs_f64();
+                    z3.push(m);
+                    if !source.exists() {
+                        // The same bytes as a local file, for the client's upload.
+                        let url = signed_url(rt, &sim, id);
+                        let ok = Command::new("curl")
+                            .args(["-s", "-o"])
+                            .arg(&source)
+                            .arg(&url)
+                            .status()
+                            .is_ok_and(|s| s.success());
+                        assert!(ok, "curl of the source file");
+                    }
+                }
+                1 => {
+                    run_no += 1;
+                    let (m, _) = zoomd_download(&sim, work, run_no, "");
+                    tl = m.wall.as_secs_f64();
+                    zl.push(m);
+                }
+                _ => {
+                    if !source.exists() {
+                        continue;
+                    }
+                    let key = format!("s3://{S3_BUCKET}/aws/{rep}.mp4");
+                    let m = run(aws(
+                        &weed.endpoint,
+                        &["s3", "cp", &source.display().to_string(), &key],
+                    )
+                    .arg("--only-show-errors"));
+                    assert!(m.ok, "aws s3 cp failed");
+                    tc = m.wall.as_secs_f64();
+                    cp.push(m);
+                }
+            }
+        }
+        if tc > 0.0 {
+            r_cp.push(tc / t3);
+        }
+        r_local.push(tl / t3);
+        eprintln!(
+            "s3 rep {rep}: zoomd into s3 {t3:.2} s, zoomd into a directory {tl:.2} s, aws s3 cp {tc:.2} s, zoomd peak RSS {:.1} MiB",
+            mib(z3.last().map_or(0, |m| m.maxrss_kib))
+        );
+    }
+    let thr = |ms: &[Measured]| {
+        median(
+            &ms.iter()
+                .map(|m| size as f64 / MIB as f64 / m.wall.as_secs_f64())
+                .collect::<Vec<_>>(),
+        )
+    };
+    rows.push(row(
+        &format!("s3: {size_mib} MiB from the sim into SeaweedFS: zoomd vs aws s3 cp"),
+        "-",
+        format!("{:.0} MiB/s", thr(&z3)),
+        format!("{:.0} MiB/s (aws s3 cp of a local file)", thr(&cp)),
+        format!("{:.2}", median(&r_cp)),
+    ));
+    rows.push(row(
+        &format!("s3: {size_mib} MiB: into SeaweedFS vs into a directory"),
+        "-",
+        format!("{:.0} MiB/s", thr(&z3)),
+        format!("{:.0} MiB/s (zoomd, archive on disk)", thr(&zl)),
+        format!("{:.2}", median(&r_local)),
+    ));
+    drop(sim);
+    let mut rss = vec![(
+        size_mib,
+        median(&z3.iter().map(|m| mib(m.maxrss_kib)).collect::<Vec<_>>()),
+    )];
+    for sz in [256u64, 1024] {
+        let sim = start_sim(rt, sz * MIB);
+        let mut ms = Vec::new();
+        for _ in 0..reps {
+            run_no += 1;
+            ms.push(zoomd_download_env(&sim, work, run_no, &extra, &env).0);
+        }
+        rss.push((
+            sz,
+            median(&ms.iter().map(|m| mib(m.maxrss_kib)).collect::<Vec<_>>()),
+        ));
+    }
+    rss.sort_by_key(|r| r.0);
+    for (sz, r) in &rss {
+        rows.push(row(
+            &format!("s3: {sz} MiB into SeaweedFS: zoomd peak RSS"),
+            "flat",
+            format!("{r:.1} MiB"),
+            format!("{:.1} MiB ({} MiB file)", rss[0].1, rss[0].0),
+            format!("{:.2}", r / rss[0].1),
+        ));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1786,6 +2074,9 @@ fn main() {
     let t = Instant::now();
     if wants("download") {
         bench_download(&rt, work.path(), reps, &mut rows);
+    }
+    if wants("s3") {
+        bench_s3(&rt, work.path(), reps, &mut rows);
     }
     if wants("idle") {
         bench_idle(&rt, work.path(), &mut rows);
