@@ -731,10 +731,10 @@ impl Job<'_> {
             .await;
         // What arrived stays in the part for the next attempt: let the writer finish it.
         let sent = sink.finish();
-        let hashed = part.finish().await;
+        // A write error first: it is why the stream stopped, if it did.
+        let hashed = part.finish().await.map_err(|e| self.disk(e))?;
         read.map_err(Failure::Zoom)?;
         sent.map_err(|e| self.disk(e))?;
-        let hashed = hashed.map_err(|e| self.disk(e))?;
         let total = hashed.len;
         let want = self.expected.or(total_len);
         if let Some(want) = want
@@ -832,9 +832,9 @@ impl Job<'_> {
         let first_open = std::sync::Mutex::new(Some((first, open)));
         let workers = (0..workers).map(|_| self.segment_worker(&plan, &part, &queue, &first_open));
         let all = futures_util::future::try_join_all(workers).await;
-        let hashed = part.finish().await;
+        // A write error first: it is why a worker stopped, if one did.
+        let hashed = part.finish().await.map_err(|e| self.disk(e))?;
         all?;
-        let hashed = hashed.map_err(|e| self.disk(e))?;
         self.check_whole(&plan, hashed)
     }
 
