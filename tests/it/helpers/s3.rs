@@ -65,8 +65,21 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// Starts SeaweedFS and creates [`S3_BUCKET`]; returns once the bucket answers.
+/// Starts SeaweedFS and creates [`S3_BUCKET`]; returns once the bucket answers. A port
+/// taken between choosing it and SeaweedFS binding it (tests run side by side) makes the
+/// server exit: it is started again on fresh ports, a few times.
 pub async fn spawn_s3() -> S3Server {
+    let mut logs = String::new();
+    for _ in 0..4 {
+        match try_spawn_s3().await {
+            Ok(server) => return server,
+            Err(log) => logs = log,
+        }
+    }
+    panic!("SeaweedFS did not come up; its last log:\n{logs}");
+}
+
+async fn try_spawn_s3() -> Result<S3Server, String> {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("s3.json");
     let identity = serde_json::json!({
@@ -106,7 +119,7 @@ pub async fn spawn_s3() -> S3Server {
         .stdout(log.try_clone().expect("log"))
         .stderr(log);
     let child = cmd.spawn().expect("start weed");
-    let server = S3Server {
+    let mut server = S3Server {
         child,
         dir,
         endpoint: format!("http://127.0.0.1:{s3_port}"),
@@ -118,13 +131,14 @@ pub async fn spawn_s3() -> S3Server {
         if let Ok((status, _)) = server.signed("PUT", &format!("/{S3_BUCKET}")).await
             && (status == 200 || status == 409)
         {
-            return server;
+            return Ok(server);
         }
-        assert!(
-            Instant::now() < deadline,
-            "SeaweedFS did not come up; its log:\n{}",
-            server.log()
-        );
+        let exited = server.child.try_wait().ok().flatten().is_some();
+        if exited || Instant::now() >= deadline {
+            let log = server.log();
+            server.stop();
+            return Err(log);
+        }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
