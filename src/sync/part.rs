@@ -201,6 +201,10 @@ impl PartSink {
 }
 
 impl ChunkSink for PartSink {
+    fn pause(&mut self) -> io::Result<()> {
+        self.send()
+    }
+
     /// Copies the chunk into the sink's own batch: the HTTP stack's read buffers are free
     /// again at once, and what a download holds is exactly what the budget counts.
     async fn put(&mut self, chunk: Bytes) -> io::Result<()> {

@@ -190,7 +190,17 @@ pub struct OpenDownload {
 /// byte. Chunks are `Bytes` so a consumer can hand them on without copying.
 pub trait ChunkSink: Send {
     fn put(&mut self, chunk: Bytes) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// The body has paused (no data for [`PAUSE`]): hand on anything held back, so a stall
+    /// or a stop leaves the bytes received so far where a resume finds them.
+    fn pause(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
+
+/// A gap in a body this long counts as a pause ([`ChunkSink::pause`]); shorter ones are the
+/// ordinary rhythm of a socket.
+pub const PAUSE: Duration = Duration::from_millis(100);
 
 /// Any [`DownloadSink`] takes chunks by writing them.
 struct WriteAll<'a, W>(&'a mut W);
@@ -226,8 +236,17 @@ impl OpenDownload {
         let mut stream = resp.bytes_stream();
         let idle = self.idle;
         loop {
-            // I/O timeout (tokio's timer, see the module docs).
-            match tokio::time::timeout(idle, stream.next()).await {
+            // I/O timeout (tokio's timer, see the module docs); after a pause the sink
+            // hands on what it holds.
+            let next = match tokio::time::timeout(PAUSE.min(idle), stream.next()).await {
+                Ok(next) => Ok(next),
+                Err(_) => {
+                    sink.pause()
+                        .map_err(|source| ZoomError::Io { op: OP, source })?;
+                    tokio::time::timeout(idle.saturating_sub(PAUSE), stream.next()).await
+                }
+            };
+            match next {
                 Err(_) => {
                     return Err(ZoomError::Stalled {
                         op: OP,
