@@ -6,7 +6,8 @@
 //! - [`zone`]: DST gaps of a zone's wall clock (pure), for `config` and `schedule`.
 //! - [`zoom`]: the only code that speaks HTTP to Zoom (auth, the account-wide request budget,
 //!   retries, typed calls, downloads).
-//! - [`store`]: the only code that holds SQL (SQLite via sqlx; one method per transition).
+//! - [`store`]: the only code that holds SQL (SQLite or PostgreSQL via sqlx, one statement
+//!   text for both; one method per transition).
 //! - [`sync`]: the idempotent reconcile steps (meetings from a plan, the drift check,
 //!   recordings, downloads, the account scan); their calls run concurrently within the
 //!   client's budget. `sync::part` fills a download's `.part` off the receive path (a
