@@ -769,20 +769,7 @@ impl Job<'_> {
             let hashed = part.finish().await.map_err(|e| self.disk(e))?;
             return self.check_whole(&plan, hashed);
         };
-        let (a, b) = plan.range(first);
-        let open = self
-            .ctx
-            .zoom
-            .open_download(
-                self.url,
-                ByteRange {
-                    start: a,
-                    end: Some(b),
-                },
-                plan.validator.as_deref(),
-            )
-            .await
-            .map_err(Failure::Zoom)?;
+        let open = self.open_segment(&plan, first).await?;
         if let Answer::Whole { .. } = open.answer {
             // No ranges from this server (or, with If-Range, a new version of the file): the
             // answer is the whole file, so it becomes the one stream.
@@ -838,6 +825,23 @@ impl Job<'_> {
         self.check_whole(&plan, hashed)
     }
 
+    /// The request for segment `index`, with `If-Range` when the file's version is known.
+    async fn open_segment(&self, plan: &Segments, index: u64) -> Result<OpenDownload, Failure> {
+        let (start, end) = plan.range(index);
+        self.ctx
+            .zoom
+            .open_download(
+                self.url,
+                ByteRange {
+                    start,
+                    end: Some(end),
+                },
+                plan.validator.as_deref(),
+            )
+            .await
+            .map_err(Failure::Zoom)
+    }
+
     /// Takes segments from the queue until it is empty; the first one's answer is open.
     async fn segment_worker(
         &self,
@@ -853,21 +857,7 @@ impl Job<'_> {
                 None => {
                     let i = queue.lock().map_or(None, |mut q| q.pop_front());
                     let Some(i) = i else { return Ok(()) };
-                    let (a, b) = plan.range(i);
-                    let o = self
-                        .ctx
-                        .zoom
-                        .open_download(
-                            self.url,
-                            ByteRange {
-                                start: a,
-                                end: Some(b),
-                            },
-                            plan.validator.as_deref(),
-                        )
-                        .await
-                        .map_err(Failure::Zoom)?;
-                    (i, o)
+                    (i, self.open_segment(plan, i).await?)
                 }
             };
             check_segment(plan, index, &open)?;
