@@ -71,6 +71,12 @@ pub async fn start(config: &Config, clock: Clock) -> Result<Ctx, DaemonError> {
         .await?
         .with_lease(config.daemon.lease);
     let requeued = store.requeue_interrupted(clock.now()).await?;
+    store.forget_claims_of_the_dead().await?;
+    if matches!(store.database(), crate::store::Database::Postgres(_)) {
+        // Several processes may share this database: `requests_per_second` is the
+        // account's, so they share one budget.
+        zoom.share_budget(Arc::new(BudgetInStore(store.clone())));
+    }
     if requeued > 0 {
         tracing::info!(
             requeued,
@@ -98,6 +104,51 @@ pub async fn start(config: &Config, clock: Clock) -> Result<Ctx, DaemonError> {
     })
 }
 
+/// The account's request budget in the database (`request_places`), for processes that
+/// share it.
+struct BudgetInStore(Store);
+
+/// Milliseconds since 1970: a budget window is about a second long.
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+impl crate::zoom::SharedPlaces for BudgetInStore {
+    fn take(
+        &self,
+        places: usize,
+        now: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> futures_util::future::BoxFuture<'_, Result<Result<i64, DateTime<Utc>>, String>> {
+        let places = i64::try_from(places).unwrap_or(i64::MAX);
+        Box::pin(async move {
+            match self
+                .0
+                .take_request_place(places, ms(now), ms(expires))
+                .await
+            {
+                Ok(Ok(place)) => Ok(Ok(place)),
+                Ok(Err(at)) => Ok(Err(DateTime::from_timestamp_millis(at).unwrap_or(now))),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+
+    fn give_back(
+        &self,
+        place: i64,
+        free_at: DateTime<Utc>,
+    ) -> futures_util::future::BoxFuture<'static, ()> {
+        let store = self.0.clone();
+        Box::pin(async move {
+            if let Err(e) = store.give_back_request_place(place, ms(free_at)).await {
+                // It frees by itself when its hold runs out.
+                tracing::warn!(error = %e, place, "cannot give a request place back");
+            }
+        })
+    }
+}
+
 /// What one `zoomd sync` did.
 #[derive(Debug, Default)]
 pub struct PassReport {
@@ -115,7 +166,8 @@ pub async fn sync_once(
     progress: Option<ProgressFn>,
     scan_progress: Option<scan::ProgressFn>,
 ) -> Result<PassReport, SyncError> {
-    let verify = verify::verify(ctx).await?;
+    // A one-shot pass checks every host, however recently.
+    let verify = verify::verify(ctx, chrono::Duration::zero()).await?;
     let meetings = meetings::reconcile(ctx, config).await?;
     let recordings = recordings::poll(ctx, config).await?;
     let scan = scan::run(ctx, config, scan::Due::All, scan_progress).await?;
@@ -248,7 +300,9 @@ pub async fn run(
         let config = config_rx.borrow().clone();
         let now = ctx.now();
         if next_verify <= now {
-            next_verify = match step!(verify::verify(&ctx)) {
+            // Each host once per `verify_every` between all the processes sharing the database.
+            let fresh = config.daemon.verify_every / 2;
+            next_verify = match step!(verify::verify(&ctx, fresh)) {
                 Ok(r) => {
                     if r.gone > 0 {
                         next_meetings = ctx.now(); // create them again now

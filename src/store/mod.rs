@@ -9,6 +9,7 @@
 //! Every method is one state transition or one read; none takes the clock — `now` is a
 //! parameter, so the pipeline's time logic is testable.
 
+mod claims;
 mod database;
 mod engine;
 mod parts;
@@ -26,6 +27,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use claims::VERIFY;
 pub use database::{Database, PgTarget};
 use engine::{Pool, query, query_as, query_scalar};
 pub use parts::PartState;
@@ -373,13 +375,15 @@ impl Store {
         reason: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
+        let creating = state == OccurrenceState::Creating;
+        let lease_until = now + self.lease.length;
         let now = ts(now);
         let settings = settings_text(&o.settings);
         let query = query(
             "INSERT INTO occurrences (key, start_utc, start_local, timezone, duration_min, host,
                  topic, agenda, settings_json, marker, state, attempts, not_before, last_error,
-                 created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 created_at, updated_at, lease_holder, lease_until)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (key, start_utc) DO NOTHING",
         )
         .bind(&o.key)
@@ -393,12 +397,15 @@ impl Store {
         .bind(&settings)
         .bind(&o.marker)
         .bind(state)
-        .bind(i64::from(state == OccurrenceState::Creating))
+        .bind(i64::from(creating))
         .bind(not_before.map(ts))
         .bind(reason)
         .bind(&now)
-        .bind(&now);
-        let claimed = if state == OccurrenceState::Creating {
+        .bind(&now)
+        // A create in flight is this process's until its lease runs out (`claims`).
+        .bind(creating.then(|| &*self.lease.holder))
+        .bind(creating.then(|| ts(lease_until)));
+        let claimed = if creating {
             self.durably(query).await
         } else {
             query.execute(&self.pool).await
@@ -408,7 +415,8 @@ impl Store {
 
     /// Marks a deferred/failed/cancelled occurrence (or one whose outcome was not found) as
     /// being created again, refreshing what will be sent; durable, like a first intent. True
-    /// when this write claimed it (it was in one of those states).
+    /// when this write claimed it (it was in one of those states, and no other process
+    /// holds it): the lease is then this process's.
     pub async fn retry_create_intent(
         &self,
         id: i64,
@@ -419,18 +427,21 @@ impl Store {
         let query = query(
             "UPDATE occurrences SET state = 'creating', attempts = attempts + 1, not_before = NULL,
                  missing_host = NULL,
-                 start_local = ?, duration_min = ?, host = ?, topic = ?, agenda = ?,
-                 settings_json = ?, updated_at = ?
-             WHERE id = ? AND state IN ('creating', 'deferred', 'failed', 'cancelled')",
+                 start_local = ?3, duration_min = ?4, host = ?5, topic = ?6, agenda = ?7,
+                 settings_json = ?8, updated_at = ?2, lease_holder = ?1, lease_until = ?10
+             WHERE id = ?9 AND state IN ('creating', 'deferred', 'failed', 'cancelled')
+               AND (lease_holder IS NULL OR lease_holder = ?1 OR lease_until <= ?2)",
         )
+        .bind(&*self.lease.holder)
+        .bind(ts(now))
         .bind(&o.start_local)
         .bind(i64::from(o.duration_min))
         .bind(&o.host)
         .bind(&o.topic)
         .bind(&o.agenda)
         .bind(&settings)
-        .bind(ts(now))
-        .bind(id);
+        .bind(id)
+        .bind(ts(now + self.lease.length));
         let r = self
             .durably(query)
             .await
@@ -491,7 +502,8 @@ impl Store {
         query(
             "UPDATE occurrences SET state = 'created', meeting_id = ?, meeting_uuid = ?,
                  join_url = ?, password = ?, last_error = NULL, not_before = NULL,
-                 recording_state = 'waiting', next_poll_at = start_utc, updated_at = ?
+                 recording_state = 'waiting', next_poll_at = start_utc, updated_at = ?,
+                 lease_holder = NULL, lease_until = NULL
              WHERE id = ?",
         )
         .bind(m.meeting_id)
@@ -539,7 +551,8 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         query(
-            "UPDATE occurrences SET state = ?, not_before = ?, last_error = ?, updated_at = ?
+            "UPDATE occurrences SET state = ?, not_before = ?, last_error = ?, updated_at = ?,
+                 lease_holder = NULL, lease_until = NULL
              WHERE id = ?",
         )
         .bind(state)
@@ -560,13 +573,17 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        query("UPDATE occurrences SET last_error = ?, updated_at = ? WHERE id = ?")
-            .bind(reason)
-            .bind(ts(now))
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(q("note unknown create"))?;
+        query(
+            "UPDATE occurrences SET last_error = ?, updated_at = ?,
+                 lease_holder = NULL, lease_until = NULL
+             WHERE id = ?",
+        )
+        .bind(reason)
+        .bind(ts(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("note unknown create"))?;
         Ok(())
     }
 

@@ -67,7 +67,7 @@ pub async fn reconcile(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> 
     // 1. Intents whose outcome is unknown are resolved before anything new is created:
     //    one listing per host, the hosts concurrently.
     let mut by_host: HashMap<String, Vec<OccurrenceRow>> = HashMap::new();
-    for row in ctx.store.unresolved_creates().await? {
+    for row in ctx.store.claim_unresolved_creates(now).await? {
         by_host.entry(row.host.clone()).or_default().push(row);
     }
     let unresolved: Mutex<HashSet<i64>> = Mutex::new(HashSet::new());
@@ -297,17 +297,47 @@ async fn carry_out(
                 Flow::Continue => {}
             }
         }
-        Action::Update {
-            row, want, changes, ..
-        } if changes.contains(&"host") => {
-            move_host(ctx, row, want, &mut report).await?;
+        Action::Update { row, want, .. } => {
+            // Held while its call is made, and compared again as it is now: another process
+            // may have just made the same change.
+            if let Some(row) = hold(ctx, row).await? {
+                let changes = plan::changes(&row, want);
+                let done = if row.state != State::Created || changes.is_empty() {
+                    Ok(())
+                } else if changes.contains(&"host") {
+                    move_host(ctx, &row, want, &mut report).await
+                } else {
+                    update(ctx, &row, want, &changes, &mut report).await
+                };
+                ctx.store.release_occurrence(row.id).await?;
+                done?;
+            }
         }
-        Action::Update {
-            row, want, changes, ..
-        } => update(ctx, row, want, changes, &mut report).await?,
     }
     hosts.leave(entered, went_through);
     Ok(report)
+}
+
+/// Whether a cancellation still has something to do (the row is not cancelled or past).
+fn still_live(row: &OccurrenceRow) -> bool {
+    matches!(
+        row.state,
+        State::Creating | State::Created | State::Deferred | State::Failed
+    )
+}
+
+/// Holds an occurrence for a call about its meeting (see `store::claims`) and reads it as
+/// it is now. `None`: another process holds it (and does the work), or it is gone.
+async fn hold(ctx: &Ctx, row: &OccurrenceRow) -> Result<Option<OccurrenceRow>, SyncError> {
+    if !ctx.store.claim_occurrence(row.id, ctx.now()).await? {
+        tracing::debug!(key = %row.key, start = %ts(row.start_utc), "held by another process");
+        return Ok(None);
+    }
+    let now = ctx.store.occurrence(row.id).await?;
+    if now.is_none() {
+        ctx.store.release_occurrence(row.id).await?;
+    }
+    Ok(now)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -332,7 +362,16 @@ async fn cancel_planned(ctx: &Ctx, plan: &Plan) -> Result<Report, SyncError> {
                 .collect::<Vec<_>>(),
             |row| async move {
                 let mut report = Report::default();
-                cancel(ctx, &row, now, &mut report).await?;
+                // As it is now, held: another process may be cancelling (or creating) it.
+                if let Some(row) = hold(ctx, &row).await? {
+                    let done = if still_live(&row) {
+                        cancel(ctx, &row, now, &mut report).await
+                    } else {
+                        Ok(())
+                    };
+                    ctx.store.release_occurrence(row.id).await?;
+                    done?;
+                }
                 Ok(report)
             },
         )

@@ -68,11 +68,28 @@ super::counts!(Report {
 });
 
 /// Polls every meeting that is due (only those: the read is by the indexed poll time),
-/// concurrently within the client's budget.
+/// concurrently within the client's budget. The polls are claimed a few at a time (see
+/// `store::claims`), so processes sharing a database share them.
 pub async fn poll(ctx: &Ctx, config: &Config) -> Result<Report, SyncError> {
-    let due = ctx.store.due_polls(ctx.now()).await?;
-    ctx.each(due, |row| async move { poll_due(ctx, config, &row).await })
-        .await
+    let mut report = Report::default();
+    let batch = i64::try_from(ctx.concurrency() * 2).unwrap_or(16);
+    let mut seen = std::collections::HashSet::new();
+    while !ctx.zoom.stopping() {
+        let due = ctx.store.claim_due_polls(ctx.now(), batch).await?;
+        let claimed = due.len();
+        // One poll per meeting and pass: one due again at once waits for its claim to end.
+        let due: Vec<_> = due.into_iter().filter(|r| seen.insert(r.id)).collect();
+        if due.is_empty() {
+            break;
+        }
+        report += ctx
+            .each(due, |row| async move { poll_due(ctx, config, &row).await })
+            .await?;
+        if i64::try_from(claimed).unwrap_or(0) < batch {
+            break;
+        }
+    }
+    Ok(report)
 }
 
 async fn poll_due(ctx: &Ctx, config: &Config, row: &OccurrenceRow) -> Result<Report, SyncError> {

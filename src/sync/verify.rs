@@ -11,10 +11,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 use super::{Ctx, SyncError};
-use crate::store::{NewEvent, OccurrenceRow, ts};
+use crate::store::{NewEvent, OccurrenceRow, VERIFY, ts};
 use crate::zoom::{Meeting, MeetingPatch, ZoomError};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -31,8 +31,10 @@ super::counts!(Report {
     drifted
 });
 
-/// One drift check of every host's upcoming meetings, the hosts concurrently.
-pub async fn verify(ctx: &Ctx) -> Result<Report, SyncError> {
+/// One drift check of every host's upcoming meetings, the hosts concurrently. A host
+/// checked less than `fresh` ago (by any process sharing the database), or being checked
+/// by another process now, is left out (see `store::claims`).
+pub async fn verify(ctx: &Ctx, fresh: Duration) -> Result<Report, SyncError> {
     let now = ctx.now();
     let rows = ctx.store.created_upcoming(now).await?;
     let mut by_host: BTreeMap<String, Vec<OccurrenceRow>> = BTreeMap::new();
@@ -41,18 +43,33 @@ pub async fn verify(ctx: &Ctx) -> Result<Report, SyncError> {
     }
     // Owned items: a step's future must stay `Send` for every lifetime (rust-lang/rust#102211).
     ctx.each(by_host, |(host, rows)| async move {
-        verify_host(ctx, &host, &rows).await
+        if !ctx
+            .store
+            .claim_check(VERIFY, &host, now, now - fresh)
+            .await?
+        {
+            return Ok(Report::default());
+        }
+        let done = verify_host(ctx, &host, &rows).await;
+        let checked = matches!(done, Ok(Some(_))).then(|| ctx.now());
+        ctx.store.end_check(VERIFY, &host, checked).await?;
+        Ok(done?.unwrap_or_default())
     })
     .await
 }
 
-async fn verify_host(ctx: &Ctx, host: &str, rows: &[OccurrenceRow]) -> Result<Report, SyncError> {
+/// `None`: the host's meetings could not be listed (checked at the next verify).
+async fn verify_host(
+    ctx: &Ctx,
+    host: &str,
+    rows: &[OccurrenceRow],
+) -> Result<Option<Report>, SyncError> {
     let mut report = Report::default();
     let listed = match ctx.zoom.list_upcoming_meetings(host).await {
         Ok(list) => list,
         Err(e) => {
             tracing::warn!(host, error = %e, "cannot list the host's meetings; checked at the next verify");
-            return Ok(report);
+            return Ok(None);
         }
     };
     let listed: HashMap<i64, &Meeting> = listed.iter().map(|m| (m.id, m)).collect();
@@ -80,7 +97,7 @@ async fn verify_host(ctx: &Ctx, host: &str, rows: &[OccurrenceRow]) -> Result<Re
             Err(e) => return Err(e),
         }
     }
-    Ok(report)
+    Ok(Some(report))
 }
 
 /// The meeting of `row` is gone at Zoom: said (event `deleted-at-zoom`) and, when it has not

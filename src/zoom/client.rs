@@ -65,6 +65,8 @@ pub(crate) struct Inner {
     /// The medium category's own share, passed before `limiter` (see [`pace::Category`]).
     pub(crate) medium: Limiter,
     pub(crate) pace: super::Pace,
+    /// The account's budget shared with other processes, once set (see `share_budget`).
+    pub(crate) shared: std::sync::OnceLock<pace::Shared>,
     /// Set when the process is stopping: steps start no new item (see `sync::Ctx::each`).
     pub(crate) stopping: std::sync::atomic::AtomicBool,
     /// Webhook download tokens by download URL, each until it expires (never stored).
@@ -73,6 +75,19 @@ pub(crate) struct Inner {
     /// Requests answered, by operation and status class (for `/metrics`).
     pub(crate) answered:
         std::sync::Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
+}
+
+impl Inner {
+    /// A place in the request budget: this process's, then the account's shared one (if
+    /// set). Held until the answer is in (see `pace`).
+    pub(crate) async fn place(&self) -> (pace::Ticket<'_>, Option<pace::SharedTicket>) {
+        let own = self.limiter.acquire().await;
+        let shared = match self.shared.get() {
+            Some(s) => Some(s.acquire().await),
+            None => None,
+        };
+        (own, shared)
+    }
 }
 
 /// The status class a request is counted under: a bounded label set.
@@ -182,6 +197,7 @@ impl ZoomClient {
                 limiter: Limiter::new(config.pace, config.clock.clone()),
                 medium: Limiter::new(pace::medium(config.pace), config.clock.clone()),
                 pace: config.pace,
+                shared: std::sync::OnceLock::new(),
                 stopping: std::sync::atomic::AtomicBool::new(false),
                 answered: std::sync::Mutex::new(std::collections::BTreeMap::new()),
                 download_tokens: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -194,6 +210,14 @@ impl ZoomClient {
     /// The request budget it was built with: steps size their concurrency by it.
     pub fn pace(&self) -> super::Pace {
         self.inner.pace
+    }
+
+    /// From now on every request also takes a place in `places`, the budget this process
+    /// shares with the others of the account (several processes on one database). Once:
+    /// a later call changes nothing.
+    pub fn share_budget(&self, places: Arc<dyn pace::SharedPlaces>) {
+        let shared = pace::Shared::new(places, self.inner.pace, self.inner.clock.clone());
+        let _ = self.inner.shared.set(shared);
     }
 
     /// A webhook's `download_token` for `url`, valid until `until`: downloads of that URL
@@ -673,7 +697,7 @@ impl ZoomClient {
                 pace::Category::Medium => Some(self.inner.medium.acquire().await),
                 pace::Category::Light => None,
             };
-            let ticket = (self.inner.limiter.acquire().await, medium);
+            let ticket = (self.inner.place().await, medium);
             self.inner.heartbeat.beat();
             let sent = rb.send().await;
             self.inner.heartbeat.beat();

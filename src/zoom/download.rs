@@ -452,7 +452,7 @@ impl ZoomClient {
             // A request to Zoom's own hosts passes the request budget until its headers are
             // in; the signed file host (a CDN) is not Zoom's API and has no such limit.
             let ticket = match token {
-                Some(_) => Some(inner.limiter.acquire().await),
+                Some(_) => Some(inner.place().await),
                 None => None,
             };
             // I/O timeout (tokio's timer, see the module docs).

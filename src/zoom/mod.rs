@@ -45,7 +45,7 @@ pub use auth::{
 pub use client::ZoomClient;
 pub use download::{Answer, ByteRange, ChunkSink, DownloadOutcome, DownloadSink, OpenDownload};
 pub use error::{ApiErrorBody, ZoomError};
-pub use pace::{Category, MEDIUM_SHARE, Pace, SLOW_FOR};
+pub use pace::{Category, MEDIUM_SHARE, Pace, SLOW_FOR, SharedPlaces};
 pub use retry::{RetryPolicy, is_daily_limit, next_utc_midnight, parse_retry_after};
 pub use types::{
     CreateMeeting, DeleteAction, Meeting, MeetingPatch, MeetingRecordings, MeetingRef,

@@ -23,10 +23,11 @@
 //! leaves the other apps room while they are busy, and their bursts are usually short.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::future::BoxFuture;
 use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 
 use crate::clock::SharedClock;
@@ -271,6 +272,105 @@ impl Limiter {
             if w.rate >= self.configured {
                 tracing::info!(rate = w.rate, "request budget back to the configured pace");
             }
+        }
+    }
+}
+
+/// Where the account's places are kept when several processes share one budget (the
+/// database, see `store::claims`): `requests_per_second` is the account's, not each
+/// process's. A request takes a place here after its place in its own process's
+/// [`Limiter`] (which still bounds what is in flight and slows down after a 429), and
+/// gives it back with the instant it frees: one window after its answer, as above.
+pub trait SharedPlaces: Send + Sync {
+    /// Takes one of the first `places` places, held until `expires` should this process
+    /// never give it back. `Ok(Err(at))`: none is free before `at`.
+    fn take(
+        &self,
+        places: usize,
+        now: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Result<i64, DateTime<Utc>>, String>>;
+
+    /// Gives `place` back: free from `free_at`.
+    fn give_back(&self, place: i64, free_at: DateTime<Utc>) -> BoxFuture<'static, ()>;
+}
+
+/// A place a process that died never gave back frees this long after it was taken: the
+/// longest a request may wait for its answer (30 s) and its window.
+const HELD_AT_MOST: TimeDelta = TimeDelta::seconds(60);
+
+/// The shared budget of a client (see [`SharedPlaces`]).
+pub(crate) struct Shared {
+    places: Arc<dyn SharedPlaces>,
+    clock: SharedClock,
+    count: usize,
+    hold: TimeDelta,
+}
+
+impl Shared {
+    pub(crate) fn new(places: Arc<dyn SharedPlaces>, pace: Pace, clock: SharedClock) -> Shared {
+        let rate = pace
+            .requests_per_second
+            .clamp(Pace::MIN_RATE, Pace::MAX_RATE);
+        Shared {
+            places,
+            clock,
+            count: self::places(rate),
+            hold: hold(rate),
+        }
+    }
+
+    /// Waits for a place of the account's budget. When the database cannot be reached the
+    /// request waits (and tries again every second) rather than go out uncounted.
+    pub(crate) async fn acquire(&self) -> SharedTicket {
+        let mut said = false;
+        loop {
+            let now = self.clock.now();
+            let wait = match self.places.take(self.count, now, now + HELD_AT_MOST).await {
+                Ok(Ok(place)) => {
+                    return SharedTicket {
+                        place,
+                        places: self.places.clone(),
+                        clock: self.clock.clone(),
+                        hold: self.hold,
+                    };
+                }
+                // Every place is held: look again when the first frees (others may race
+                // for it; the loser looks again).
+                Ok(Err(at)) => (at - now)
+                    .to_std()
+                    .unwrap_or_default()
+                    .clamp(Duration::from_millis(5), Duration::from_secs(1)),
+                Err(e) => {
+                    if !said {
+                        tracing::warn!(error = %e, "cannot take a place in the shared request budget; waiting");
+                        said = true;
+                    }
+                    Duration::from_secs(1)
+                }
+            };
+            self.clock.sleep(wait).await;
+        }
+    }
+}
+
+/// A place in the shared budget; dropping it gives it back (from a task: the drop cannot
+/// wait for the database).
+pub(crate) struct SharedTicket {
+    place: i64,
+    places: Arc<dyn SharedPlaces>,
+    clock: SharedClock,
+    hold: TimeDelta,
+}
+
+impl Drop for SharedTicket {
+    fn drop(&mut self) {
+        let back = self
+            .places
+            .give_back(self.place, self.clock.now() + self.hold);
+        // Outside a runtime (a process ending) the place frees when its hold runs out.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(back);
         }
     }
 }

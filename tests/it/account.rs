@@ -156,7 +156,9 @@ async fn a_meeting_deleted_at_zoom_is_created_again_and_one_edited_is_patched_ba
     a.clock.set(a.base + chrono::Duration::minutes(5));
     a.sim.person_deletes_meeting(m0).expect("delete");
 
-    let report = verify::verify(&a.ctx).await.expect("verify");
+    let report = verify::verify(&a.ctx, chrono::Duration::zero())
+        .await
+        .expect("verify");
     assert_eq!((report.gone, report.drifted), (1, 1), "{report:?}");
     let again = a.reconcile().await;
     assert_eq!(again.created, 1, "{again:?}");
@@ -193,7 +195,9 @@ async fn a_meeting_deleted_at_zoom_is_created_again_and_one_edited_is_patched_ba
     );
 
     // A second check finds nothing to do.
-    let quiet = verify::verify(&a.ctx).await.expect("verify");
+    let quiet = verify::verify(&a.ctx, chrono::Duration::zero())
+        .await
+        .expect("verify");
     assert_eq!((quiet.gone, quiet.drifted), (0, 0), "{quiet:?}");
 }
 

@@ -473,12 +473,14 @@ async fn an_event_for_a_meeting_zoomd_does_not_archive_is_accepted_and_ignored()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_webhook_answers_within_zooms_three_seconds_while_a_gib_downloads() {
+async fn the_webhook_is_answered_while_a_gib_downloads() {
     let sim = spawn_sim(SimConfig {
         mp4_size: 1024 * 1024 * 1024,
         ..SimConfig::default()
     })
     .await;
+    // Slow enough that the download is surely still under way when the answer comes.
+    sim.set_download_rate_per_connection(Some(16 * 1024 * 1024));
     let at = (sim.now() + chrono::Duration::days(2))
         .format("%Y-%m-%dT%H:%M")
         .to_string();
@@ -502,12 +504,13 @@ async fn the_webhook_answers_within_zooms_three_seconds_while_a_gib_downloads() 
         partial_download(&d.archive())
     })
     .await;
-    // Zoom's own rule (it retries what is not answered in 3 s), not a performance goal.
+    // Zoom retries what is not answered in 3 s: the answer must not wait for the work it
+    // starts. Asserted as an order (answered while the download still runs), not a time.
     let again = sim.send_webhook(&url, SECRET, &event).await.expect("send");
     assert_eq!(again.status, 200);
     assert!(
-        again.elapsed < std::time::Duration::from_secs(3),
-        "answered after {:?}",
+        partial_download(&d.archive()),
+        "the answer came after the download finished ({:?})",
         again.elapsed
     );
     let health = get(&format!("{base}/healthz")).await;
