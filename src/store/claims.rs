@@ -204,7 +204,7 @@ impl Store {
         );
         let taken: Option<i64> = query_scalar(format!(
             "UPDATE request_places SET holder = ?1, free_at = ?4 WHERE {place}
-             RETURNING place"
+             RETURNING CAST(place AS BIGINT)"
         ))
         .bind(&*self.lease.holder)
         .bind(places)

@@ -24,6 +24,11 @@ both_engines!(
     of_many_claims_at_once_from_several_processes_one_gets_the_file,
     download_segments_are_recorded_begun_again_and_cleared,
     object_uploads_are_on_record_until_forgotten_across_a_reopen,
+    a_create_in_flight_is_held_until_its_lease_runs_out,
+    polls_are_claimed_once_and_come_due_again_after_the_lease,
+    a_hosts_drift_check_is_claimed_once_per_window,
+    the_request_budget_is_one_set_of_places_for_every_process,
+    updates_hold_an_occurrence_and_a_start_forgets_a_dead_writers_claims,
 );
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -900,4 +905,336 @@ async fn object_uploads_are_on_record_until_forgotten_across_a_reopen(db: TestDb
         .expect("forget twice");
     assert_eq!(store.object_uploads().await.expect("list"), []);
     store.close().await;
+}
+
+/// A created occurrence whose recording poll is due at `start`.
+async fn created(store: &Store, key: &str, start: DateTime<Utc>, meeting_id: i64) -> i64 {
+    let row = store
+        .record_create_intent(&occurrence(key, start), start - Duration::days(1))
+        .await
+        .expect("intent")
+        .expect("claimed");
+    store
+        .mark_created(
+            row.id,
+            &CreatedMeeting {
+                host_id: None,
+                meeting_id,
+                uuid: Some(format!("{key}==")),
+                join_url: None,
+                password: None,
+            },
+            start - Duration::days(1),
+        )
+        .await
+        .expect("created");
+    row.id
+}
+
+/// A create in flight is its sender's: another process neither resolves nor repeats it
+/// until the sender's lease has run out; then exactly one takes it over.
+async fn a_create_in_flight_is_held_until_its_lease_runs_out(db: TestDb) {
+    let a = db.open().await.with_lease(Duration::seconds(60));
+    let b = db.open().await.with_lease(Duration::seconds(60));
+    let now = t("2026-11-28T10:00:00Z");
+    let start = t("2026-12-01T09:00:00Z");
+    let want = occurrence("held", start);
+    let row = a
+        .record_create_intent(&want, now)
+        .await
+        .expect("intent")
+        .expect("claimed");
+    let secs = |n| now + Duration::seconds(n);
+    assert!(
+        b.claim_unresolved_creates(secs(59))
+            .await
+            .expect("b")
+            .is_empty()
+    );
+    assert!(
+        !b.retry_create_intent(row.id, &want, secs(59))
+            .await
+            .expect("retry")
+    );
+    // Its own sender resolves it at any time.
+    assert_eq!(
+        a.claim_unresolved_creates(secs(10)).await.expect("a").len(),
+        1
+    );
+    // The claim renewed a's lease to +70 s; after it, b (once) takes it over.
+    assert!(
+        b.claim_unresolved_creates(secs(69))
+            .await
+            .expect("b")
+            .is_empty()
+    );
+    let taken = b.claim_unresolved_creates(secs(70)).await.expect("b");
+    assert_eq!(taken.iter().map(|r| r.id).collect::<Vec<_>>(), vec![row.id]);
+    assert!(
+        a.claim_unresolved_creates(secs(71))
+            .await
+            .expect("a")
+            .is_empty()
+    );
+    assert!(
+        !a.retry_create_intent(row.id, &want, secs(72))
+            .await
+            .expect("retry")
+    );
+    assert!(
+        b.retry_create_intent(row.id, &want, secs(72))
+            .await
+            .expect("retry")
+    );
+    // An outcome written ends the hold: a failed create may be tried by anyone later.
+    b.mark_create_failed(row.id, secs(100), "refused", secs(73))
+        .await
+        .expect("failed");
+    assert!(
+        a.retry_create_intent(row.id, &want, secs(101))
+            .await
+            .expect("retry")
+    );
+    a.close().await;
+    b.close().await;
+}
+
+/// Of two processes claiming the due polls in small batches at once, each poll goes to
+/// one; a claimed poll is due again when the claimer's lease runs out, unless it recorded
+/// the outcome.
+async fn polls_are_claimed_once_and_come_due_again_after_the_lease(db: TestDb) {
+    let a = db.open().await.with_lease(Duration::seconds(60));
+    let b = db.open().await.with_lease(Duration::seconds(60));
+    let start = t("2026-11-28T09:00:00Z");
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(
+            created(
+                &a,
+                &format!("p{i}"),
+                start + Duration::minutes(i),
+                851_000 + i,
+            )
+            .await,
+        );
+    }
+    let now = t("2026-11-28T10:00:00Z");
+    let claims = (0..16).map(|i| {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        async move {
+            let rows = store.claim_due_polls(now, 3).await.expect("claim");
+            rows.into_iter()
+                .map(|r| (r.id, store.lease_holder().to_string()))
+                .collect::<Vec<_>>()
+        }
+    });
+    let mut got: Vec<(i64, String)> = futures_util::future::join_all(claims)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    got.sort();
+    let claimed: Vec<i64> = got.iter().map(|(id, _)| *id).collect();
+    let mut all = ids.clone();
+    all.sort();
+    assert_eq!(claimed, all, "every poll claimed exactly once");
+    assert!(a.claim_due_polls(now, 50).await.expect("again").is_empty());
+    // One recorded its outcome (next poll in an hour); the others' claims run out.
+    let done = ids[0];
+    a.set_poll(
+        done,
+        zoomd::store::RecordingWatch::Waiting,
+        Some(now + Duration::hours(1)),
+        now,
+    )
+    .await
+    .expect("set poll");
+    assert!(
+        b.claim_due_polls(now + Duration::seconds(59), 50)
+            .await
+            .expect("b")
+            .is_empty()
+    );
+    let back = b
+        .claim_due_polls(now + Duration::seconds(60), 50)
+        .await
+        .expect("b");
+    assert_eq!(back.len(), 19);
+    assert!(back.iter().all(|r| r.id != done));
+    assert_eq!(
+        b.next_poll_at().await.expect("next"),
+        Some(now + Duration::seconds(120)),
+        "the claimed polls are due at the end of b's lease"
+    );
+    a.close().await;
+    b.close().await;
+}
+
+/// A host's drift check is done by one process at a time, and once per window between
+/// them; a check that failed, or whose process died, is anyone's again.
+async fn a_hosts_drift_check_is_claimed_once_per_window(db: TestDb) {
+    use zoomd::store::VERIFY;
+    let a = db.open().await.with_lease(Duration::seconds(60));
+    let b = db.open().await.with_lease(Duration::seconds(60));
+    let now = t("2026-11-28T10:00:00Z");
+    let fresh = Duration::minutes(30);
+    let at = |m| now + Duration::minutes(m);
+    assert!(
+        a.claim_check(VERIFY, "h@x", now, now - fresh)
+            .await
+            .expect("a")
+    );
+    assert!(
+        !b.claim_check(VERIFY, "h@x", now, now - fresh)
+            .await
+            .expect("b")
+    );
+    // Another host is another check.
+    assert!(
+        b.claim_check(VERIFY, "k@x", now, now - fresh)
+            .await
+            .expect("b")
+    );
+    a.end_check(VERIFY, "h@x", Some(now)).await.expect("done");
+    assert!(
+        !b.claim_check(VERIFY, "h@x", at(10), at(10) - fresh)
+            .await
+            .expect("b")
+    );
+    assert!(
+        b.claim_check(VERIFY, "h@x", at(30), at(30) - fresh)
+            .await
+            .expect("b")
+    );
+    // b fails to list the host: not done, so a may check it at once.
+    b.end_check(VERIFY, "h@x", None).await.expect("not done");
+    assert!(
+        a.claim_check(VERIFY, "h@x", at(31), at(31) - fresh)
+            .await
+            .expect("a")
+    );
+    // a dies holding it: b takes it once the lease has run out.
+    assert!(
+        !b.claim_check(VERIFY, "h@x", at(31) + Duration::seconds(59), at(0))
+            .await
+            .expect("b")
+    );
+    assert!(
+        b.claim_check(VERIFY, "h@x", at(32), at(0))
+            .await
+            .expect("b")
+    );
+    // a, late, cannot end what b now holds.
+    a.end_check(VERIFY, "h@x", Some(at(32)))
+        .await
+        .expect("late");
+    let soon = at(32) + Duration::seconds(30);
+    assert!(
+        !a.claim_check(VERIFY, "h@x", soon, at(0))
+            .await
+            .expect("still b's")
+    );
+    a.close().await;
+    b.close().await;
+}
+
+/// `requests_per_second` is the account's: processes take places from one set, a place
+/// frees one window after its answer, and one never given back frees at its expiry.
+async fn the_request_budget_is_one_set_of_places_for_every_process(db: TestDb) {
+    let a = db.open().await;
+    let b = db.open().await;
+    let now = 1_800_000_000_000i64;
+    let expires = now + 60_000;
+    let mut places = Vec::new();
+    for store in [&a, &b, &a] {
+        places.push(
+            store
+                .take_request_place(3, now, expires)
+                .await
+                .expect("take")
+                .expect("free"),
+        );
+    }
+    places.sort();
+    assert_eq!(places, vec![0, 1, 2], "three different places of three");
+    assert_eq!(
+        b.take_request_place(3, now, expires).await.expect("take"),
+        Err(expires)
+    );
+    // Taken at once from both: of 3 places, 3 are had, whatever the interleaving.
+    b.give_back_request_place(places[1], now + 1_000)
+        .await
+        .expect("back");
+    assert_eq!(
+        a.take_request_place(3, now + 500, expires)
+            .await
+            .expect("take"),
+        Err(now + 1_000)
+    );
+    let racers = (0..6).map(|i| {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        async move {
+            store
+                .take_request_place(3, now + 1_000, expires)
+                .await
+                .expect("take")
+        }
+    });
+    let won: Vec<_> = futures_util::future::join_all(racers).await;
+    assert_eq!(won.iter().filter(|r| r.is_ok()).count(), 1, "{won:?}");
+    // A place its taker never gave back (the process died) frees at its expiry.
+    assert!(
+        b.take_request_place(3, expires, expires + 60_000)
+            .await
+            .expect("take")
+            .is_ok()
+    );
+    // Only the taker gives a place back.
+    let p = a
+        .take_request_place(3, expires, expires + 60_000)
+        .await
+        .expect("take")
+        .expect("free");
+    b.give_back_request_place(p, expires)
+        .await
+        .expect("not b's");
+    assert!(
+        a.take_request_place(3, expires, expires + 60_000)
+            .await
+            .expect("take")
+            .is_ok()
+    );
+    assert_eq!(
+        a.take_request_place(3, expires, expires)
+            .await
+            .expect("take"),
+        Err(expires + 60_000),
+        "b's give-back of a's place changed nothing"
+    );
+    a.close().await;
+    b.close().await;
+}
+
+/// An update holds its occurrence against every other process until released; with SQLite
+/// the next writer forgets the holds of the one before it (it is gone).
+async fn updates_hold_an_occurrence_and_a_start_forgets_a_dead_writers_claims(db: TestDb) {
+    let a = db.open().await.with_lease(Duration::seconds(60));
+    let b = db.open().await.with_lease(Duration::seconds(60));
+    let now = t("2026-11-28T10:00:00Z");
+    let id = created(&a, "u", t("2026-12-01T09:00:00Z"), 852_000).await;
+    assert!(a.claim_occurrence(id, now).await.expect("a"));
+    assert!(a.claim_occurrence(id, now).await.expect("again, a's own"));
+    assert!(!b.claim_occurrence(id, now).await.expect("b"));
+    b.release_occurrence(id).await.expect("not b's to release");
+    assert!(!b.claim_occurrence(id, now).await.expect("b"));
+    a.release_occurrence(id).await.expect("release");
+    assert!(b.claim_occurrence(id, now).await.expect("b"));
+    b.forget_claims_of_the_dead().await.expect("forget");
+    let held = !a.claim_occurrence(id, now).await.expect("a");
+    match db.engine {
+        Engine::Sqlite => assert!(!held, "a start on SQLite forgets every hold"),
+        Engine::Postgres => assert!(held, "a start on PostgreSQL leaves live holds alone"),
+    }
+    a.close().await;
+    b.close().await;
 }
