@@ -29,6 +29,8 @@ const FREE: &str = "(lease_holder IS NULL OR lease_holder = ?1 OR lease_until <=
 
 /// The kind of a drift check in `claims`.
 pub const VERIFY: &str = "verify";
+/// The `claims` kind of one user's account scan (`[recordings]`), named by the user.
+pub const SCAN: &str = "scan";
 
 impl Store {
     /// Holds an occurrence for a call about its meeting (a PATCH, a DELETE) until

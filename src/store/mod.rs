@@ -27,7 +27,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use claims::VERIFY;
+pub use claims::{SCAN, VERIFY};
 pub use database::{Database, PgTarget};
 use engine::{Pool, query, query_as, query_scalar};
 pub use parts::PartState;
@@ -1900,8 +1900,8 @@ impl Store {
 
     pub async fn add_event(&self, e: &NewEvent<'_>, now: DateTime<Utc>) -> Result<()> {
         query(
-            "INSERT INTO events (at, kind, key, occurrence_id, meeting_id, file_row, message)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (at, kind, key, occurrence_id, meeting_id, file_row, message, holder)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(ts(now))
         .bind(e.kind)
@@ -1910,6 +1910,7 @@ impl Store {
         .bind(e.meeting_id)
         .bind(e.file_row)
         .bind(&e.message)
+        .bind(&*self.lease.holder)
         .execute(&self.pool)
         .await
         .map_err(q("add event"))?;
@@ -1919,7 +1920,7 @@ impl Store {
     /// The newest events first.
     pub async fn events(&self, limit: i64) -> Result<Vec<EventRow>> {
         query_as(
-            "SELECT id, at, kind, key, occurrence_id, meeting_id, file_row, message
+            "SELECT id, at, kind, key, occurrence_id, meeting_id, file_row, message, holder
              FROM events ORDER BY id DESC LIMIT ?",
         )
         .bind(limit)

@@ -103,7 +103,7 @@ fn newest_event_sql(kinds: usize) -> String {
     let per_kind =
         vec!["SELECT max(id) AS m FROM events WHERE kind = ?"; kinds].join(" UNION ALL ");
     format!(
-        "SELECT id, at, kind, key, occurrence_id, meeting_id, file_row, message
+        "SELECT id, at, kind, key, occurrence_id, meeting_id, file_row, message, holder
          FROM events WHERE id = (SELECT max(m) FROM ({per_kind}) AS newest)"
     )
 }

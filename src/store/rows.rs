@@ -747,6 +747,8 @@ pub struct EventRow {
     pub meeting_id: Option<i64>,
     pub file_row: Option<i64>,
     pub message: String,
+    /// The process that wrote it (`host:pid:nonce`); `None` for events older than that.
+    pub holder: Option<String>,
 }
 
 from_row!(
@@ -761,7 +763,8 @@ from_row!(
         occurrence_id,
         meeting_id,
         file_row,
-        message
+        message,
+        holder
     ]
 );
 

@@ -21,7 +21,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use super::recordings::{Whose, remove_cloud, store_recording};
 use super::{Ctx, SyncError};
 use crate::config::{AccountUsers, AfterDownload, Config};
-use crate::store::{ScanFound, ScanUserRow, SeenRecording};
+use crate::store::{SCAN, ScanFound, ScanUserRow, SeenRecording};
 use crate::zoom::{MeetingRecordings, MeetingRef, month_windows};
 
 /// How far back the first scan of a user reaches when `[recordings] since` is not set.
@@ -204,7 +204,18 @@ async fn scan_users(
     tell(&|_| {}, None);
     let tell = &tell;
     ctx.each(due, |row| async move {
-        let r = scan_user(ctx, config, &row, &|| tell(&|p| p.windows_done += 1, None)).await?;
+        // Shared with other processes: one scans a due user; one that found it due too
+        // leaves it once the scan was done after it looked (`now`).
+        if !ctx.store.claim_check(SCAN, &row.user, now, now).await? {
+            return Ok(Report::default());
+        }
+        let r = scan_user(ctx, config, &row, now, &|| {
+            tell(&|p| p.windows_done += 1, None)
+        })
+        .await;
+        let done = r.is_ok().then(|| ctx.now());
+        ctx.store.end_check(SCAN, &row.user, done).await?;
+        let r = r?;
         let queued = ctx.store.queued_files().await.ok();
         tell(&|p| p.users_done += 1, queued);
         Ok(r)
@@ -217,6 +228,7 @@ async fn scan_user(
     ctx: &Ctx,
     config: &Config,
     user: &ScanUserRow,
+    looked: DateTime<Utc>,
     window_done: &(dyn Fn() + Sync),
 ) -> Result<Report, SyncError> {
     let mut report = Report::default();
@@ -234,6 +246,10 @@ async fn scan_user(
             report.recordings += recs.len();
             report.windows += 1;
             ctx.store.scan_window_done(&user.user, b, ctx.now()).await?;
+            // Renews the claim: a backfill of many windows may outlast one lease.
+            ctx.store
+                .claim_check(SCAN, &user.user, ctx.now(), looked)
+                .await?;
             window_done();
         }
         Ok(())

@@ -8,18 +8,18 @@
 //! The normal run takes about two minutes. `ZOOMD_SOAK=1` runs a longer soak (more
 //! meetings, more kills); `ZOOMD_CRASH_SEED=N` replays a run.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use zoomd::sim::{Chaos, Fault, RetryAfter, Route, Sim, SimConfig};
-use zoomd::store::OccurrenceRow;
+use zoomd::sim::{Route, SimConfig};
 
 use crate::helpers::{
-    Daemon, DaemonToml, Entry, assert_markers_unique, assert_sound, holds_exactly, in_secs,
-    is_archived, part_files, spawn_daemon, spawn_sim, walk,
+    DaemonToml, assert_archive_exact, assert_markers_unique, assert_occurrences_final,
+    assert_sound, chaos_of_every_kind, in_secs, part_files, series_schedule, spawn_daemon,
+    spawn_sim,
 };
 
 struct Plan {
@@ -53,80 +53,6 @@ fn plan() -> Plan {
     }
 }
 
-/// The schedule: `n` starts `spacing` seconds apart from `first`, dealt round-robin to four
-/// series (two hosts). A 6-field cron names seconds within one minute, so each series gets
-/// one entry per minute it spans.
-fn schedule(first: DateTime<Utc>, n: usize, spacing: i64) -> (String, Vec<DateTime<Utc>>) {
-    let mut groups: BTreeMap<(usize, String), Vec<DateTime<Utc>>> = BTreeMap::new();
-    let mut starts = Vec::new();
-    for i in 0..n {
-        let t = first + chrono::Duration::seconds(i as i64 * spacing);
-        starts.push(t);
-        let minute = t.format("%M %H %d %m").to_string();
-        groups.entry((i % 4, minute)).or_default().push(t);
-    }
-    let mut text = String::new();
-    for ((series, _), times) in &groups {
-        let t0 = times[0];
-        let secs: Vec<String> = times.iter().map(|t| t.format("%-S").to_string()).collect();
-        let host = if series % 2 == 0 {
-            "me"
-        } else {
-            "chair@example.org"
-        };
-        let cron = format!("{} {}", secs.join(","), t0.format("%-M %-H %-d %-m *"));
-        let key = format!("s{series}-{}", t0.format("%H%M"));
-        let entry = Entry::cron(&key, &format!("Crash series {series}"), &cron)
-            .host(host)
-            .duration("10m")
-            .agenda(&format!("Series {series}"));
-        text.push_str(&entry.toml());
-    }
-    (text, starts)
-}
-
-fn chaos(seed: u64) -> Chaos {
-    let mut c = Chaos::new(0.10, seed);
-    // Every kind of fault, not only the default mix.
-    c.faults.extend([
-        Fault::Status(502),
-        Fault::RateLimited(RetryAfter::HttpDate(1)),
-        Fault::RateLimited(RetryAfter::Absent),
-        Fault::DownloadUrlExpired,
-        Fault::StalledBody,
-        Fault::Delay(Duration::from_millis(400)),
-    ]);
-    c
-}
-
-/// Whether everything has settled: no create in doubt, every file the sim has archived
-/// with its digest, nothing queued.
-async fn settled(d: &Daemon, sim: &Sim) -> bool {
-    let Some(store) = d.store().await else {
-        return false;
-    };
-    let occ = store
-        .list_occurrences(&Default::default(), Utc::now())
-        .await
-        .unwrap_or_default();
-    let archive = store.archive().await.unwrap_or_default();
-    let files = store.list_files(None).await.unwrap_or_default();
-    store.close().await;
-    if occ.iter().any(|o| o.state.as_str() == "creating") {
-        return false;
-    }
-    if files.iter().any(|f| f.state.as_str() != "archived") {
-        return false;
-    }
-    // A watch sees its last file archived at its next poll, not at once.
-    if occ.iter().any(|o| {
-        o.state.as_str() == "created" && !matches!(o.recording_state.as_str(), "complete" | "done")
-    }) {
-        return false;
-    }
-    holds_exactly(&sim.expected_files(), &archive)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_under_chaos_keeps_every_invariant() {
     let plan = plan();
@@ -147,9 +73,9 @@ async fn sigkill_at_random_moments_under_chaos_keeps_every_invariant() {
         ..SimConfig::default()
     };
     let sim = spawn_sim(sim_cfg).await;
-    let (entries, starts) = schedule(in_secs(plan.lead), plan.meetings, plan.spacing);
+    let (entries, starts) = series_schedule(in_secs(plan.lead), plan.meetings, plan.spacing);
     let last_start = *starts.last().expect("starts");
-    sim.set_chaos(Some(chaos(seed)));
+    sim.set_chaos(Some(chaos_of_every_kind(seed)));
     let mut d = spawn_daemon(
         &DaemonToml::run(&sim)
             .set("create_ahead", "\"12s\"")
@@ -227,7 +153,7 @@ async fn sigkill_at_random_moments_under_chaos_keeps_every_invariant() {
     sim.clear_faults();
     let all_transcripts = last_start + chrono::Duration::seconds(15);
     d.wait_for("everything settled after the chaos", || async {
-        Utc::now() > all_transcripts && settled(&d, &sim).await
+        Utc::now() > all_transcripts && d.settled(&sim).await
     })
     .await;
     d.stop().await;
@@ -260,25 +186,12 @@ async fn sigkill_at_random_moments_under_chaos_keeps_every_invariant() {
         *states
             .entry(format!("{}/{}", o.state, o.recording_state))
             .or_default() += 1;
-        check_final(o, &by_marker);
     }
-    // ... and every Zoom meeting belongs to one of them.
-    for (marker, id) in &by_marker {
-        assert!(
-            occurrences
-                .iter()
-                .any(|o| &o.marker == marker && o.meeting_id == Some(*id)),
-            "meeting {id} ({marker}) unknown to the database"
-        );
-    }
+    assert_occurrences_final(&occurrences, &by_marker);
 
     // Every file of every recording, archived with the sim's digest; nothing else on disk.
     let expected = sim.expected_files();
-    let archive = store.archive().await.expect("archive");
-    assert_eq!(expected.len(), archive.len());
-    for e in &expected {
-        assert!(is_archived(e, &archive), "not archived: {e:?}");
-    }
+    let archive = assert_archive_exact(&store, &d.archive(), &sim).await;
     let recorded: usize = by_marker.len();
     assert_eq!(
         expected
@@ -288,18 +201,6 @@ async fn sigkill_at_random_moments_under_chaos_keeps_every_invariant() {
             .len(),
         recorded,
         "every meeting zoomd made has its recording"
-    );
-    let leftovers: Vec<_> = walk(&d.archive())
-        .into_iter()
-        .filter(|p| {
-            !archive
-                .iter()
-                .any(|a| a.path.as_deref().is_some_and(|r| d.archive().join(r) == *p))
-        })
-        .collect();
-    assert!(
-        leftovers.is_empty(),
-        "not in the archive view: {leftovers:?}"
     );
     store.close().await;
 
@@ -334,31 +235,4 @@ async fn sigkill_at_random_moments_under_chaos_keeps_every_invariant() {
     // The run exercised what it claims to: faults fired, most meetings made and archived.
     assert!(counters.faults_fired >= 20, "{summary}");
     assert!(meetings.len() * 4 >= plan.meetings * 3, "{summary}");
-}
-
-/// One occurrence's final state, checked against what Zoom holds.
-fn check_final(o: &OccurrenceRow, by_marker: &HashMap<String, i64>) {
-    let in_zoom = by_marker.get(&o.marker).copied();
-    match o.state.as_str() {
-        "created" => {
-            assert!(o.meeting_id.is_some(), "{o:?}");
-            assert_eq!(o.meeting_id, in_zoom, "{o:?}");
-            assert!(
-                matches!(o.recording_state.as_str(), "complete" | "done"),
-                "{o:?}"
-            );
-        }
-        // Never created: the create's outcome stayed unknown until the start passed, or a
-        // retry was due only after it. Such an occurrence has no meeting (never two).
-        "failed" | "deferred" => {
-            assert!(
-                o.last_error.as_deref().is_some_and(|e| !e.is_empty()),
-                "{o:?}"
-            );
-            assert_eq!(o.meeting_id, None, "{o:?}");
-            assert_eq!(in_zoom, None, "Zoom has a meeting zoomd lost: {o:?}");
-            assert!(o.start_utc <= Utc::now(), "{o:?}");
-        }
-        _ => panic!("not a final state: {o:?}"),
-    }
 }

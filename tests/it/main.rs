@@ -15,6 +15,7 @@ mod hostile;
 mod http;
 mod objects;
 mod pace;
+mod processes;
 mod query;
 mod scan;
 mod schedule;

@@ -29,6 +29,7 @@ both_engines!(
     a_hosts_drift_check_is_claimed_once_per_window,
     the_request_budget_is_one_set_of_places_for_every_process,
     updates_hold_an_occurrence_and_a_start_forgets_a_dead_writers_claims,
+    a_users_scan_is_left_by_whoever_found_it_due_before_it_was_done,
 );
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -282,6 +283,7 @@ async fn full_round_trip_through_every_view(db: TestDb) {
         )
         .await
         .expect("event");
+    let writer = store.lease_holder().to_string();
     store.close().await;
 
     // Everything is still there after reopening, also read-only.
@@ -289,7 +291,11 @@ async fn full_round_trip_through_every_view(db: TestDb) {
     // The view people query, with its own idea of "now" (strftime / to_char).
     assert_eq!(db.scalar("SELECT count(*) FROM upcoming_meetings").await, 1);
     assert_eq!(store.archive().await.expect("view").len(), 2);
-    assert_eq!(store.events(10).await.expect("events")[0].kind, "created");
+    let newest = &store.events(10).await.expect("events")[0];
+    assert_eq!(newest.kind, "created");
+    // The event names the process that wrote it, not the one reading.
+    assert_eq!(newest.holder.as_deref(), Some(writer.as_str()));
+    assert_ne!(store.lease_holder(), writer);
     let status = store.status(Utc::now(), now, 10).await.expect("status");
     assert_eq!(status.upcoming.len(), 1);
     assert_eq!(
@@ -1235,6 +1241,44 @@ async fn updates_hold_an_occurrence_and_a_start_forgets_a_dead_writers_claims(db
         Engine::Sqlite => assert!(!held, "a start on SQLite forgets every hold"),
         Engine::Postgres => assert!(held, "a start on PostgreSQL leaves live holds alone"),
     }
+    a.close().await;
+    b.close().await;
+}
+
+/// The account scan of one user: two processes find it due at once; one scans it (renewing
+/// its claim per window); the other, which looked before that scan was done, leaves it.
+async fn a_users_scan_is_left_by_whoever_found_it_due_before_it_was_done(db: TestDb) {
+    use zoomd::store::SCAN;
+    let a = db.open().await.with_lease(Duration::seconds(60));
+    let b = db.open().await.with_lease(Duration::seconds(60));
+    let looked = t("2026-11-28T10:00:00Z");
+    let secs = |n| looked + Duration::seconds(n);
+    assert!(a.claim_check(SCAN, "u1", looked, looked).await.expect("a"));
+    assert!(!b.claim_check(SCAN, "u1", looked, looked).await.expect("b"));
+    // a renews per window, past its first lease; b cannot take it meanwhile.
+    assert!(
+        a.claim_check(SCAN, "u1", secs(50), looked)
+            .await
+            .expect("renew")
+    );
+    assert!(
+        !b.claim_check(SCAN, "u1", secs(70), looked)
+            .await
+            .expect("b")
+    );
+    a.end_check(SCAN, "u1", Some(secs(80))).await.expect("done");
+    // b looked at `looked`, before a's scan was done: it leaves it.
+    assert!(
+        !b.claim_check(SCAN, "u1", secs(81), looked)
+            .await
+            .expect("b")
+    );
+    // The next time it is due, whoever looks after that scan takes it.
+    assert!(
+        b.claim_check(SCAN, "u1", secs(3600), secs(3600))
+            .await
+            .expect("b")
+    );
     a.close().await;
     b.close().await;
 }

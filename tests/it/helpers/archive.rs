@@ -2,11 +2,13 @@
 //! on disk as recorded, nothing partial; and one Zoom meeting per occurrence.
 
 use std::collections::HashMap;
+
+use chrono::Utc;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use zoomd::sim::{ExpectedFile, MeetingRecord, Sim};
-use zoomd::store::{ArchiveRow, Store};
+use zoomd::store::{ArchiveRow, OccurrenceRow, Store};
 
 use super::daemon::Daemon;
 
@@ -134,4 +136,96 @@ pub async fn assert_consistent(d: &Daemon, sim: &Sim) {
     let store = d.store().await.expect("database");
     assert_sound(&store, &d.archive(), sim).await;
     store.close().await;
+}
+
+/// Whether everything has settled: no create in doubt, every file the sim has archived
+/// with its digest, nothing queued.
+pub async fn settled(store: &Store, sim: &Sim) -> bool {
+    let occ = store
+        .list_occurrences(&Default::default(), Utc::now())
+        .await
+        .unwrap_or_default();
+    let archive = store.archive().await.unwrap_or_default();
+    let files = store.list_files(None).await.unwrap_or_default();
+    if occ.iter().any(|o| o.state.as_str() == "creating") {
+        return false;
+    }
+    if files.iter().any(|f| f.state.as_str() != "archived") {
+        return false;
+    }
+    // A watch sees its last file archived at its next poll, not at once.
+    if occ.iter().any(|o| {
+        o.state.as_str() == "created" && !matches!(o.recording_state.as_str(), "complete" | "done")
+    }) {
+        return false;
+    }
+    holds_exactly(&sim.expected_files(), &archive)
+}
+
+/// One occurrence's final state, checked against what Zoom holds.
+pub fn assert_final(o: &OccurrenceRow, by_marker: &HashMap<String, i64>) {
+    let in_zoom = by_marker.get(&o.marker).copied();
+    match o.state.as_str() {
+        "created" => {
+            assert!(o.meeting_id.is_some(), "{o:?}");
+            assert_eq!(o.meeting_id, in_zoom, "{o:?}");
+            assert!(
+                matches!(o.recording_state.as_str(), "complete" | "done"),
+                "{o:?}"
+            );
+        }
+        // Never created: the create's outcome stayed unknown until the start passed, or a
+        // retry was due only after it. Such an occurrence has no meeting (never two).
+        "failed" | "deferred" => {
+            assert!(
+                o.last_error.as_deref().is_some_and(|e| !e.is_empty()),
+                "{o:?}"
+            );
+            assert_eq!(o.meeting_id, None, "{o:?}");
+            assert_eq!(in_zoom, None, "Zoom has a meeting zoomd lost: {o:?}");
+            assert!(o.start_utc <= Utc::now(), "{o:?}");
+        }
+        _ => panic!("not a final state: {o:?}"),
+    }
+}
+
+/// Every Zoom meeting (one per marker, from [`assert_markers_unique`]) belongs to one of
+/// `occurrences`, and each occurrence is in a final state consistent with Zoom.
+pub fn assert_occurrences_final(occurrences: &[OccurrenceRow], by_marker: &HashMap<String, i64>) {
+    for o in occurrences {
+        assert_final(o, by_marker);
+    }
+    for (marker, id) in by_marker {
+        assert!(
+            occurrences
+                .iter()
+                .any(|o| &o.marker == marker && o.meeting_id == Some(*id)),
+            "meeting {id} ({marker}) unknown to the database"
+        );
+    }
+}
+
+/// The archive under `root` is exactly the sim's files: each archived with its digest,
+/// nothing partial, nothing on disk the archive view does not name. Returns the view.
+pub async fn assert_archive_exact(store: &Store, root: &Path, sim: &Sim) -> Vec<ArchiveRow> {
+    let expected = sim.expected_files();
+    let rows = store.archive().await.expect("archive");
+    assert_eq!(expected.len(), rows.len());
+    for e in &expected {
+        assert!(is_archived(e, &rows), "not archived: {e:?}");
+    }
+    assert!(part_files(root).is_empty(), "{:?}", part_files(root));
+    let leftovers: Vec<_> = walk(root)
+        .into_iter()
+        .filter(|p| {
+            !rows
+                .iter()
+                .any(|a| a.path.as_deref().is_some_and(|r| root.join(r) == *p))
+        })
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "not in the archive view: {leftovers:?}"
+    );
+    rows
 }

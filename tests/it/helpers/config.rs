@@ -1,7 +1,10 @@
 //! daemon.toml writers: a `[zoom]` section pointing at a sim, a `[daemon]` section, and
 //! `[[meeting]]` entries.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
 
 use zoomd::sim::{Sim, SimConfig};
 
@@ -237,4 +240,40 @@ impl Entry {
 pub fn chmod(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// The schedule: `n` starts `spacing` seconds apart from `first`, dealt round-robin to four
+/// series (two hosts). A 6-field cron names seconds within one minute, so each series gets
+/// one entry per minute it spans.
+pub fn series_schedule(
+    first: DateTime<Utc>,
+    n: usize,
+    spacing: i64,
+) -> (String, Vec<DateTime<Utc>>) {
+    let mut groups: BTreeMap<(usize, String), Vec<DateTime<Utc>>> = BTreeMap::new();
+    let mut starts = Vec::new();
+    for i in 0..n {
+        let t = first + chrono::Duration::seconds(i as i64 * spacing);
+        starts.push(t);
+        let minute = t.format("%M %H %d %m").to_string();
+        groups.entry((i % 4, minute)).or_default().push(t);
+    }
+    let mut text = String::new();
+    for ((series, _), times) in &groups {
+        let t0 = times[0];
+        let secs: Vec<String> = times.iter().map(|t| t.format("%-S").to_string()).collect();
+        let host = if series % 2 == 0 {
+            "me"
+        } else {
+            "chair@example.org"
+        };
+        let cron = format!("{} {}", secs.join(","), t0.format("%-M %-H %-d %-m *"));
+        let key = format!("s{series}-{}", t0.format("%H%M"));
+        let entry = Entry::cron(&key, &format!("Crash series {series}"), &cron)
+            .host(host)
+            .duration("10m")
+            .agenda(&format!("Series {series}"));
+        text.push_str(&entry.toml());
+    }
+    (text, starts)
 }

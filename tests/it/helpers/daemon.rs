@@ -151,6 +151,11 @@ impl Daemon {
         assert_eq!(rc, 0, "kill {pid}: {}", std::io::Error::last_os_error());
     }
 
+    /// The running daemon's pid (the middle of its lease holder, `host:pid:nonce`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child().as_ref().map(|c| c.id())
+    }
+
     /// Whether the daemon is still running (it did not exit on its own).
     pub fn running(&self) -> bool {
         let mut child = self.child();
@@ -221,6 +226,16 @@ impl Daemon {
     /// The daemon's database, read-only; `None` until it exists.
     pub async fn store(&self) -> Option<Store> {
         Store::open_read_only(&self.path("state.db")).await.ok()
+    }
+
+    /// [`settled`](super::settled) on its database; false until the database exists.
+    pub async fn settled(&self, sim: &zoomd::sim::Sim) -> bool {
+        let Some(store) = self.store().await else {
+            return false;
+        };
+        let settled = super::settled(&store, sim).await;
+        store.close().await;
+        settled
     }
 
     /// The archive view; empty until the database exists.

@@ -43,27 +43,14 @@ impl TestDb {
 
     /// A new, empty database in the test cluster.
     pub async fn postgres() -> TestDb {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let cluster = cluster();
-        let name = format!(
-            "zoomd_t{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut admin = sqlx::PgConnection::connect(&cluster.url("postgres"))
-            .await
-            .unwrap_or_else(|e| panic!("connect to the test cluster: {e}\n{}", cluster.log()));
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .expect("create the test database");
-        let _ = admin.close().await;
-        let target = PgTarget::parse(&cluster.url(&name)).expect("test URL");
-        TestDb {
-            engine: Engine::Postgres,
-            database: Database::Postgres(target),
-            _dir: None,
-        }
+        database_in(cluster()).await
+    }
+
+    /// A new, empty database in a cluster of its own, which the test may stop and start
+    /// (PostgreSQL down); removed when the [`PgServer`] is dropped.
+    pub async fn postgres_of_its_own() -> (TestDb, PgServer) {
+        let server = PgServer(start_cluster());
+        (database_in(&server.0).await, server)
     }
 
     pub async fn open(&self) -> Store {
@@ -115,6 +102,90 @@ impl TestDb {
             }
         }
     }
+
+    /// Every row of `sql`, each column read as text (`NULL`: `None`); cast non-text columns
+    /// in the query (`CAST(id AS TEXT)`), which both engines understand.
+    pub async fn text_rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        use sqlx::Row;
+        fn texts<R: Row>(row: &R) -> Vec<Option<String>>
+        where
+            for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+            usize: sqlx::ColumnIndex<R>,
+        {
+            (0..row.len())
+                .map(|i| row.try_get::<Option<String>, _>(i).expect("a text column"))
+                .collect()
+        }
+        match &self.database {
+            Database::Sqlite(path) => {
+                let url = format!("sqlite://{}", path.display());
+                let mut conn = sqlx::SqliteConnection::connect(&url)
+                    .await
+                    .expect("connect");
+                let rows = sqlx::query(sql).fetch_all(&mut conn).await.expect("rows");
+                rows.iter().map(texts).collect()
+            }
+            Database::Postgres(pg) => {
+                let mut conn = sqlx::PgConnection::connect(pg.url().as_str())
+                    .await
+                    .expect("connect");
+                let rows = sqlx::query(sql).fetch_all(&mut conn).await.expect("rows");
+                rows.iter().map(texts).collect()
+            }
+        }
+    }
+}
+
+/// A new, empty database in `cluster`.
+async fn database_in(cluster: &Cluster) -> TestDb {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "zoomd_t{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut admin = sqlx::PgConnection::connect(&cluster.url("postgres"))
+        .await
+        .unwrap_or_else(|e| panic!("connect to the test cluster: {e}\n{}", cluster.log()));
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create the test database");
+    let _ = admin.close().await;
+    let target = PgTarget::parse(&cluster.url(&name)).expect("test URL");
+    TestDb {
+        engine: Engine::Postgres,
+        database: Database::Postgres(target),
+        _dir: None,
+    }
+}
+
+/// A PostgreSQL cluster of one test's own, on its own port: stopped and started again
+/// by the test, removed on drop.
+pub struct PgServer(Cluster);
+
+impl PgServer {
+    /// Stops the server (`pg_ctl stop -m fast`: every connection is cut at once).
+    pub fn stop(&self) {
+        self.0.stop("fast");
+    }
+
+    /// Starts it again, on the same port with the same data.
+    pub fn start(&self) {
+        self.0.start();
+    }
+
+    /// The server's log, for failure messages.
+    pub fn log(&self) -> String {
+        self.0.log()
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        self.0.stop("immediate");
+        let _ = std::fs::remove_dir_all(&self.0.dir);
+    }
 }
 
 /// Runs each named test body (`async fn name(db: TestDb)`) once per engine, as the tests
@@ -157,12 +228,63 @@ impl Cluster {
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
     }
+
+    fn data(&self) -> String {
+        self.dir.join("data").display().to_string()
+    }
+
+    /// `pg_ctl start`, waiting until it accepts connections.
+    fn start(&self) {
+        // Loopback only, its socket in its own directory; fsync off: nothing here must survive.
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("log").display().to_string();
+        let start = run(
+            self.as_postgres,
+            &self.bin.join("pg_ctl"),
+            &[
+                "-D",
+                &self.data(),
+                "-l",
+                &log,
+                "-o",
+                &options,
+                "-w",
+                "start",
+            ],
+        );
+        assert!(
+            start.status.success(),
+            "pg_ctl start: {}\n{}",
+            String::from_utf8_lossy(&start.stderr),
+            self.log()
+        );
+    }
+
+    /// `pg_ctl stop -m <mode>`, waiting until it is down.
+    fn stop(&self, mode: &str) {
+        let _ = run(
+            self.as_postgres,
+            &self.bin.join("pg_ctl"),
+            &["-D", &self.data(), "-m", mode, "-w", "stop"],
+        );
+    }
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
 
 fn cluster() -> &'static Cluster {
-    CLUSTER.get_or_init(start_cluster)
+    CLUSTER.get_or_init(|| {
+        let cluster = start_cluster();
+        // SAFETY: registers a plain extern "C" function; it runs once, at exit.
+        unsafe {
+            libc::atexit(stop_cluster);
+        }
+        cluster
+    })
 }
 
 /// Where PostgreSQL's programs are: $PG_BIN, else the newest /usr/lib/postgresql/*/bin.
@@ -250,38 +372,13 @@ fn start_cluster() -> Cluster {
         port,
         as_postgres,
     };
-    // Loopback only, its socket in its own directory; fsync off: nothing here must survive.
-    let options = format!(
-        "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c max_connections=200",
-        dir.display()
-    );
-    let log = dir.join("log").display().to_string();
-    let start = run(
-        as_postgres,
-        &cluster.bin.join("pg_ctl"),
-        &["-D", &data_arg, "-l", &log, "-o", &options, "-w", "start"],
-    );
-    assert!(
-        start.status.success(),
-        "pg_ctl start: {}\n{}",
-        String::from_utf8_lossy(&start.stderr),
-        cluster.log()
-    );
-    // SAFETY: registers a plain extern "C" function; it runs once, at exit.
-    unsafe {
-        libc::atexit(stop_cluster);
-    }
+    cluster.start();
     cluster
 }
 
 /// Stops the cluster and removes its directory when the test process exits.
 extern "C" fn stop_cluster() {
     let Some(c) = CLUSTER.get() else { return };
-    let data = c.dir.join("data").display().to_string();
-    let _ = run(
-        c.as_postgres,
-        &c.bin.join("pg_ctl"),
-        &["-D", &data, "-m", "immediate", "-w", "stop"],
-    );
+    c.stop("immediate");
     let _ = std::fs::remove_dir_all(&c.dir);
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use url::Url;
 use zoomd::secret::Secret;
-use zoomd::sim::{Sim, SimConfig};
+use zoomd::sim::{Chaos, Fault, RetryAfter, Sim, SimConfig};
 use zoomd::zoom::{ClientConfig, Credentials, Pace, RetryPolicy, Timeouts, ZoomClient};
 
 /// Starts a sim on loopback with `cfg`'s knobs (timings, sizes, daily cap, stall length,
@@ -82,4 +82,20 @@ pub fn client_config(sim: &Sim, credentials: Credentials) -> ClientConfig {
 /// An OAuth client of the sim.
 pub fn oauth_client(sim: &Sim) -> ZoomClient {
     ZoomClient::new(client_config(sim, oauth_credentials(sim))).expect("client")
+}
+
+/// Faults on about one request in ten, of every kind the sim has (not only the default
+/// mix), drawn from `seed`.
+pub fn chaos_of_every_kind(seed: u64) -> Chaos {
+    let mut c = Chaos::new(0.10, seed);
+    // Every kind of fault, not only the default mix.
+    c.faults.extend([
+        Fault::Status(502),
+        Fault::RateLimited(RetryAfter::HttpDate(1)),
+        Fault::RateLimited(RetryAfter::Absent),
+        Fault::DownloadUrlExpired,
+        Fault::StalledBody,
+        Fault::Delay(Duration::from_millis(400)),
+    ]);
+    c
 }

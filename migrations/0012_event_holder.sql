@@ -1,0 +1,3 @@
+-- Which process wrote each event (its lease holder, `host:pid:nonce`): with several
+-- processes on one database, who created a meeting or archived a file. Older events: NULL.
+ALTER TABLE events ADD COLUMN holder TEXT;
