@@ -30,7 +30,13 @@
 //!   RSS into the bucket at 256 MiB, 1 GiB and 2 GiB. Needs `weed` (scripts/s3-check installs
 //!   it) and `aws` (awscli).
 //!
-//! `ZOOMD_BENCH_ONLY=download,s3,idle,check,status,api,pace,scan,webhook,schedule` runs a subset;
+//! - processes: 1, 2 and 3 `zoomd run` sharing one PostgreSQL (a throw-away cluster) and one
+//!   archive at 150 ms a request: the account scan's downloads (8 MiB/s per connection)
+//!   and 240 creates under one 20/s budget; work rate against one process, and what the
+//!   coordination costs (Zoom requests, database transactions per request).
+//!
+//! `ZOOMD_BENCH_ONLY=download,s3,idle,check,status,api,pace,processes,scan,webhook,schedule`
+//! runs a subset;
 //! `ZOOMD_BENCH_DL_MIB=512,2048` sets the throughput file sizes. Never run by `cargo test`.
 
 mod common;
@@ -1811,6 +1817,268 @@ fn bench_scan(rt: &tokio::runtime::Runtime, work: &Path, rows: &mut Vec<Row>) {
     ));
 }
 
+// ---------------------------------------------------------------------------------------------
+// several processes on one PostgreSQL
+
+#[path = "../tests/support/pg_cluster.rs"]
+mod pg_cluster;
+
+/// What `n` `zoomd run` processes sharing one database did until the work was done.
+struct Shared {
+    wall: Duration,
+    /// utime + stime of all processes.
+    cpu: Duration,
+    /// Zoom API requests (tokens and the signed file host aside), and token requests.
+    api: u64,
+    tokens: u64,
+    /// Transactions the database committed or rolled back (each statement outside a
+    /// transaction is one).
+    xacts: u64,
+}
+
+/// Starts `n` `zoomd run` on `config` (a database in `cluster`), waits until `done`, stops
+/// them (SIGTERM, each must exit 0) and reads what it cost.
+fn shared_run(
+    cluster: &pg_cluster::Cluster,
+    database: &str,
+    config: &Path,
+    sim: &Sim,
+    n: usize,
+    done: &dyn Fn() -> bool,
+) -> Shared {
+    let started = Instant::now();
+    let children: Vec<Child> = (0..n)
+        .map(|i| {
+            zoomd(
+                config,
+                &["run"],
+                &config.with_file_name(format!("run-{i}.log")),
+            )
+            .spawn()
+            .expect("spawn zoomd run")
+        })
+        .collect();
+    let limit = Instant::now() + Duration::from_secs(600);
+    while !done() {
+        assert!(
+            Instant::now() < limit,
+            "{n} processes: not done in 10 minutes: {}",
+            config.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let wall = started.elapsed();
+    let mut cpu = Duration::ZERO;
+    for c in children {
+        signal(c.id(), libc::SIGTERM);
+        let m = reap(c, Instant::now());
+        assert!(m.ok, "zoomd run did not exit 0: {}", config.display());
+        cpu += m.cpu;
+    }
+    let xacts = cluster
+        .psql(
+            "postgres",
+            &format!(
+                "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{database}'"
+            ),
+        )
+        .parse()
+        .unwrap_or(0);
+    Shared {
+        wall,
+        cpu,
+        api: api_requests(sim),
+        tokens: sim.counters().get(Route::Token),
+        xacts,
+    }
+}
+
+/// A config for processes sharing `database` and one archive under `dir`.
+fn shared_config(dir: &Path, sim: &Sim, url: &str, daemon: &str, rest: &str) -> PathBuf {
+    let _ = fs::remove_dir_all(dir);
+    fs::create_dir_all(dir).expect("bench dir");
+    let config = dir.join("daemon.toml");
+    fs::write(
+        &config,
+        format!(
+            "{}requests_per_second = 20\nmax_in_flight = 8\n\n[daemon]\ndatabase = \"{url}\"\narchive = \"{}\"\ntimezone = \"UTC\"\n{daemon}\n\n{rest}",
+            common::zoom_section(&sim.api_url(), &sim.oauth_url()),
+            dir.join("recordings").display(),
+        ),
+    )
+    .expect("config");
+    config
+}
+
+fn bench_processes(rt: &tokio::runtime::Runtime, work: &Path, reps: usize, rows: &mut Vec<Row>) {
+    if !Path::new("/usr/lib/postgresql").exists() && std::env::var_os("PG_BIN").is_none() {
+        rows.push(row(
+            "several processes",
+            "needs PostgreSQL",
+            "skipped: no /usr/lib/postgresql (scripts/pg-check installs it)".into(),
+            String::new(),
+            String::new(),
+        ));
+        return;
+    }
+    let cluster = pg_cluster::Cluster::start_new();
+    let latency = Duration::from_millis(150);
+    let mut next_db = 0;
+    let mut database = || {
+        next_db += 1;
+        let name = format!("bench{next_db}");
+        cluster.psql("postgres", &format!("CREATE DATABASE {name}"));
+        (name.clone(), cluster.url(&name))
+    };
+    let counts = [1usize, 2, 3];
+
+    // 1. Downloads: the account scan's backfill of 12 users x 5 recordings (8 MiB MP4s),
+    //    each connection capped at 8 MiB/s as Zoom's download host caps it; two downloads
+    //    per process. More processes, more connections: this part scales.
+    let since = (Utc::now() - TimeDelta::days(40)).date_naive();
+    let mut dl: Vec<Vec<(f64, Shared)>> = Vec::new();
+    dl.resize_with(counts.len(), Vec::new);
+    for _ in 0..reps {
+        for (k, &n) in counts.iter().enumerate() {
+            let sim = rt
+                .block_on(Sim::start(SimConfig {
+                    users: pace_users(12),
+                    mp4_size: 8 * MIB,
+                    m4a_size: MIB,
+                    ..SimConfig::default()
+                }))
+                .expect("sim");
+            sim.set_latency(latency);
+            sim.set_download_rate_per_connection(Some(8 * MIB));
+            let now = sim.now();
+            for u in pace_users(12) {
+                sim.add_recording_history(
+                    &u.email,
+                    now - TimeDelta::days(30),
+                    now - TimeDelta::hours(1),
+                    5,
+                )
+                .expect("history");
+            }
+            let files = sim.expected_files().len();
+            let bytes: u64 = sim.expected_files().iter().map(|f| f.size).sum();
+            let (name, url) = database();
+            let config = shared_config(
+                &work.join(format!("procs-dl-{n}")),
+                &sim,
+                &url,
+                "downloads = 2\nconnections_per_file = 1",
+                &format!("[recordings]\nusers = \"*\"\nsince = \"{since}\"\n"),
+            );
+            let archived = || {
+                // Fails until the processes have migrated the new database.
+                cluster
+                    .try_psql(
+                        &name,
+                        "SELECT count(*) FROM recording_files WHERE state = 'archived'",
+                    )
+                    .ok()
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .is_some_and(|n| n >= files)
+            };
+            let r = shared_run(&cluster, &name, &config, &sim, n, &archived);
+            eprintln!(
+                "processes-dl n={n}: {:.1} s, {files} files, {} MiB, {} API, {} tokens, {} xacts, cpu {:.1} s",
+                r.wall.as_secs_f64(),
+                bytes / MIB,
+                r.api,
+                r.tokens,
+                r.xacts,
+                r.cpu.as_secs_f64()
+            );
+            dl[k].push((bytes as f64 / MIB as f64 / r.wall.as_secs_f64(), r));
+        }
+    }
+
+    // 2. Creates: 240 meetings over 12 hosts at 150 ms a request, 20 requests a second for
+    //    the whole account. The budget is shared: this part cannot scale.
+    let first = next_whole_minute(Utc::now()) + TimeDelta::hours(2);
+    let meetings = pace_meetings(12, 240, first, 5);
+    let mut cr: Vec<Vec<(f64, Shared)>> = Vec::new();
+    cr.resize_with(counts.len(), Vec::new);
+    for _ in 0..reps {
+        for (k, &n) in counts.iter().enumerate() {
+            let sim = pace_sim(rt, 12);
+            sim.set_latency(latency);
+            let (name, url) = database();
+            let config = shared_config(
+                &work.join(format!("procs-cr-{n}")),
+                &sim,
+                &url,
+                "create_ahead = \"3d\"",
+                &meetings,
+            );
+            let created = || sim.meetings().len() >= 240;
+            let r = shared_run(&cluster, &name, &config, &sim, n, &created);
+            eprintln!(
+                "processes-cr n={n}: {:.1} s, {} API, {} tokens, {} xacts, cpu {:.1} s, max per second {}",
+                r.wall.as_secs_f64(),
+                r.api,
+                r.tokens,
+                r.xacts,
+                r.cpu.as_secs_f64(),
+                sim.counters().max_per_second
+            );
+            cr[k].push((240.0 / r.wall.as_secs_f64(), r));
+        }
+    }
+    cluster.remove();
+
+    let med = |runs: &[(f64, Shared)], f: &dyn Fn(&(f64, Shared)) -> f64| {
+        median(&runs.iter().map(f).collect::<Vec<f64>>())
+    };
+    let rate = |runs: &[(f64, Shared)]| med(runs, &|r| r.0);
+    let api = |runs: &[(f64, Shared)]| med(runs, &|r| r.1.api as f64);
+    let per_request =
+        |runs: &[(f64, Shared)]| med(runs, &|r| r.1.xacts as f64 / r.1.api.max(1) as f64);
+    for (k, &n) in counts.iter().enumerate().skip(1) {
+        rows.push(row(
+            &format!(
+                "{n} processes: downloads (12 users x 5 recordings, 8 MiB/s per connection, 150 ms)"
+            ),
+            "scales with processes (each adds its downloads)",
+            format!("{:.1} MiB/s", rate(&dl[k])),
+            format!("1 process {:.1} MiB/s", rate(&dl[0])),
+            format!("{:.2}x", rate(&dl[k]) / rate(&dl[0])),
+        ));
+        rows.push(row(
+            &format!("{n} processes: creates (240 over 12 hosts, 20/s for the account, 150 ms)"),
+            "flat: one request budget for the account",
+            format!("{:.1} creates/s", rate(&cr[k])),
+            format!("1 process {:.1} creates/s", rate(&cr[0])),
+            format!("{:.2}x", rate(&cr[k]) / rate(&cr[0])),
+        ));
+        rows.push(row(
+            &format!("{n} processes: coordination cost"),
+            "few extra Zoom requests",
+            format!(
+                "{:.0} API requests downloading, {:.0} creating; {:.1} and {:.1} db transactions per request",
+                api(&dl[k]),
+                api(&cr[k]),
+                per_request(&dl[k]),
+                per_request(&cr[k])
+            ),
+            format!(
+                "1 process {:.0} and {:.0}; {:.1} and {:.1}",
+                api(&dl[0]),
+                api(&cr[0]),
+                per_request(&dl[0]),
+                per_request(&cr[0])
+            ),
+            format!(
+                "{:.2}x and {:.2}x requests",
+                api(&dl[k]) / api(&dl[0]),
+                api(&cr[k]) / api(&cr[0])
+            ),
+        ));
+    }
+}
+
 fn bench_pace(rt: &tokio::runtime::Runtime, work: &Path, rows: &mut Vec<Row>) {
     // 1. 200 creates over 10 hosts at 200 ms a request: concurrent within the budget
     //    against the same binary with one request in flight (serial), A/B.
@@ -2098,6 +2366,9 @@ fn main() {
     }
     if wants("pace") {
         bench_pace(&rt, work.path(), &mut rows);
+    }
+    if wants("processes") {
+        bench_processes(&rt, work.path(), reps, &mut rows);
     }
     if wants("scan") {
         bench_scan(&rt, work.path(), &mut rows);

@@ -26,6 +26,10 @@ const STEP_RETRY: Duration = Duration::seconds(60);
 /// Even with nothing scheduled, the meetings step runs this often, so a change that no
 /// wake-up foresaw (a create that became due through the database) is not missed for long.
 const SAFETY_NET: Duration = Duration::hours(1);
+/// With a shared (PostgreSQL) database, how long an idle download worker waits at most
+/// before it looks at the queue again: other processes queue files (their polls and scans
+/// wake only their own workers) and die holding some, whose leases then run out.
+const SHARED_QUEUE_LOOK: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -596,9 +600,12 @@ async fn download_worker(
             }
         };
         let now = ctx.now();
-        let sleep = next
+        let mut sleep = next
             .map(|t| (t - now).to_std().unwrap_or_default())
             .unwrap_or(std::time::Duration::from_secs(3600));
+        if ctx.store.database().is_postgres() {
+            sleep = sleep.min(SHARED_QUEUE_LOOK);
+        }
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
             _ = wake.notified() => {}

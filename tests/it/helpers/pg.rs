@@ -8,13 +8,15 @@
 //! `#[ignore = "needs PostgreSQL: scripts/pg-check"]` (see `both_engines!`); run with
 //! `--ignored` and no PostgreSQL installed, they fail, naming what is missing.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use sqlx::Connection;
 use zoomd::store::{Database, PgTarget, Store};
+
+#[path = "../../support/pg_cluster.rs"]
+mod pg_cluster;
+use pg_cluster::Cluster;
 
 /// Which engine a test body runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +51,7 @@ impl TestDb {
     /// A new, empty database in a cluster of its own, which the test may stop and start
     /// (PostgreSQL down); removed when the [`PgServer`] is dropped.
     pub async fn postgres_of_its_own() -> (TestDb, PgServer) {
-        let server = PgServer(start_cluster());
+        let server = PgServer(Cluster::start_new());
         (database_in(&server.0).await, server)
     }
 
@@ -183,8 +185,7 @@ impl PgServer {
 
 impl Drop for PgServer {
     fn drop(&mut self) {
-        self.0.stop("immediate");
-        let _ = std::fs::remove_dir_all(&self.0.dir);
+        self.0.remove();
     }
 }
 
@@ -209,76 +210,11 @@ macro_rules! both_engines {
 }
 pub(crate) use both_engines;
 
-/// The test process's PostgreSQL cluster.
-struct Cluster {
-    dir: PathBuf,
-    bin: PathBuf,
-    port: u16,
-    as_postgres: bool,
-}
-
-/// The user the cluster's superuser role is called (trust authentication on loopback).
-const ROLE: &str = "zoomd";
-
-impl Cluster {
-    fn url(&self, database: &str) -> String {
-        format!("postgres://{ROLE}@127.0.0.1:{}/{database}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
-    }
-
-    fn data(&self) -> String {
-        self.dir.join("data").display().to_string()
-    }
-
-    /// `pg_ctl start`, waiting until it accepts connections.
-    fn start(&self) {
-        // Loopback only, its socket in its own directory; fsync off: nothing here must survive.
-        let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=200",
-            self.port,
-            self.dir.display()
-        );
-        let log = self.dir.join("log").display().to_string();
-        let start = run(
-            self.as_postgres,
-            &self.bin.join("pg_ctl"),
-            &[
-                "-D",
-                &self.data(),
-                "-l",
-                &log,
-                "-o",
-                &options,
-                "-w",
-                "start",
-            ],
-        );
-        assert!(
-            start.status.success(),
-            "pg_ctl start: {}\n{}",
-            String::from_utf8_lossy(&start.stderr),
-            self.log()
-        );
-    }
-
-    /// `pg_ctl stop -m <mode>`, waiting until it is down.
-    fn stop(&self, mode: &str) {
-        let _ = run(
-            self.as_postgres,
-            &self.bin.join("pg_ctl"),
-            &["-D", &self.data(), "-m", mode, "-w", "stop"],
-        );
-    }
-}
-
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
 
 fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(|| {
-        let cluster = start_cluster();
+        let cluster = Cluster::start_new();
         // SAFETY: registers a plain extern "C" function; it runs once, at exit.
         unsafe {
             libc::atexit(stop_cluster);
@@ -287,98 +223,9 @@ fn cluster() -> &'static Cluster {
     })
 }
 
-/// Where PostgreSQL's programs are: $PG_BIN, else the newest /usr/lib/postgresql/*/bin.
-fn pg_bin() -> PathBuf {
-    if let Some(dir) = std::env::var_os("PG_BIN") {
-        return PathBuf::from(dir);
-    }
-    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("initdb").exists().then_some((version, bin))
-        })
-        .collect();
-    found.sort();
-    match found.pop() {
-        Some((_, bin)) => bin,
-        None => panic!(
-            "PostgreSQL is not installed: no /usr/lib/postgresql/*/bin/initdb (set PG_BIN, or run scripts/pg-check, which installs it)"
-        ),
-    }
-}
-
-fn run(cluster_user: bool, program: &Path, args: &[&str]) -> std::process::Output {
-    let mut cmd = if cluster_user {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(program);
-        c
-    } else {
-        Command::new(program)
-    };
-    cmd.args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", program.display()))
-}
-
-fn start_cluster() -> Cluster {
-    let bin = pg_bin();
-    // SAFETY: geteuid has no preconditions.
-    let as_postgres = unsafe { libc::geteuid() } == 0;
-    let dir = tempfile::Builder::new()
-        .prefix("zoomd-pg-")
-        .tempdir()
-        .expect("tempdir")
-        .keep();
-    if as_postgres {
-        let chown = Command::new("chown")
-            .args(["postgres:postgres"])
-            .arg(&dir)
-            .status()
-            .expect("chown");
-        assert!(chown.success(), "chown postgres {}", dir.display());
-    }
-    let data = dir.join("data");
-    let data_arg = data.display().to_string();
-    let init = run(
-        as_postgres,
-        &bin.join("initdb"),
-        &[
-            "-D",
-            &data_arg,
-            "-U",
-            ROLE,
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--locale=C",
-            "--no-sync",
-        ],
-    );
-    assert!(
-        init.status.success(),
-        "initdb: {}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port();
-    let cluster = Cluster {
-        dir: dir.clone(),
-        bin,
-        port,
-        as_postgres,
-    };
-    cluster.start();
-    cluster
-}
-
 /// Stops the cluster and removes its directory when the test process exits.
 extern "C" fn stop_cluster() {
-    let Some(c) = CLUSTER.get() else { return };
-    c.stop("immediate");
-    let _ = std::fs::remove_dir_all(&c.dir);
+    if let Some(c) = CLUSTER.get() {
+        c.remove();
+    }
 }
