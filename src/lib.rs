@@ -7,7 +7,8 @@
 //! - [`zoom`]: the only code that speaks HTTP to Zoom (auth, the account-wide request budget,
 //!   retries, typed calls, downloads).
 //! - [`store`]: the only code that holds SQL (SQLite or PostgreSQL via sqlx, one statement
-//!   text for both; one method per transition).
+//!   text for both; one method per transition; the claims and leases by which several
+//!   processes on one PostgreSQL share the work).
 //! - [`sync`]: the idempotent reconcile steps (meetings from a plan, the drift check,
 //!   recordings, downloads, the account scan); their calls run concurrently within the
 //!   client's budget. `sync::part` fills a download's `.part` off the receive path (a
