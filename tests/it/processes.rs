@@ -296,7 +296,7 @@ async fn three_processes_share_the_work(db: TestDb) {
     );
     assert!(archived_by.iter().all(|n| *n > 0), "{summary}");
     assert!(counters.faults_fired >= 10, "{summary}");
-    // Most were made (the rest stayed in doubt until their start passed: never two).
+    // At least half were made (the rest stayed in doubt until their start passed: never two).
     assert!(meetings.len() * 2 >= MEETINGS, "{summary}");
     reader.close().await;
 }
