@@ -343,7 +343,7 @@ const FILE_FIELDS: &str = "id key topic start_utc start_local timezone meeting_i
 const FAILURE_FIELDS: &str =
     "kind id key start_utc start_local timezone meeting_id what attempts last_error at host";
 
-const EVENT_FIELDS: &str = "id at kind key occurrence_id meeting_id file_row message";
+const EVENT_FIELDS: &str = "id at kind key occurrence_id meeting_id file_row message holder";
 
 fn ts(t: DateTime<Utc>) -> String {
     zoomd::store::ts(t)
