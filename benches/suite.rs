@@ -1820,7 +1820,7 @@ fn bench_scan(rt: &tokio::runtime::Runtime, work: &Path, rows: &mut Vec<Row>) {
 // ---------------------------------------------------------------------------------------------
 // several processes on one PostgreSQL
 
-#[path = "../tests/support/pg_cluster.rs"]
+#[path = "../tests/it/helpers/pg_cluster.rs"]
 mod pg_cluster;
 
 /// What `n` `zoomd run` processes sharing one database did until the work was done.

@@ -9,6 +9,7 @@ mod archive;
 mod config;
 mod daemon;
 mod pg;
+mod pg_cluster;
 mod s3;
 mod sim;
 mod store;

@@ -14,9 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use sqlx::Connection;
 use zoomd::store::{Database, PgTarget, Store};
 
-#[path = "../../support/pg_cluster.rs"]
-mod pg_cluster;
-use pg_cluster::Cluster;
+use super::pg_cluster::Cluster;
 
 /// Which engine a test body runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

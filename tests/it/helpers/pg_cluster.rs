@@ -1,4 +1,4 @@
-//! A throw-away PostgreSQL cluster on loopback, for the tests (`tests/it/helpers/pg.rs`) and
+//! A throw-away PostgreSQL cluster on loopback, for the tests (`pg.rs` beside it) and
 //! the benchmarks: `initdb` in a temp directory (as the `postgres` user when run as root,
 //! since initdb refuses root), `pg_ctl` on a free loopback port with trust authentication
 //! and fsync off. Its programs: `$PG_BIN`, else the newest /usr/lib/postgresql/*/bin.
