@@ -230,7 +230,11 @@ fn zoomd(config: &Path, args: &[&str], log: &Path) -> Command {
         .arg(config)
         .args(args)
         .env("ZOOMD_CLIENT_SECRET", SimConfig::default().client_secret)
-        .env("ZOOMD_LOG", "warn")
+        // ZOOMD_BENCH_LOG (e.g. "zoomd=debug") to see where a run spends its time.
+        .env(
+            "ZOOMD_LOG",
+            std::env::var("ZOOMD_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .env_remove("ZOOMD_CONFIG")
         .env_remove("STATE_DIRECTORY")
         .env_remove("NOTIFY_SOCKET")
@@ -352,6 +356,13 @@ fn zoomd_download_env(
         "zoomd sync did not archive the {size}-byte MP4; see {}",
         dir.display()
     );
+    if let Some(keep) = std::env::var_os("ZOOMD_BENCH_KEEP_LOGS") {
+        let to = Path::new(&keep).join(format!("zoomd-{run_no}"));
+        let _ = fs::create_dir_all(&to);
+        for log in ["sync-1.log", "sync-2.log"] {
+            let _ = fs::copy(dir.join(log), to.join(log));
+        }
+    }
     let _ = fs::remove_dir_all(&dir);
     sync_disks();
     (m, id)

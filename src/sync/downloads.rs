@@ -25,6 +25,7 @@ use super::part::{Hashed, Part};
 use super::{Ctx, SyncError};
 use crate::config::{Config, DaemonConfig};
 use crate::objects::{ObjectArchive, ObjectError};
+use crate::secret::Secret;
 use crate::shutdown::Shutdown;
 use crate::store::{FailureKind, FileRow, NewEvent, PartState};
 use crate::zoom::{Answer, ByteRange, OpenDownload, ZoomError};
@@ -769,7 +770,8 @@ impl Job<'_> {
             let hashed = part.finish().await.map_err(|e| self.disk(e))?;
             return self.check_whole(&plan, hashed);
         };
-        let open = self.open_segment(&plan, first).await?;
+        let signed = tokio::sync::Mutex::new(None);
+        let open = self.open_segment(&plan, first, &signed).await?;
         if let Answer::Whole { .. } = open.answer {
             // No ranges from this server (or, with If-Range, a new version of the file): the
             // answer is the whole file, so it becomes the one stream.
@@ -817,7 +819,8 @@ impl Job<'_> {
         let part = Part::start(self.handle.clone(), done_ranges, workers);
         let queue = std::sync::Mutex::new(missing);
         let first_open = std::sync::Mutex::new(Some((first, open)));
-        let workers = (0..workers).map(|_| self.segment_worker(&plan, &part, &queue, &first_open));
+        let workers =
+            (0..workers).map(|_| self.segment_worker(&plan, &part, &queue, &first_open, &signed));
         let all = futures_util::future::try_join_all(workers).await;
         // A write error first: it is why a worker stopped, if one did.
         let hashed = part.finish().await.map_err(|e| self.disk(e))?;
@@ -826,20 +829,49 @@ impl Job<'_> {
     }
 
     /// The request for segment `index`, with `If-Range` when the file's version is known.
-    async fn open_segment(&self, plan: &Segments, index: u64) -> Result<OpenDownload, Failure> {
+    /// Asked of the signed URL an earlier segment was redirected to while it is accepted (one
+    /// request, none of the API's budget); else of `download_url`, whose redirect is kept
+    /// for the next. One worker at a time asks `download_url` again: the others, refused
+    /// the same expired URL, wait for it and take its new one.
+    async fn open_segment(
+        &self,
+        plan: &Segments,
+        index: u64,
+        signed: &tokio::sync::Mutex<Option<Secret>>,
+    ) -> Result<OpenDownload, Failure> {
         let (start, end) = plan.range(index);
-        self.ctx
-            .zoom
-            .open_download(
-                self.url,
-                ByteRange {
-                    start,
-                    end: Some(end),
-                },
-                plan.validator.as_deref(),
-            )
+        let range = ByteRange {
+            start,
+            end: Some(end),
+        };
+        let validator = plan.validator.as_deref();
+        let zoom = &self.ctx.zoom;
+        let refused = signed.lock().await.clone();
+        if let Some(url) = &refused {
+            match zoom.open_download(url.expose(), range, validator).await {
+                Ok(open) => return Ok(open),
+                // Expired (or revoked): `download_url` hands out a fresh one.
+                Err(e) if rejects_url(&e) => {
+                    tracing::debug!(key = %self.file.label(), file_id = %self.file.file_id, error = %e, "signed URL refused; asking download_url again");
+                }
+                Err(e) => return Err(Failure::Zoom(e)),
+            }
+        }
+        let mut cached = signed.lock().await;
+        if let Some(newer) = cached.clone().filter(|u| refused.as_ref() != Some(u)) {
+            // Another worker asked while this one waited.
+            drop(cached);
+            return zoom
+                .open_download(newer.expose(), range, validator)
+                .await
+                .map_err(Failure::Zoom);
+        }
+        let open = zoom
+            .open_download(self.url, range, validator)
             .await
-            .map_err(Failure::Zoom)
+            .map_err(Failure::Zoom)?;
+        *cached = open.redirected_to.clone();
+        Ok(open)
     }
 
     /// Takes segments from the queue until it is empty; the first one's answer is open.
@@ -849,6 +881,7 @@ impl Job<'_> {
         part: &Part,
         queue: &std::sync::Mutex<VecDeque<u64>>,
         first_open: &std::sync::Mutex<Option<(u64, OpenDownload)>>,
+        signed: &tokio::sync::Mutex<Option<Secret>>,
     ) -> Result<(), Failure> {
         loop {
             let opened = first_open.lock().map_or(None, |mut o| o.take());
@@ -857,7 +890,7 @@ impl Job<'_> {
                 None => {
                     let i = queue.lock().map_or(None, |mut q| q.pop_front());
                     let Some(i) = i else { return Ok(()) };
-                    (i, self.open_segment(plan, i).await?)
+                    (i, self.open_segment(plan, i, signed).await?)
                 }
             };
             check_segment(plan, index, &open)?;

@@ -182,6 +182,10 @@ pub struct OpenDownload {
     /// tells two answers of different versions of the file apart.
     pub validator: Option<String>,
     pub content_type: Option<String>,
+    /// Where the redirects led (a signed URL, valid for a while): the file's further ranges
+    /// can be asked of it directly, without the API hop and its place in the request budget.
+    /// A credential of sorts, so it is kept as a [`Secret`].
+    pub redirected_to: Option<Secret>,
     idle: Duration,
     attempt: u32,
 }
@@ -574,6 +578,7 @@ impl ZoomClient {
             answer,
             validator,
             content_type,
+            redirected_to: (hops > 0).then(|| Secret::new(current.as_str())),
             idle: inner.timeouts.read_idle,
             attempt,
         }))
@@ -618,6 +623,7 @@ impl ZoomClient {
                     answer: Answer::Complete { total },
                     validator: None,
                     content_type: None,
+                    redirected_to: None,
                     idle: inner.timeouts.read_idle,
                     attempt,
                 })),

@@ -190,6 +190,16 @@ impl Pipe {
             .expect("downloads step")
     }
 
+    /// The downloads step in the background, for tests that act while it runs.
+    fn spawn_download(&self) -> tokio::task::JoinHandle<downloads::Report> {
+        let (ctx, config) = (self.ctx.clone(), self.config.clone());
+        tokio::spawn(async move {
+            downloads::run_due(&ctx, &config, &Shutdown::never(), None)
+                .await
+                .expect("downloads step")
+        })
+    }
+
     async fn occ(&self, key: &str) -> OccurrenceRow {
         let i: i64 = key[1..].parse().expect("mN");
         self.ctx
@@ -959,6 +969,16 @@ async fn a_large_file_comes_in_parallel_segments_byte_identical() {
     );
     // Nothing fetched twice.
     assert_eq!(c.bytes_served, p.file_bytes());
+    // Zoom's download_url once per file: the MP4's later segments went straight to the
+    // signed URL its first one was redirected to (no API hop, no place in the budget).
+    let files = p.sim.expected_files().len() as u64;
+    assert_eq!(c.get(Route::Download), files, "{:?}", c.requests);
+    assert_eq!(
+        c.get(Route::SignedDownload),
+        files - 1 + 6,
+        "{:?}",
+        c.requests
+    );
     let mp4 = p.ctx.store.list_files(None).await.expect("files");
     let mp4 = mp4.iter().find(|f| f.file_type == "MP4").expect("MP4 row");
     assert_eq!(p.ctx.store.part_state(mp4.id).await.expect("read"), None);
@@ -1000,6 +1020,39 @@ async fn a_segment_cut_short_resumes_only_the_missing_segments() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_url_that_expires_between_segments_is_asked_for_again() {
+    let mut opts = segmented(SimConfig {
+        signed_url_ttl: Duration::from_secs(5),
+        ..SimConfig::default()
+    });
+    // One file at a time, the MP4 first (as above).
+    opts.daemon.push(("downloads", "1"));
+    let p = polled(opts).await;
+    // Four segments take a second at this pace; the signed URL expires during them.
+    p.sim.set_download_rate_per_connection(Some(8 * MIB));
+    let run = p.spawn_download();
+    while p.sim.counters().bytes_served < 4 * MIB {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Zoom's clock alone: the signed URL's expiry is the sim's business.
+    p.sim.advance(Duration::from_secs(10));
+    let r = run.await.expect("join");
+    assert!(p.all_archived().await, "{r:?} {:?}", p.errors().await);
+    p.assert_clean().await;
+    let c = p.sim.counters();
+    // The fifth segment met the expired URL (403), asked download_url again, and went on
+    // with the new signed URL: the MP4's link twice, no byte fetched twice.
+    assert!(
+        c.statuses.get(&403).copied().unwrap_or(0) >= 1,
+        "{:?}",
+        c.statuses
+    );
+    let files = p.sim.expected_files().len() as u64;
+    assert_eq!(c.get(Route::Download), files + 1, "{:?}", c.requests);
+    assert_eq!(c.bytes_served, p.file_bytes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_without_ranges_gets_one_stream() {
     let p = polled(segmented(SimConfig::default())).await;
     p.sim.set_range_support(false);
@@ -1019,14 +1072,7 @@ async fn a_file_changed_during_its_segments_is_never_archived_mixed() {
     p.sim.set_download_rate_per_connection(Some(8 * MIB));
     let mp4 = p.mp4();
     let old_sha = mp4.sha256.clone();
-    let run = {
-        let (ctx, config) = (p.ctx.clone(), p.config.clone());
-        tokio::spawn(async move {
-            downloads::run_due(&ctx, &config, &Shutdown::never(), None)
-                .await
-                .expect("downloads step")
-        })
-    };
+    let run = p.spawn_download();
     while p.sim.counters().bytes_served < 12 * MIB {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
