@@ -421,24 +421,39 @@ fn signed_url(rt: &tokio::runtime::Runtime, sim: &Sim, meeting_id: i64) -> Strin
     })
 }
 
+/// The baselines a zoomd run is set beside.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Zoomd,
+    /// `curl -s -o FILE`: the network path and the file system alone.
+    Curl,
+    /// curl, then `sync FILE`: durability included.
+    CurlSync,
+    /// curl, then `openssl dgst -sha256 FILE`: the same work as zoomd's (fetch, store, hash)
+    /// with the fastest common tools, one after the other, without the durability. (A pipe
+    /// through `tee` is slower here, and coreutils' sha256sum has no SHA extensions.)
+    CurlHash,
+}
+
 fn curl_download(
     rt: &tokio::runtime::Runtime,
     sim: &Sim,
     meeting_id: i64,
     work: &Path,
-    then_fsync: bool,
+    kind: Kind,
 ) -> Measured {
     let url = signed_url(rt, sim, meeting_id);
     let out = work.join("curl.mp4");
     let _ = fs::remove_file(&out);
-    let m = if then_fsync {
-        run(Command::new("sh")
-            .args(["-c", "curl -s -o \"$1\" \"$2\" && sync \"$1\"", "sh"])
-            .arg(&out)
-            .arg(&url))
-    } else {
-        run(Command::new("curl").args(["-s", "-o"]).arg(&out).arg(&url))
+    let script = match kind {
+        Kind::CurlSync => "curl -s -o \"$1\" \"$2\" && sync \"$1\"",
+        Kind::CurlHash => "curl -s -o \"$1\" \"$2\" && openssl dgst -sha256 \"$1\" >/dev/null",
+        _ => "curl -s -o \"$1\" \"$2\"",
     };
+    let m = run(Command::new("sh")
+        .args(["-c", script, "sh"])
+        .arg(&out)
+        .arg(&url));
     let len = fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     assert!(m.ok && len == sim.config().mp4_size, "curl got {len} bytes");
     let _ = fs::remove_file(&out);
@@ -469,8 +484,10 @@ struct Series {
     /// Per alternated rep: curl's time / zoomd's (a throughput ratio).
     vs_curl: Vec<f64>,
     vs_curl_sync: Vec<f64>,
+    vs_curl_hash: Vec<f64>,
     curl: Vec<Measured>,
     curl_sync: Vec<Measured>,
+    curl_hash: Vec<Measured>,
 }
 
 impl Series {
@@ -503,13 +520,13 @@ impl Series {
 }
 
 /// `reps` alternated runs (A B C, then C B A, ...) of zoomd with `extra` `[daemon]` settings
-/// and of curl, on `sim`, in `dir`. `with_sync`: also curl + sync.
+/// and of the `baselines` (curl always), on `sim`, in `dir`.
 fn series(
     b: &mut Runs<'_>,
     sim: &Sim,
     dir: &Path,
     extra: &str,
-    with_sync: bool,
+    baselines: &[Kind],
     label: &str,
 ) -> Series {
     let (rt, reps) = (b.rt, b.reps);
@@ -519,45 +536,55 @@ fn series(
         zoomd: Vec::new(),
         vs_curl: Vec::new(),
         vs_curl_sync: Vec::new(),
+        vs_curl_hash: Vec::new(),
         curl: Vec::new(),
         curl_sync: Vec::new(),
+        curl_hash: Vec::new(),
     };
     let mut meeting = None;
-    let kinds: &[u8] = if with_sync { &[0, 1, 2] } else { &[0, 1] };
+    let mut kinds = vec![Kind::Zoomd, Kind::Curl];
+    for k in baselines {
+        if !kinds.contains(k) {
+            kinds.push(*k);
+        }
+    }
     for rep in 0..reps {
-        let mut order = kinds.to_vec();
+        let mut order = kinds.clone();
         if rep % 2 == 1 {
             order.reverse();
             // Rep 0 starts with zoomd, so curl always has a meeting to fetch.
         }
-        let (mut tz, mut tc, mut tcs) = (0.0, 0.0, 0.0);
+        let (mut tz, mut tc, mut tcs, mut tch) = (0.0, 0.0, 0.0, 0.0);
         for which in order {
             match which {
-                0 => {
+                Kind::Zoomd => {
                     *run_no += 1;
                     let (m, id) = zoomd_download(sim, dir, *run_no, extra);
                     meeting = Some(id);
                     tz = m.wall.as_secs_f64();
                     out.zoomd.push(m);
                 }
-                1 => {
-                    let m = curl_download(rt, sim, meeting.expect("meeting"), dir, false);
-                    tc = m.wall.as_secs_f64();
-                    out.curl.push(m);
-                }
-                _ => {
-                    let m = curl_download(rt, sim, meeting.expect("meeting"), dir, true);
-                    tcs = m.wall.as_secs_f64();
-                    out.curl_sync.push(m);
+                kind => {
+                    let m = curl_download(rt, sim, meeting.expect("meeting"), dir, kind);
+                    let (t, ms) = match kind {
+                        Kind::CurlSync => (&mut tcs, &mut out.curl_sync),
+                        Kind::CurlHash => (&mut tch, &mut out.curl_hash),
+                        _ => (&mut tc, &mut out.curl),
+                    };
+                    *t = m.wall.as_secs_f64();
+                    ms.push(m);
                 }
             }
         }
         out.vs_curl.push(tc / tz);
-        if with_sync {
+        if kinds.contains(&Kind::CurlSync) {
             out.vs_curl_sync.push(tcs / tz);
         }
+        if kinds.contains(&Kind::CurlHash) {
+            out.vs_curl_hash.push(tch / tz);
+        }
         eprintln!(
-            "download {label} rep {rep}: zoomd {tz:.2} s, curl {tc:.2} s, curl+sync {tcs:.2} s, zoomd peak RSS {:.1} MiB",
+            "download {label} rep {rep}: zoomd {tz:.2} s, curl {tc:.2} s, curl+sync {tcs:.2} s, curl+sha256 {tch:.2} s, zoomd peak RSS {:.1} MiB",
             mib(out.zoomd.last().map_or(0, |m| m.maxrss_kib))
         );
     }
@@ -595,7 +622,14 @@ fn bench_download(rt: &tokio::runtime::Runtime, work: &Path, reps: usize, rows: 
         let sim = start_sim(rt, size);
         if let Some(t) = &tmpfs {
             let label = format!("{size_mib} MiB tmpfs");
-            let s = series(&mut b, &sim, t.path(), "", true, &label);
+            let s = series(
+                &mut b,
+                &sim,
+                t.path(),
+                "",
+                &[Kind::CurlSync, Kind::CurlHash],
+                &label,
+            );
             let (tz, tc) = (
                 Series::mib_per_s(&s.zoomd, size),
                 Series::mib_per_s(&s.curl, size),
@@ -624,6 +658,16 @@ fn bench_download(rt: &tokio::runtime::Runtime, work: &Path, reps: usize, rows: 
                 )
                 .pass(rs >= 0.9),
             );
+            rows.push(row(
+                &format!("download {size_mib} MiB, tmpfs: vs curl + openssl sha256"),
+                "-",
+                format!("{tz:.0} MiB/s"),
+                format!(
+                    "{:.0} MiB/s (curl; openssl dgst FILE)",
+                    Series::mib_per_s(&s.curl_hash, size)
+                ),
+                format!("{:.2}", median(&s.vs_curl_hash)),
+            ));
             let (r, sampled) = s.rss();
             rss.push((size_mib, r, sampled));
             let cpu = median(
@@ -647,7 +691,7 @@ fn bench_download(rt: &tokio::runtime::Runtime, work: &Path, reps: usize, rows: 
             ));
         }
         let label = format!("{size_mib} MiB disk");
-        let s = series(&mut b, &sim, &disk, "", true, &label);
+        let s = series(&mut b, &sim, &disk, "", &[Kind::CurlSync], &label);
         let rs = median(&s.vs_curl_sync);
         rows.push(
             row(
@@ -682,10 +726,10 @@ fn bench_download(rt: &tokio::runtime::Runtime, work: &Path, reps: usize, rows: 
             &sim,
             t.path(),
             "connections_per_file = 1",
-            false,
+            &[],
             "one stream",
         );
-        let segs = series(&mut b, &sim, t.path(), "", false, "segments");
+        let segs = series(&mut b, &sim, t.path(), "", &[], "segments");
         let (a, b) = (
             Series::mib_per_s(&segs.zoomd, size_mib * MIB),
             Series::mib_per_s(&one.zoomd, size_mib * MIB),
@@ -707,7 +751,7 @@ fn bench_download(rt: &tokio::runtime::Runtime, work: &Path, reps: usize, rows: 
         let dir = tmpfs
             .as_ref()
             .map_or(disk.clone(), |t| t.path().to_path_buf());
-        let s = series(&mut b, &sim, &dir, "", false, "capped");
+        let s = series(&mut b, &sim, &dir, "", &[], "capped");
         let r = median(&s.vs_curl);
         rows.push(
             row(
