@@ -583,8 +583,15 @@ fn series(
         if kinds.contains(&Kind::CurlHash) {
             out.vs_curl_hash.push(tch / tz);
         }
+        let mut line = format!("download {label} rep {rep}: zoomd {tz:.2} s, curl {tc:.2} s");
+        if kinds.contains(&Kind::CurlSync) {
+            line += &format!(", curl+sync {tcs:.2} s");
+        }
+        if kinds.contains(&Kind::CurlHash) {
+            line += &format!(", curl+sha256 {tch:.2} s");
+        }
         eprintln!(
-            "download {label} rep {rep}: zoomd {tz:.2} s, curl {tc:.2} s, curl+sync {tcs:.2} s, curl+sha256 {tch:.2} s, zoomd peak RSS {:.1} MiB",
+            "{line}, zoomd peak RSS {:.1} MiB",
             mib(out.zoomd.last().map_or(0, |m| m.maxrss_kib))
         );
     }
