@@ -5,7 +5,7 @@
 //! SQLite: WAL so `sqlite3` and `zoomd status` read while the daemon writes, a busy timeout,
 //! foreign keys on, one writer at a time (a lock file). PostgreSQL: the same tables and
 //! views (migrations/postgres), migrated under sqlx's advisory lock. Every statement runs on
-//! both engines (see [`engine`]); the rest of the code sees one `Store`.
+//! both engines (see the `engine` module); the rest of the code sees one `Store`.
 //! Every method is one state transition or one read; none takes the clock — `now` is a
 //! parameter, so the pipeline's time logic is testable.
 

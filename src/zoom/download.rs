@@ -195,7 +195,7 @@ pub struct OpenDownload {
 pub trait ChunkSink: Send {
     fn put(&mut self, chunk: Bytes) -> impl Future<Output = io::Result<()>> + Send;
 
-    /// The body has paused (no data for [`PAUSE`]): hand on anything held back, so a stall
+    /// The body has paused (no data for `PAUSE`, 100 ms): hand on anything held back, so a stall
     /// or a stop leaves the bytes received so far where a resume finds them.
     fn pause(&mut self) -> io::Result<()> {
         Ok(())

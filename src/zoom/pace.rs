@@ -279,7 +279,7 @@ impl Limiter {
 /// Where the account's places are kept when several processes share one budget (the
 /// database, see `store::claims`): `requests_per_second` is the account's, not each
 /// process's. A request takes a place here after its place in its own process's
-/// [`Limiter`] (which still bounds what is in flight and slows down after a 429), and
+/// the `Limiter` (which still bounds what is in flight and slows down after a 429), and
 /// gives it back with the instant it frees: one window after its answer, as above.
 pub trait SharedPlaces: Send + Sync {
     /// Takes one of the first `places` places, held until `expires` should this process
