@@ -843,21 +843,8 @@ impl Drop for Weed {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn weed_bin() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("ZOOMD_WEED") {
-        return Some(PathBuf::from(p));
-    }
-    let home = PathBuf::from(std::env::var_os("HOME")?);
-    let venv = home.join(".cache/zoomd/seaweedfs/bin/weed");
-    venv.is_file().then_some(venv)
-}
+#[path = "../tests/it/helpers/weed.rs"]
+mod weed;
 
 fn s3_env(endpoint: &str) -> Vec<(String, String)> {
     [
@@ -884,48 +871,29 @@ fn aws(endpoint: &str, args: &[&str]) -> Command {
 }
 
 fn start_weed(work: &Path) -> Option<Weed> {
-    let weed = weed_bin()?;
+    let bin = weed::find()?;
     let dir = tempfile::Builder::new()
         .prefix("weed-")
         .tempdir_in(work)
         .ok()?;
-    let config = dir.path().join("s3.json");
-    let identity = serde_json::json!({
-        "identities": [{
-            "name": "bench",
-            "credentials": [{"accessKey": "bench-key", "secretKey": "bench-secret"}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"]
-        }]
-    });
-    fs::write(&config, identity.to_string()).ok()?;
-    let data = dir.path().join("data");
-    fs::create_dir(&data).ok()?;
     let log = fs::File::create(dir.path().join("weed.log")).ok()?;
-    let s3_port = free_port();
-    let p = dir.path().display().to_string();
-    let child = Command::new(weed)
-        .current_dir(dir.path())
-        .arg("server")
-        .arg(format!("-dir={}", data.display()))
-        .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-filer", "-s3"])
-        .arg(format!("-s3.config={}", config.display()))
-        .arg(format!("-s3.port={s3_port}"))
-        .arg(format!("-master.port={}", free_port()))
-        .arg(format!("-master.port.grpc={}", free_port()))
-        .arg(format!("-volume.port={}", free_port()))
-        .arg(format!("-volume.port.grpc={}", free_port()))
-        .arg(format!("-filer.port={}", free_port()))
-        .arg(format!("-filer.port.grpc={}", free_port()))
-        .arg(format!("-s3.port.grpc={}", free_port()))
-        .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
-        .arg(format!("-filer.localSocket={p}/filer.sock"))
-        .arg(format!("-s3.localSocket={p}/s3.sock"))
-        .args(["-master.volumeSizeLimitMB=1024", "-volume.max=40"])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().ok()?)
-        .stderr(log)
-        .spawn()
-        .ok()?;
+    let s3_port = weed::free_port();
+    let child = weed::Server {
+        weed: &bin,
+        dir: dir.path(),
+        key_id: "bench-key",
+        secret: "bench-secret",
+        s3_port,
+        volume_mb: 1024,
+        volumes: 40,
+    }
+    .command()
+    .ok()?
+    .stdin(Stdio::null())
+    .stdout(log.try_clone().ok()?)
+    .stderr(log)
+    .spawn()
+    .ok()?;
     let weed = Weed {
         child,
         endpoint: format!("http://127.0.0.1:{s3_port}"),

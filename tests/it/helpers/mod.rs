@@ -14,6 +14,7 @@ mod s3;
 mod sim;
 mod store;
 mod time;
+mod weed;
 
 pub use archive::*;
 pub use config::*;

@@ -3,9 +3,8 @@
 //! on drop. `weed` comes from `$ZOOMD_WEED`, else `PATH`, else the venv that `scripts/s3-check`
 //! installs (`~/.cache/zoomd/seaweedfs/bin/weed`).
 
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use object_store::CredentialProvider;
@@ -13,6 +12,8 @@ use object_store::aws::{AwsAuthorizer, AwsCredential};
 use zoomd::config::S3Location;
 use zoomd::objects::S3Env;
 use zoomd::secret::Secret;
+
+use super::weed;
 
 pub const S3_KEY_ID: &str = "zoomd-test-key";
 pub const S3_SECRET: &str = "zoomd-test-secret-4b1d";
@@ -35,34 +36,12 @@ impl Drop for S3Server {
 }
 
 fn weed() -> PathBuf {
-    if let Some(p) = std::env::var_os("ZOOMD_WEED") {
-        return PathBuf::from(p);
-    }
-    let on_path = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|d| d.join("weed"))
-            .find(|p| p.is_file())
-    });
-    if let Some(p) = on_path {
-        return p;
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let venv = home.join(".cache/zoomd/seaweedfs/bin/weed");
-    assert!(
-        venv.is_file(),
-        "no SeaweedFS: set ZOOMD_WEED, put weed on PATH, or run scripts/s3-check (installs it into {})",
-        venv.display()
-    );
-    venv
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    weed::find().unwrap_or_else(|| {
+        panic!(
+            "no SeaweedFS: set ZOOMD_WEED, put weed on PATH, or run scripts/s3-check (installs it into ~/{})",
+            weed::VENV
+        )
+    })
 }
 
 /// Starts SeaweedFS and creates [`S3_BUCKET`]; returns once the bucket answers. A port
@@ -81,41 +60,21 @@ pub async fn spawn_s3() -> S3Server {
 
 async fn try_spawn_s3() -> Result<S3Server, String> {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("s3.json");
-    let identity = serde_json::json!({
-        "identities": [{
-            "name": "zoomd",
-            "credentials": [{"accessKey": S3_KEY_ID, "secretKey": S3_SECRET}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"]
-        }]
-    });
-    std::fs::write(&config, identity.to_string()).expect("write s3.json");
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).expect("data dir");
     let log = std::fs::File::create(dir.path().join("weed.log")).expect("log");
-    let s3_port = free_port();
-    let p = dir.path().display().to_string();
-    let mut cmd = Command::new(weed());
-    cmd.current_dir(dir.path())
-        .arg("server")
-        .arg(format!("-dir={}", data.display()))
-        .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
-        .args(["-filer", "-s3"])
-        .arg(format!("-s3.config={}", config.display()))
-        .arg(format!("-s3.port={s3_port}"))
-        // Every other listener on a free port too, so tests run side by side.
-        .arg(format!("-master.port={}", free_port()))
-        .arg(format!("-master.port.grpc={}", free_port()))
-        .arg(format!("-volume.port={}", free_port()))
-        .arg(format!("-volume.port.grpc={}", free_port()))
-        .arg(format!("-filer.port={}", free_port()))
-        .arg(format!("-filer.port.grpc={}", free_port()))
-        .arg(format!("-s3.port.grpc={}", free_port()))
-        .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
-        .arg(format!("-filer.localSocket={p}/filer.sock"))
-        .arg(format!("-s3.localSocket={p}/s3.sock"))
-        .args(["-master.volumeSizeLimitMB=64", "-volume.max=16"])
-        .stdin(Stdio::null())
+    let s3_port = weed::free_port();
+    let bin = weed();
+    let mut cmd = weed::Server {
+        weed: &bin,
+        dir: dir.path(),
+        key_id: S3_KEY_ID,
+        secret: S3_SECRET,
+        s3_port,
+        volume_mb: 64,
+        volumes: 16,
+    }
+    .command()
+    .expect("weed's files");
+    cmd.stdin(Stdio::null())
         .stdout(log.try_clone().expect("log"))
         .stderr(log);
     let child = cmd.spawn().expect("start weed");
